@@ -1,0 +1,210 @@
+"""Load and validate the agent config: every problem reported at once, with its path."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from agent import PROJECT_ROOT
+from agent.errors import ConfigError
+from agent.schema import Problems, boolean, integer, join, mapping, string, string_list
+
+DEFAULT_PATH = "/etc/suspension-agent/config.yaml"
+LANGUAGES = ("en", "es", "pt", "nl", "de", "fr")
+PANELS = ("linux", "cpanel", "directadmin")
+
+
+@dataclass(frozen=True)
+class LinuxPaths:
+    """Where the `linux` driver finds things on a Debian/Ubuntu host (all overridable)."""
+
+    apache_sites_dir: str = "/etc/apache2/sites-enabled"
+    apache_hook_dir: str = "/etc/apache2/suspension-agent"
+    landing_dir: str = "/var/lib/suspension-agent/landing"
+    backup_dir: str = "/var/backups/suspension-agent"
+    apachectl: str = "/usr/sbin/apache2ctl"
+    mysql: str = "/usr/bin/mysql"
+    mysqldump: str = "/usr/bin/mysqldump"
+    tar: str = "/bin/tar"
+    sha256sum: str = "/usr/bin/sha256sum"
+    getent: str = "/usr/bin/getent"
+    # SQL LIKE pattern of an account's databases; cPanel's convention is `<account>_name`.
+    db_pattern: str = "{account}\\_%"
+
+
+@dataclass(frozen=True)
+class Server:
+    """One hosting server from `servers:`."""
+
+    name: str
+    panel: str
+    transport: str
+    host: str = "127.0.0.1"
+    port: int = 22
+    user: str = "root"
+    key_file: str | None = None
+    known_hosts: str | None = None
+    connect_timeout: int = 10
+    sudo: bool = False
+    probe_address: str | None = None
+    http_port: int = 80
+    https_port: int = 443
+    protected_accounts: tuple[str, ...] = ()
+    linux: LinuxPaths = field(default_factory=LinuxPaths)
+
+    @property
+    def address(self) -> str:
+        """Where visitors' HTTP probes are sent (the server's public address)."""
+        return self.probe_address or self.host
+
+
+@dataclass(frozen=True)
+class Branding:
+    """What the landing page shows."""
+
+    company: str = "Your hosting provider"
+    contact_url: str | None = None
+    contact_email: str | None = None
+    contact_phone: str | None = None
+    language: str = "en"
+    retry_after: int = 3600
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated config."""
+
+    path: str
+    state_db: str
+    audit_log: str
+    lock_wait_seconds: int
+    playbooks_dir: str
+    landing_pages_dir: str
+    default_playbook: str
+    branding: Branding
+    protected_accounts: tuple[str, ...]
+    servers: dict[str, Server]
+
+
+_TOP = {"state_db", "audit_log", "lock_wait_seconds", "playbooks_dir", "landing_pages_dir",
+        "default_playbook", "branding", "protected_accounts", "servers"}
+_SERVER = {"panel", "transport", "host", "port", "user", "key_file", "known_hosts",
+           "connect_timeout", "sudo", "probe_address", "http_port", "https_port",
+           "protected_accounts", "linux"}
+_BRANDING = {f.name for f in fields(Branding)}
+_LINUX = {f.name for f in fields(LinuxPaths)}
+
+
+def private_file_problem(path: str) -> str | None:
+    """Return why a secret file at `path` is unacceptable, or None when it is fine."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror}"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{path} is not a regular file"
+    if st.st_mode & 0o077:
+        return f"{path} is readable by others (mode {st.st_mode & 0o777:o}); chmod 600 it"
+    return None
+
+
+def _server(name: str, doc: object, problems: Problems, base: Path) -> Server | None:
+    path = join("servers", name)
+    d = mapping(doc, path, problems, _SERVER)
+    if not isinstance(doc, dict):
+        return None
+    panel = string(d, "panel", path, problems, required=True, choices=PANELS)
+    transport = string(d, "transport", path, problems, default="ssh", choices=("local", "ssh"))
+    kw: dict = {"name": name, "panel": panel or "linux", "transport": transport or "ssh"}
+    kw["port"] = integer(d, "port", path, problems, 22, 1, 65535)
+    kw["http_port"] = integer(d, "http_port", path, problems, 80, 1, 65535)
+    kw["https_port"] = integer(d, "https_port", path, problems, 443, 1, 65535)
+    kw["connect_timeout"] = integer(d, "connect_timeout", path, problems, 10, 1, 600)
+    kw["sudo"] = boolean(d, "sudo", path, problems, False)
+    kw["user"] = string(d, "user", path, problems, default="root")
+    kw["protected_accounts"] = tuple(string_list(d, "protected_accounts", path, problems))
+    for key in ("host", "probe_address"):
+        value = string(d, key, path, problems, required=(key == "host" and transport == "ssh"))
+        if value is not None:
+            kw[key] = value
+    if transport == "ssh":
+        for key in ("key_file", "known_hosts"):
+            value = string(d, key, path, problems, required=True)
+            if value is None:
+                continue
+            full = str((base / value) if not os.path.isabs(value) else Path(value))
+            kw[key] = full
+            if key == "key_file" and (why := private_file_problem(full)):
+                problems.add(join(path, key), why)
+            elif key == "known_hosts" and not os.path.isfile(full):
+                problems.add(join(path, key), f"{full} does not exist")
+    lx = mapping(d.get("linux"), join(path, "linux"), problems, _LINUX)
+    paths = {k: string(lx, k, join(path, "linux"), problems) for k in _LINUX if k in lx}
+    kw["linux"] = LinuxPaths(**{k: v for k, v in paths.items() if v is not None})
+    return Server(**kw)
+
+
+def _branding(doc: object, problems: Problems) -> Branding:
+    d = mapping(doc, "branding", problems, _BRANDING)
+    kw = {k: string(d, k, "branding", problems) for k in
+          ("company", "contact_url", "contact_email", "contact_phone") if k in d}
+    kw = {k: v for k, v in kw.items() if v is not None}
+    language = string(d, "language", "branding", problems, default="en", choices=LANGUAGES)
+    retry = integer(d, "retry_after", "branding", problems, 3600, 1, 30 * 86400)
+    return Branding(**kw, language=language or "en", retry_after=retry)
+
+
+def parse(doc: object, source: str, base: Path) -> Config:
+    """Return a Config from a parsed YAML document; raise ConfigError listing every problem."""
+    problems = Problems()
+    d = mapping(doc, "", problems, _TOP)
+    servers: dict[str, Server] = {}
+    raw_servers = d.get("servers")
+    if not isinstance(raw_servers, dict) or not raw_servers:
+        problems.add("servers", "must be a mapping with at least one server")
+    else:
+        for name, sdoc in raw_servers.items():
+            if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
+                problems.add(join("servers", str(name)), "server names use letters, digits, - and _")
+                continue
+            server = _server(name, sdoc, problems, base)
+            if server is not None:
+                servers[name] = server
+
+    def where(key: str, default: str) -> str:
+        value = string(d, key, "", problems, default=default) or default
+        return str(base / value) if not os.path.isabs(value) else value
+
+    config = Config(
+        path=source,
+        state_db=where("state_db", "/var/lib/suspension-agent/state.db"),
+        audit_log=where("audit_log", "/var/log/suspension-agent/audit.jsonl"),
+        lock_wait_seconds=integer(d, "lock_wait_seconds", "", problems, 5, 0, 600),
+        playbooks_dir=where("playbooks_dir", str(PROJECT_ROOT / "playbooks")),
+        landing_pages_dir=where("landing_pages_dir", str(PROJECT_ROOT / "landing_pages")),
+        default_playbook=string(d, "default_playbook", "", problems, default="standard") or "",
+        branding=_branding(d.get("branding"), problems),
+        protected_accounts=tuple(string_list(d, "protected_accounts", "", problems)),
+        servers=servers,
+    )
+    if problems:
+        raise ConfigError(source, problems.items)
+    return config
+
+
+def load(path: str | None) -> Config:
+    """Read and validate the config file; raise ConfigError (exit 78) on any problem."""
+    path = path or os.environ.get("SUSPENSION_AGENT_CONFIG") or DEFAULT_PATH
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read config: {exc.strerror}"]) from exc
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, [f"malformed YAML: {exc}"]) from exc
+    return parse(doc, path, Path(path).resolve().parent)

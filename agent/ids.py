@@ -1,0 +1,70 @@
+"""Identifier rules. Every name that reaches a server passes through here first."""
+
+from __future__ import annotations
+
+import re
+
+from agent.errors import BadInput
+
+# linux: Debian's adduser NAME_REGEX, 32 characters (the utmp limit).
+# cpanel: the lenient rule for existing (possibly transferred) accounts, reference/panels.md A13.
+# directadmin: lower-case alphanumerics starting with a letter, reference/panels.md B11.
+_ACCOUNT_RULES = {
+    "linux": (re.compile(r"^[a-z_][a-z0-9_-]*$"), 32),
+    "cpanel": (re.compile(r"^[a-z0-9][-._a-z0-9]*$"), 16),
+    "directadmin": (re.compile(r"^[a-z][a-z0-9]*$"), 16),
+}
+_SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_PLAYBOOK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# RFC 1123 host names, at most 253 characters, labels up to 63.
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_DB_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+
+def _show(value: str) -> str:
+    shown = value if len(value) <= 40 else value[:37] + "..."
+    return repr(shown)
+
+
+def account(name: str, panel: str = "linux") -> str:
+    """Return `name` when it is a valid account name for `panel`; raise BadInput otherwise."""
+    pattern, limit = _ACCOUNT_RULES.get(panel, _ACCOUNT_RULES["linux"])
+    if not name:
+        raise BadInput("account name is empty")
+    if len(name) > limit:
+        raise BadInput(f"account name {_show(name)} is longer than {limit} characters ({panel})")
+    if not pattern.match(name):
+        raise BadInput(
+            f"account name {_show(name)} is not valid on {panel}: use lower-case letters, "
+            "digits, '_' or '-' (and the panel's own rules)"
+        )
+    return name
+
+
+def server_name(name: str) -> str:
+    """Return `name` when it is a valid server name as used in the config."""
+    if not _SERVER_NAME.match(name or ""):
+        raise BadInput(f"server name {_show(name)} is not valid")
+    return name
+
+
+def playbook_name(name: str) -> str:
+    """Return `name` when it is a valid playbook name (a file stem in playbooks/)."""
+    if not _PLAYBOOK_NAME.match(name or ""):
+        raise BadInput(f"playbook name {_show(name)} is not valid")
+    return name
+
+
+def domain(name: str) -> str:
+    """Return the lower-cased domain when it is a valid host name; raise BadInput otherwise."""
+    lowered = (name or "").lower().rstrip(".")
+    if not _DOMAIN.match(lowered):
+        raise BadInput(f"domain {_show(name)} is not a valid host name")
+    return lowered
+
+
+def database(name: str) -> str:
+    """Return `name` when it is a plain MariaDB database name (no quoting needed)."""
+    if not _DB_NAME.match(name or ""):
+        raise BadInput(f"database name {_show(name)} is not valid")
+    return name

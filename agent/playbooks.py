@@ -1,0 +1,160 @@
+"""Playbooks: ordered stages, each with a delay from the start of the case and its steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agent import ids
+from agent.errors import BadInput, ConfigError
+from agent.schema import Problems, duration, join, mapping
+
+# Every step the schema knows, with its parameters and how to check each one. The step
+# registry (agent.steps) must cover exactly these names; a test keeps the two in step.
+_DUR = "duration"
+STEP_PARAMS: dict[str, dict[str, Any]] = {
+    "backup": {"reuse_if_newer_than": _DUR, "databases": bool},
+    "landing_page": {"language": ("en", "es", "pt", "nl", "de", "fr")},
+    "mail_block": {"incoming": ("accept", "reject", "defer")},
+    "ftp_lock": {},
+    "db_lock": {},
+    "panel_lock": {"kill_processes": bool},
+    "firewall_block": {"close_smtp": bool},
+    "panel_suspend": {},
+}
+NON_RESTRICTIVE = {"backup"}
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One step of a stage and its parameters."""
+
+    name: str
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Steps applied together once `after` seconds have passed since the case started."""
+
+    index: int
+    after: int
+    steps: tuple[StepSpec, ...]
+
+
+@dataclass(frozen=True)
+class Playbook:
+    """A validated playbook."""
+
+    name: str
+    path: str
+    description: str
+    stages: tuple[Stage, ...]
+
+    def step_names(self) -> list[str]:
+        return [s.name for st in self.stages for s in st.steps]
+
+
+def _param_ok(kind: Any, value: Any) -> bool:
+    if kind == _DUR:
+        return duration(value) is not None
+    if kind is bool:
+        return isinstance(value, bool)
+    return value in kind
+
+
+def _step(entry: Any, path: str, problems: Problems) -> StepSpec | None:
+    if isinstance(entry, str):
+        name, params = entry, {}
+    elif isinstance(entry, dict) and len(entry) == 1:
+        name, params = next(iter(entry.items()))
+        params = params if params is not None else {}
+    else:
+        problems.add(path, "a step is a name or a one-key mapping {name: {parameters}}")
+        return None
+    if name not in STEP_PARAMS:
+        problems.add(path, f"unknown step {name!r} (known: {', '.join(STEP_PARAMS)})")
+        return None
+    if not isinstance(params, dict):
+        problems.add(join(path, name), "parameters must be a mapping")
+        return None
+    spec = STEP_PARAMS[name]
+    for key, value in params.items():
+        if key not in spec:
+            problems.add(join(join(path, name), key), f"unknown parameter of {name}")
+        elif not _param_ok(spec[key], value):
+            want = spec[key] if isinstance(spec[key], str) else (
+                "true/false" if spec[key] is bool else " | ".join(spec[key]))
+            problems.add(join(join(path, name), key), f"must be {want}")
+    return StepSpec(name, dict(params))
+
+
+def parse(doc: Any, name: str, source: str) -> Playbook:
+    """Return a Playbook from parsed YAML; raise ConfigError listing every problem."""
+    problems = Problems()
+    d = mapping(doc, "", problems, {"description", "stages"})
+    raw = d.get("stages")
+    stages: list[Stage] = []
+    if not isinstance(raw, list) or not raw:
+        problems.add("stages", "must be a non-empty list")
+        raw = []
+    previous = -1
+    for i, sdoc in enumerate(raw):
+        path = join("stages", i)
+        s = mapping(sdoc, path, problems, {"after", "steps"})
+        after = duration(s.get("after", "0s"))
+        if after is None:
+            problems.add(join(path, "after"), "must be a non-negative delay like 0s, 90s, 24h, 3d")
+            after = previous if previous >= 0 else 0
+        elif after <= previous:
+            problems.add(join(path, "after"), "stages must be in strictly increasing delay order")
+        previous = max(previous, after)
+        steps_raw = s.get("steps")
+        if not isinstance(steps_raw, list) or not steps_raw:
+            problems.add(join(path, "steps"), "must be a non-empty list")
+            steps_raw = []
+        steps = [_step(e, join(join(path, "steps"), j), problems) for j, e in enumerate(steps_raw)]
+        stages.append(Stage(i, after, tuple(x for x in steps if x is not None)))
+    _check_backup_first(stages, problems)
+    seen: set[str] = set()
+    for st in stages:
+        for spec in st.steps:
+            if spec.name in seen:
+                problems.add(join("stages", st.index), f"step {spec.name!r} appears twice")
+            seen.add(spec.name)
+    if problems:
+        raise ConfigError(source, problems.items)
+    description = d.get("description") if isinstance(d.get("description"), str) else ""
+    return Playbook(name, source, description, tuple(stages))
+
+
+def _check_backup_first(stages: list[Stage], problems: Problems) -> None:
+    """Ensure nothing restrictive comes before (or without) a backup."""
+    for st in stages:
+        for j, spec in enumerate(st.steps):
+            if spec.name == "backup":
+                return
+            if spec.name not in NON_RESTRICTIVE:
+                problems.add(
+                    join(join("stages", st.index), f"steps[{j}]"),
+                    f"{spec.name!r} restricts the account before any backup step; "
+                    "put backup first",
+                )
+                return
+
+
+def load(directory: str, name: str) -> Playbook:
+    """Load playbook `name` from `directory`; BadInput if unknown, ConfigError if invalid."""
+    ids.playbook_name(name)
+    path = Path(directory) / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in Path(directory).glob("*.yaml"))
+        raise BadInput(f"unknown playbook {name!r} (known: {', '.join(known) or 'none'})")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [f"malformed YAML: {exc}"]) from exc
+    return parse(doc, name, str(path))

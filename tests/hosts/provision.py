@@ -1,0 +1,133 @@
+"""Give a test host customers: accounts, vhosts with domains, sites, databases; and SSH access."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from tests.hosts.testhost import TestHost
+
+HOOK_DIR = "/etc/apache2/suspension-agent"
+
+# account -> list of (vhost name, docroot under home, server aliases, htaccess text or None)
+ACCOUNTS = {
+    "alice": [
+        ("shop.test", "public_html", ["www.shop.test"], None),
+        ("blog.test", "blog", ["www.blog.test", "alice-blog.test"],
+         # The customer's own rules: a redirect, a front controller and a mod_alias redirect.
+         "RewriteEngine On\n"
+         "RewriteRule ^old/(.*)$ /new/$1 [R=301,L]\n"
+         "RewriteCond %{REQUEST_FILENAME} !-f\n"
+         "RewriteRule ^ index.html [L]\n"
+         "Redirect 302 /go https://elsewhere.invalid/\n"),
+    ],
+    "bob": [("bob.test", "public_html", [], None)],
+}
+DATABASES = {"alice": ["alice_shop"], "bob": ["bob_wp"]}
+
+
+def _vhost(account: str, name: str, docroot: str, aliases: list[str]) -> str:
+    alias_line = f"    ServerAlias {' '.join(aliases)}\n" if aliases else ""
+    body = (
+        f"    ServerName {name}\n{alias_line}"
+        f"    # suspension-agent hook: first line after the names, before the site's own rules\n"
+        f"    IncludeOptional {HOOK_DIR}/{account}/*.conf\n"
+        f"    DocumentRoot {docroot}\n"
+        f"    <Directory {docroot}>\n        AllowOverride All\n        Require all granted\n"
+        f"    </Directory>\n"
+    )
+    tls = ("    SSLEngine on\n    SSLCertificateFile /etc/ssl/certs/testhost.pem\n"
+           "    SSLCertificateKeyFile /etc/ssl/private/testhost.key\n")
+    return (f"<VirtualHost *:80>\n{body}</VirtualHost>\n\n"
+            f"<VirtualHost *:443>\n{body}{tls}</VirtualHost>\n")
+
+
+def site_page(account: str, domain: str) -> str:
+    """Return the exact index.html a site serves when it is not suspended."""
+    return f"<html><body><h1>{domain}</h1><p>site of {account}</p></body></html>\n"
+
+
+def provision(host: TestHost) -> None:
+    """Ensure the host has the ACCOUNTS with their sites and DATABASES, Apache reloaded."""
+    for account, sites in ACCOUNTS.items():
+        host.run(["useradd", "--create-home", "--shell", "/bin/bash", account])
+        home = Path(f"/home/{account}")
+        for name, sub, aliases, htaccess in sites:
+            docroot = home / sub
+            files = {
+                docroot / "index.html": site_page(account, name),
+                docroot / ".well-known/acme-challenge/token-abc": f"acme-token-for-{name}\n",
+                docroot / "new/page.html": "moved here\n",
+            }
+            if htaccess:
+                files[docroot / ".htaccess"] = htaccess
+            for path, text in files.items():
+                target = host.path(str(path))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+            vhost = host.path(f"/etc/apache2/sites-available/{name}.conf")
+            vhost.write_text(_vhost(account, name, str(docroot), aliases))
+            host.run(["a2ensite", "-q", name])
+        host.run(["chown", "-R", f"{account}:{account}", str(home)])
+        host.run(["chmod", "755", str(home)])
+        for db in DATABASES.get(account, []):
+            host.run(["mysql"], input=(
+                f"CREATE DATABASE {db};\n"
+                f"CREATE TABLE {db}.items (id INT PRIMARY KEY, name VARCHAR(40));\n"
+                f"INSERT INTO {db}.items VALUES (1, 'first'), (2, 'second');\n").encode())
+    host.run(["/usr/sbin/apache2ctl", "graceful"])
+
+
+def grant_ssh(host: TestHost, folder: Path) -> tuple[Path, Path]:
+    """Create a client key allowed as root on the host; return (key file, known_hosts)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key = ed25519.Ed25519PrivateKey.generate()
+    key_file = folder / "id_ed25519"
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.OpenSSH,
+                                           serialization.NoEncryption()))
+    os.chmod(key_file, 0o600)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH).decode()
+    ssh_dir = host.path("/root/.ssh")
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(public + " suspension-agent-tests\n")
+    os.chmod(ssh_dir / "authorized_keys", 0o600)
+    host_key = host.path("/etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2]
+    known_hosts = folder / "known_hosts"
+    known_hosts.write_text(f"{host.address} {' '.join(host_key)}\n")
+    return key_file, known_hosts
+
+
+def write_config(host: TestHost, folder: Path, **extra: str) -> Path:
+    """Write an agent config that reaches `host` over SSH; return its path."""
+    key_file, known_hosts = grant_ssh(host, folder)
+    lines = [
+        f"state_db: {folder / 'state.db'}",
+        f"audit_log: {folder / 'audit.jsonl'}",
+        "lock_wait_seconds: 2",
+        "branding:",
+        "  company: Example Hosting",
+        "  contact_url: https://billing.example.invalid/",
+        "  contact_email: billing@example.invalid",
+        "  language: en",
+        "  retry_after: 1800",
+        "protected_accounts: [root, admin]",
+        "servers:",
+        f"  {host.name}:",
+        "    panel: linux",
+        "    transport: ssh",
+        f"    host: {host.address}",
+        "    port: 22",
+        "    user: root",
+        f"    key_file: {key_file}",
+        f"    known_hosts: {known_hosts}",
+        "    connect_timeout: 5",
+    ]
+    lines += [f"{k}: {v}" for k, v in extra.items()]
+    path = folder / "config.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
