@@ -1,0 +1,61 @@
+"""Audit trail: every change is a JSON line in the audit log and a row in the journal."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+
+_SECRET_KEYS = ("token", "password", "secret", "key_data")
+
+
+def _drop_secrets(_logger: Any, _name: str, event: dict) -> dict:
+    # Secrets never reach a log line, whatever a caller passes by mistake.
+    for key in list(event):
+        if any(word in key.lower() for word in _SECRET_KEYS):
+            event[key] = "***"
+    return event
+
+
+def configure(audit_log: str | None, verbose: bool = False) -> None:
+    """Send structlog events as JSON lines to `audit_log` (stderr when it cannot be opened)."""
+    stream: TextIO = sys.stderr
+    if audit_log:
+        try:
+            Path(audit_log).parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(audit_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            stream = os.fdopen(fd, "a", buffering=1, encoding="utf-8")
+        except OSError:
+            stream = sys.stderr
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _drop_secrets,
+            structlog.processors.JSONRenderer(sort_keys=True),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.DEBUG if verbose else logging.INFO),
+        logger_factory=structlog.WriteLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+
+
+class Auditor:
+    """Writes one event to both the structured log and the journal's events table."""
+
+    def __init__(self, journal: Any, caller: str) -> None:
+        self.journal = journal
+        self.caller = caller
+        self.log = structlog.get_logger("agent.audit")
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        fields.setdefault("caller", self.caller)
+        self.log.info(event, **fields)
+        self.journal.event(time.time(), event, **dict(fields))

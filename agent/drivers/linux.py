@@ -1,0 +1,105 @@
+"""Facts about accounts on a plain Debian/Ubuntu host: home, Apache vhosts, databases."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from agent import ids
+from agent.config import LinuxPaths
+from agent.connector import Connector
+from agent.errors import BadInput
+
+# Prints every regular file of a folder as NUL, path, NUL, content: one round trip.
+_DUMP_FILES = 'for f in "$1"/*; do [ -f "$f" ] || continue; printf "\\0%s\\0" "$f"; cat -- "$f"; done'
+_SECTION = re.compile(r"^\s*<(/?)VirtualHost\b([^>]*)>", re.IGNORECASE)
+_DIRECTIVE = re.compile(r"^\s*(\w+)\s+(.*?)\s*$")
+
+
+@dataclass(frozen=True)
+class VHost:
+    """One <VirtualHost> block of an account."""
+
+    file: str
+    port: int
+    tls: bool
+    names: tuple[str, ...]
+    docroot: str | None
+
+
+def hook_dir(paths: LinuxPaths, account: str) -> str:
+    """Return the folder an account's vhosts include (`IncludeOptional <dir>/*.conf`)."""
+    return f"{paths.apache_hook_dir}/{account}"
+
+
+def home(conn: Connector, paths: LinuxPaths, account: str) -> str:
+    """Return the account's home folder; raise BadInput when the account does not exist."""
+    result = conn.run([paths.getent, "passwd", account], ok_codes=(0, 2))
+    if result.rc == 2 or not result.text.strip():
+        raise BadInput(f"account {account!r} does not exist on {conn.name}")
+    fields = result.text.strip().split(":")
+    if len(fields) < 7 or not fields[5].startswith("/"):
+        raise BadInput(f"account {account!r} has no usable home folder on {conn.name}")
+    return fields[5]
+
+
+def parse_vhosts(files: dict[str, str], include_prefix: str) -> list[VHost]:
+    """Return the VirtualHost blocks of `files` that include a path under `include_prefix`."""
+    found: list[VHost] = []
+    for path, text in files.items():
+        block: dict | None = None
+        for line in text.splitlines():
+            section = _SECTION.match(line)
+            if section and not section.group(1):
+                port = re.search(r":(\d+)", section.group(2))
+                block = {"port": int(port.group(1)) if port else 80, "names": [], "tls": False,
+                         "docroot": None, "hooked": False}
+                continue
+            if section and block is not None:
+                if block["hooked"]:
+                    found.append(VHost(path, block["port"], block["tls"], tuple(block["names"]),
+                                       block["docroot"]))
+                block = None
+                continue
+            directive = _DIRECTIVE.match(line)
+            if block is None or not directive:
+                continue
+            name, value = directive.group(1).lower(), directive.group(2).strip('"')
+            if name in ("servername", "serveralias"):
+                block["names"] += [v.lower() for v in value.split()]
+            elif name == "documentroot":
+                block["docroot"] = value
+            elif name == "sslengine":
+                block["tls"] = value.lower() == "on"
+            elif name in ("include", "includeoptional") and value.startswith(include_prefix):
+                block["hooked"] = True
+    return found
+
+
+def vhosts(conn: Connector, paths: LinuxPaths, account: str) -> list[VHost]:
+    """Return the account's vhosts: the enabled ones that include the account's hook folder."""
+    raw = conn.run(["sh", "-c", _DUMP_FILES, "sh", paths.apache_sites_dir]).stdout
+    parts = raw.split(b"\0")
+    files = {parts[i].decode(): parts[i + 1].decode("utf-8", "replace")
+             for i in range(1, len(parts) - 1, 2)}
+    return parse_vhosts(files, hook_dir(paths, account) + "/")
+
+
+def domains(hosts: list[VHost]) -> list[str]:
+    """Return the distinct domain names of `hosts`, in order of appearance."""
+    seen: dict[str, None] = {}
+    for vh in hosts:
+        for name in vh.names:
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+def databases(conn: Connector, paths: LinuxPaths, account: str) -> list[str]:
+    """Return the account's MariaDB databases (names matching `db_pattern`)."""
+    pattern = paths.db_pattern.format(account=account)
+    if "'" in pattern or "\\'" in pattern:
+        raise BadInput("db_pattern must not contain quotes")
+    # The account name is validated (ids.account) before it gets here; the pattern is config.
+    result = conn.run([paths.mysql, "--batch", "--skip-column-names", "-e",
+                       f"SHOW DATABASES LIKE '{pattern}'"])
+    return [ids.database(name) for name in result.text.split()]

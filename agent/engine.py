@@ -1,0 +1,272 @@
+"""The engine: turns "target X under playbook P since T, hold H" into applied steps."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent import drivers, ids, playbooks
+from agent.audit import Auditor
+from agent.config import Config, Server
+from agent.connector import Connector, connect
+from agent.errors import AgentError, BadInput, Busy, StepUnavailable
+from agent.journal import Case, Journal
+from agent.locks import target_lock
+from agent.playbooks import Playbook
+from agent.runner import Runner, RunLog
+
+HOLDS = ("billing", "abuse", "manual")
+
+
+@dataclass
+class Outcome:
+    """The reply of one verb about one target (rendered by the CLI)."""
+
+    target: dict
+    state: str
+    holds: list[str]
+    stage: int | None
+    applied: list[dict]
+    pending: list[dict]
+    errors: list[dict]
+    message: str = ""
+    plans: list[dict] = field(default_factory=list)
+    reverted: list[dict] = field(default_factory=list)
+    rolled_back: bool = False
+    partial: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class Engine:
+    """Runs verbs against servers; one instance per CLI call."""
+
+    def __init__(self, config: Config, journal: Journal, caller: str,
+                 now: Callable[[], float] = time.time,
+                 connector: Callable[[Server], Connector] = connect) -> None:
+        self.config = config
+        self.journal = journal
+        self.caller = caller
+        self.now = now
+        self._connect = connector
+        self._conns: dict[str, Connector] = {}
+        self.audit = Auditor(journal, caller)
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            conn.close()
+
+    # -- input checks (before any lock or connection) -------------------------------------
+    def server(self, name: str) -> Server:
+        ids.server_name(name)
+        if name not in self.config.servers:
+            known = ", ".join(sorted(self.config.servers))
+            raise BadInput(f"unknown server {name!r} (configured: {known})")
+        return self.config.servers[name]
+
+    def account_target(self, server_name: str, account: str) -> tuple[Server, tuple]:
+        server = self.server(server_name)
+        ids.account(account, server.panel)
+        if account in self.config.protected_accounts or account in server.protected_accounts:
+            raise BadInput(f"account {account!r} is protected and may never be suspended")
+        return server, (server.name, "account", account)
+
+    def playbook(self, server: Server, name: str | None) -> Playbook:
+        pb = playbooks.load(self.config.playbooks_dir, name or self.config.default_playbook)
+        missing = [s for s in pb.step_names() if not drivers.available(server.panel, s)]
+        if missing:
+            raise StepUnavailable(
+                f"playbook {pb.name!r} needs {', '.join(missing)}, not available on the "
+                f"{server.panel} driver yet; nothing was changed")
+        return pb
+
+    def _conn(self, server: Server) -> Connector:
+        if server.name not in self._conns:
+            self._conns[server.name] = self._connect(server)
+        return self._conns[server.name]
+
+    def _lock(self, target: tuple, wait: float | None = None):  # noqa: ANN202
+        key = ".".join(target)
+        return target_lock(self.config.state_db,
+                           key, self.config.lock_wait_seconds if wait is None else wait)
+
+    # -- verbs ----------------------------------------------------------------------------
+    def suspend(self, server_name: str, account: str, playbook: str | None, hold: str,
+                reason: str | None, dry_run: bool) -> Outcome:
+        """Ensure the account is under `hold` with the due stages of the playbook applied."""
+        server, target = self.account_target(server_name, account)
+        if hold not in HOLDS:
+            raise BadInput(f"unknown hold {hold!r} (use {', '.join(HOLDS)})")
+        pb = self.playbook(server, playbook)
+        with self._lock(target):
+            runner = Runner(self, server, self._conn(server), target)
+            log = RunLog()
+            if not dry_run:
+                runner.recover(log)
+            case = next((c for c in self.journal.open_cases(*target) if c.hold == hold), None)
+            message = ""
+            if case is None:
+                if dry_run:
+                    case = Case("dry-run", *target, hold, pb.name, reason, self.caller,
+                                self.now(), -1, self.now(), "open")
+                else:
+                    case = self.journal.new_case(*target, hold, pb.name, reason, self.caller,
+                                                 self.now())
+                    self.audit("case.opened", server=target[0], kind=target[1],
+                               name=target[2], case_id=case.id, hold=hold, playbook=pb.name,
+                               reason=reason)
+            else:
+                if case.playbook != pb.name:
+                    message = (f"case {case.id} under hold {hold} follows playbook "
+                               f"{case.playbook!r}; it was kept")
+                pb = playbooks.load(self.config.playbooks_dir, case.playbook)
+            self.advance(runner, case, pb, log, dry_run)
+            return self.report(target, log, message)
+
+    def advance(self, runner: Runner, case: Case, pb: Playbook, log: RunLog,
+                dry_run: bool) -> None:
+        """Apply every stage of the case that is due now, in order, stopping at a failure."""
+        now = self.now()
+        for stage in pb.stages:
+            if stage.index <= case.stage or case.started_at + stage.after > now:
+                continue
+            if not runner.apply_stage(case, stage, log, dry_run):
+                if case.stage < 0 and not dry_run:
+                    # The first stage failed (a backup, say): the case never started.
+                    self.journal.close_case(case.id, "failed", self.caller, self.now())
+                return
+            if not dry_run:
+                later = [s for s in pb.stages if s.index > stage.index]
+                next_due = case.started_at + later[0].after if later else None
+                self.journal.set_stage(case.id, stage.index, next_due)
+                case = self.journal.case(case.id)
+
+    def unsuspend(self, server_name: str, account: str, hold: str, dry_run: bool) -> Outcome:
+        """Lift `hold`; when no hold is left, undo every change in reverse order."""
+        server, target = self.account_target(server_name, account)
+        if hold not in HOLDS:
+            raise BadInput(f"unknown hold {hold!r} (use {', '.join(HOLDS)})")
+        with self._lock(target):
+            runner = Runner(self, server, self._conn(server), target)
+            log = RunLog()
+            if not dry_run:
+                runner.recover(log)
+            cases = self.journal.open_cases(*target)
+            lifted = [c for c in cases if c.hold == hold]
+            remaining = sorted({c.hold for c in cases if c.hold != hold})
+            if remaining:
+                message = (f"hold {hold} lifted; still held by {', '.join(remaining)}, "
+                           "services stay suspended" if lifted else
+                           f"no {hold} hold; still held by {', '.join(remaining)}")
+            else:
+                runner.revert_all(log, dry_run)
+                message = "" if lifted or log.reverted else "nothing to lift"
+            if not dry_run:
+                for case in lifted:
+                    self.journal.close_case(case.id, "lifted", self.caller, self.now())
+                    self.audit("case.lifted", server=target[0], kind=target[1],
+                               name=target[2], case_id=case.id, hold=hold)
+            return self.report(target, log, message)
+
+    def tick(self) -> list[Outcome]:
+        """Apply the stages that became due, for every open case; skip busy targets."""
+        outcomes = []
+        for case in self.journal.due_cases(self.now()):
+            target = (case.server, case.kind, case.name)
+            try:
+                server = self.server(case.server)
+                pb = playbooks.load(self.config.playbooks_dir, case.playbook)
+                with self._lock(target, wait=0):
+                    fresh = self.journal.case(case.id)
+                    if fresh.status != "open":
+                        continue
+                    runner = Runner(self, server, self._conn(server), target)
+                    log = RunLog()
+                    runner.recover(log)
+                    self.advance(runner, fresh, pb, log, dry_run=False)
+                    outcomes.append(self.report(target, log, ""))
+            except Busy:
+                continue  # another run has this target; the next tick picks it up
+            except AgentError as exc:
+                self.audit("tick.failed", server=case.server, name=case.name,
+                           case_id=case.id, outcome="failed", error=str(exc))
+                outcomes.append(Outcome(_target(target), "partial", [], None, [], [],
+                                        [{"step": "tick", "message": str(exc)}]))
+        return outcomes
+
+    def report(self, target: tuple, log: RunLog | None = None, message: str = "") -> Outcome:
+        """Return the current state of `target`, with what this call did."""
+        log = log or RunLog()
+        cases = self.journal.open_cases(*target)
+        active = self.journal.active_changes(*target)
+        applied = [{"step": c.step, "stage": c.stage, "at": _iso(c.at),
+                    "changed": c.seq in log.changed} for c in active if c.state == "done"]
+        pending = []
+        for case in cases:
+            try:
+                pb = playbooks.load(self.config.playbooks_dir, case.playbook)
+            except AgentError:
+                continue
+            for stage in pb.stages:
+                if stage.index > case.stage:
+                    due = _iso(case.started_at + stage.after)
+                    pending += [{"step": s.name, "due": due, "hold": case.hold}
+                                for s in stage.steps]
+        stuck = any(c.state != "done" for c in active)
+        if stuck or log.partial:
+            state = "partial"
+        elif not cases:
+            state = "partial" if active else "active"
+        else:
+            state = "suspended" if any(c.step != "backup" for c in active) else "scheduled"
+        return Outcome(_target(target), state, sorted({c.hold for c in cases}),
+                       max((c.stage for c in cases), default=None) if cases else None,
+                       applied, pending, log.errors, message, log.plans, log.reverted,
+                       log.rolled_back, log.partial or stuck)
+
+    def history(self, server_name: str, account: str) -> list[dict[str, Any]]:
+        _server, target = self.account_target(server_name, account)
+        return self.journal.events(*target)
+
+
+def _target(target: tuple) -> dict:
+    return {"server": target[0], "kind": target[1], "name": target[2]}
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def ladder(engine: Engine, server_name: str, account: str, playbook: str | None) -> list[dict]:
+    """Return every stage of the playbook with the exact actions of each step; change nothing.
+
+    Steps the server's driver does not implement are listed as not available.
+    """
+    from agent import steps
+
+    server, target = engine.account_target(server_name, account)
+    pb = playbooks.load(engine.config.playbooks_dir, playbook or engine.config.default_playbook)
+    runner = Runner(engine, server, engine._conn(server), target)
+    out = []
+    for stage in pb.stages:
+        entries = []
+        for spec in stage.steps:
+            if not drivers.available(server.panel, spec.name):
+                entries.append({"step": spec.name, "available": False,
+                                "actions": [f"not available on the {server.panel} driver yet"]})
+                continue
+            try:
+                plan = steps.get(spec.name).plan(runner.context("plan", spec.params))
+                entries.append({"step": spec.name, "available": True,
+                                "actions": plan.describe(), "facts": plan.facts})
+            except AgentError as exc:
+                if isinstance(exc, BadInput):
+                    raise
+                entries.append({"step": spec.name, "available": True,
+                                "actions": [f"cannot plan: {exc}"], "error": str(exc)})
+        out.append({"stage": stage.index, "after": stage.after, "steps": entries})
+    return out

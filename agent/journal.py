@@ -1,0 +1,183 @@
+"""The journal: cases (one per target and hold), changes with undo data, and audit events.
+
+SQLite in WAL mode. A change row is written as `intent` before the server is touched and
+becomes `done` after; a revert goes `reverting` then `reverted`; a revert that failed is
+`stuck` (needs a human). An `intent` or `reverting` row found later means a run died there.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cases (
+    id TEXT PRIMARY KEY, server TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    hold TEXT NOT NULL, playbook TEXT NOT NULL, reason TEXT, caller TEXT,
+    started_at REAL NOT NULL, stage INTEGER NOT NULL DEFAULT -1,
+    next_due_at REAL, status TEXT NOT NULL DEFAULT 'open', closed_at REAL, closed_by TEXT);
+CREATE INDEX IF NOT EXISTS cases_target ON cases (server, kind, name, status);
+CREATE INDEX IF NOT EXISTS cases_due ON cases (status, next_due_at);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, case_id TEXT NOT NULL, server TEXT NOT NULL,
+    kind TEXT NOT NULL, name TEXT NOT NULL, step TEXT NOT NULL, stage INTEGER NOT NULL,
+    state TEXT NOT NULL, undo TEXT NOT NULL, at REAL NOT NULL, updated_at REAL NOT NULL,
+    error TEXT);
+CREATE INDEX IF NOT EXISTS changes_target ON changes (server, kind, name, state);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, server TEXT, kind TEXT,
+    name TEXT, case_id TEXT, hold TEXT, step TEXT, caller TEXT, event TEXT NOT NULL,
+    outcome TEXT, detail TEXT);
+CREATE INDEX IF NOT EXISTS events_target ON events (server, kind, name, seq);
+"""
+ACTIVE = ("intent", "done", "reverting", "stuck")
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    server: str
+    kind: str
+    name: str
+    hold: str
+    playbook: str
+    reason: str | None
+    caller: str | None
+    started_at: float
+    stage: int
+    next_due_at: float | None
+    status: str
+
+
+@dataclass(frozen=True)
+class Change:
+    seq: int
+    case_id: str
+    step: str
+    stage: int
+    state: str
+    undo: dict[str, Any]
+    at: float
+    error: str | None
+
+
+class Journal:
+    """Access to the state database (one connection per run)."""
+
+    def __init__(self, path: str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- cases ----------------------------------------------------------------------------
+    def open_cases(self, server: str, kind: str, name: str) -> list[Case]:
+        rows = self.db.execute(
+            "SELECT * FROM cases WHERE server=? AND kind=? AND name=? AND status='open' "
+            "ORDER BY started_at", (server, kind, name)).fetchall()
+        return [_case(r) for r in rows]
+
+    def new_case(self, server: str, kind: str, name: str, hold: str, playbook: str,
+                 reason: str | None, caller: str | None, now: float) -> Case:
+        case_id = time.strftime("%Y%m%d", time.gmtime(now)) + "-" + secrets.token_hex(4)
+        self.db.execute(
+            "INSERT INTO cases (id, server, kind, name, hold, playbook, reason, caller, "
+            "started_at, next_due_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (case_id, server, kind, name, hold, playbook, reason, caller, now, now))
+        return self.case(case_id)
+
+    def case(self, case_id: str) -> Case:
+        return _case(self.db.execute("SELECT * FROM cases WHERE id=?", (case_id,)).fetchone())
+
+    def set_stage(self, case_id: str, stage: int, next_due_at: float | None) -> None:
+        self.db.execute("UPDATE cases SET stage=?, next_due_at=? WHERE id=?",
+                        (stage, next_due_at, case_id))
+
+    def close_case(self, case_id: str, status: str, by: str | None, now: float) -> None:
+        self.db.execute("UPDATE cases SET status=?, closed_at=?, closed_by=?, next_due_at=NULL "
+                        "WHERE id=?", (status, now, by, case_id))
+
+    def due_cases(self, now: float) -> list[Case]:
+        rows = self.db.execute("SELECT * FROM cases WHERE status='open' AND next_due_at<=? "
+                               "ORDER BY next_due_at", (now,)).fetchall()
+        return [_case(r) for r in rows]
+
+    def targets(self, server: str | None = None) -> list[tuple[str, str, str]]:
+        """Return every target with an open case or a change still in effect."""
+        sql = ("SELECT server, kind, name FROM cases WHERE status='open' UNION "
+               "SELECT server, kind, name FROM changes WHERE state IN (%s)"
+               % ",".join("?" * len(ACTIVE)))
+        rows = self.db.execute(sql, ACTIVE).fetchall()
+        return sorted({tuple(r) for r in rows if server is None or r[0] == server})
+
+    # -- changes --------------------------------------------------------------------------
+    def intent(self, case: Case, step: str, stage: int, undo: dict, now: float) -> int:
+        cur = self.db.execute(
+            "INSERT INTO changes (case_id, server, kind, name, step, stage, state, undo, at, "
+            "updated_at) VALUES (?,?,?,?,?,?,'intent',?,?,?)",
+            (case.id, case.server, case.kind, case.name, step, stage, json.dumps(undo), now, now))
+        return int(cur.lastrowid)
+
+    def mark(self, seq: int, state: str, now: float, undo: dict | None = None,
+             error: str | None = None) -> None:
+        if undo is None:
+            self.db.execute("UPDATE changes SET state=?, updated_at=?, error=? WHERE seq=?",
+                            (state, now, error, seq))
+        else:
+            self.db.execute("UPDATE changes SET state=?, updated_at=?, error=?, undo=? "
+                            "WHERE seq=?", (state, now, error, json.dumps(undo), seq))
+
+    def active_changes(self, server: str, kind: str, name: str) -> list[Change]:
+        rows = self.db.execute(
+            "SELECT * FROM changes WHERE server=? AND kind=? AND name=? AND state IN (%s) "
+            "ORDER BY seq" % ",".join("?" * len(ACTIVE)), (server, kind, name, *ACTIVE)).fetchall()
+        return [_change(r) for r in rows]
+
+    def latest_backup(self, server: str, name: str, newer_than: float) -> dict | None:
+        """Return the undo data of the newest verified backup of an account, if recent."""
+        rows = self.db.execute(
+            "SELECT undo FROM changes WHERE server=? AND kind='account' AND name=? AND "
+            "step='backup' AND state IN ('done','reverted') AND at>=? ORDER BY seq DESC",
+            (server, name, newer_than)).fetchall()
+        for row in rows:
+            undo = json.loads(row["undo"])
+            if undo.get("sha256"):
+                return {k: undo[k] for k in ("archive", "sha256", "size", "home", "databases",
+                                             "taken_at", "entries", "staging") if k in undo}
+        return None
+
+    # -- events ---------------------------------------------------------------------------
+    def event(self, at: float, event: str, **fields: Any) -> None:
+        cols = ("server", "kind", "name", "case_id", "hold", "step", "caller", "outcome")
+        values = [fields.pop(c, None) for c in cols]
+        self.db.execute(
+            "INSERT INTO events (at, event, %s, detail) VALUES (?,?,%s,?)"
+            % (",".join(cols), ",".join("?" * len(cols))),
+            (at, event, *values, json.dumps(fields, default=str) if fields else None))
+
+    def events(self, server: str, kind: str, name: str) -> list[dict]:
+        rows = self.db.execute("SELECT * FROM events WHERE server=? AND kind=? AND name=? "
+                               "ORDER BY seq", (server, kind, name)).fetchall()
+        return [dict(r) | {"detail": json.loads(r["detail"]) if r["detail"] else {}}
+                for r in rows]
+
+
+def _case(row: sqlite3.Row) -> Case:
+    return Case(row["id"], row["server"], row["kind"], row["name"], row["hold"],
+                row["playbook"], row["reason"], row["caller"], row["started_at"], row["stage"],
+                row["next_due_at"], row["status"])
+
+
+def _change(row: sqlite3.Row) -> Change:
+    return Change(row["seq"], row["case_id"], row["step"], row["stage"], row["state"],
+                  json.loads(row["undo"]), row["at"], row["error"])

@@ -1,0 +1,75 @@
+"""Turn outcomes into the JSON contract or readable text for an admin."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from agent.engine import Outcome
+
+
+def outcome_dict(o: Outcome) -> dict[str, Any]:
+    """Return the contract's JSON object for one outcome (extra keys are additive only)."""
+    d = {"ok": o.ok, "target": o.target, "state": o.state, "holds": o.holds, "stage": o.stage,
+         "applied": o.applied, "pending": o.pending, "errors": o.errors}
+    if o.message:
+        d["message"] = o.message
+    if o.plans:
+        d["plan"] = o.plans
+    if o.reverted:
+        d["reverted"] = o.reverted
+    return d
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=None, sort_keys=False, default=str)
+
+
+def outcome_text(o: Outcome, dry_run: bool = False) -> str:
+    t = o.target
+    lines = [f"{t['server']} {t['kind']} {t['name']}: {o.state}"
+             + (f" (holds: {', '.join(o.holds)})" if o.holds else "")
+             + (f", stage {o.stage}" if o.stage is not None and o.stage >= 0 else "")]
+    if o.message:
+        lines.append(f"  note: {o.message}")
+    for p in o.plans:
+        lines.append(f"  {'revert ' if p.get('revert') else ''}{p['step']}"
+                     + (f" (stage {p['stage']})" if "stage" in p else "")
+                     + (" would:" if dry_run else ":"))
+        lines += [f"    {a}" for a in p["actions"]]
+    for a in o.applied:
+        lines.append(f"  applied  {a['step']:<14} stage {a['stage']}  since {a['at']}"
+                     + ("  (changed now)" if a["changed"] else ""))
+    for r in o.reverted:
+        lines.append(f"  reverted {r['step']}")
+    for p in o.pending:
+        lines.append(f"  pending  {p['step']:<14} due {p['due']} ({p['hold']})")
+    for e in o.errors:
+        lines.append(f"  ERROR    {e['step']}: {e['message']}")
+    return "\n".join(lines)
+
+
+def ladder_text(stages: list[dict]) -> str:
+    lines = []
+    for st in stages:
+        lines.append(f"stage {st['stage']} (after {st['after']}s):")
+        for entry in st["steps"]:
+            lines.append(f"  {entry['step']}:")
+            lines += [f"    {a}" for a in entry["actions"]]
+    return "\n".join(lines)
+
+
+def history_text(events: list[dict]) -> str:
+    import time
+
+    lines = []
+    for e in events:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["at"]))
+        extra = " ".join(f"{k}={v}" for k, v in e["detail"].items())
+        lines.append(f"{when}Z  {e['event']:<18} {e['step'] or '-':<13} "
+                     f"{e['outcome'] or '-':<9} {e['hold'] or '-':<8} {e['caller'] or '-'} {extra}")
+    return "\n".join(lines) or "no history"
+
+
+__all__ = ["outcome_dict", "outcome_text", "ladder_text", "history_text", "dumps", "asdict"]

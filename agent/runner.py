@@ -1,0 +1,145 @@
+"""Apply a stage's steps with journal intent/done, roll back on failure, revert, recover."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent import steps
+from agent.errors import AgentError
+from agent.journal import Case, Change
+from agent.playbooks import Stage
+from agent.steps.base import Context, carry_out
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+@dataclass
+class RunLog:
+    """What one call did: changed steps, dry-run plans, errors, and whether it is partial."""
+
+    changed: list[int] = field(default_factory=list)
+    reverted: list[dict] = field(default_factory=list)
+    plans: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+    rolled_back: bool = False
+    partial: bool = False
+
+
+class Runner:
+    """Carries out steps for one target through its connector, journaling every change."""
+
+    def __init__(self, engine: Any, server: Any, conn: Any, target: tuple[str, str, str]) -> None:
+        self.engine = engine
+        self.journal = engine.journal
+        self.audit = engine.audit
+        self.server = server
+        self.conn = conn
+        self.target = target
+
+    def context(self, case_id: str, params: dict | None = None) -> Context:
+        return Context(self.engine.config, self.server, self.conn, self.target[2], case_id,
+                       self.engine.now(), self.journal, dict(params or {}))
+
+    def _where(self, case_id: str | None, step: str, **extra: Any) -> dict:
+        return {"server": self.target[0], "kind": self.target[1], "name": self.target[2],
+                "case_id": case_id, "step": step, **extra}
+
+    def apply_stage(self, case: Case, stage: Stage, log: RunLog, dry_run: bool) -> bool:
+        """Ensure every step of `stage` is in effect; on failure roll the stage back.
+
+        Returns True when the stage is fully applied (or, in a dry run, fully planned).
+        """
+        active = {c.step for c in self.journal.active_changes(*self.target)}
+        done_here: list[tuple[int, str, Context, dict]] = []
+        for spec in stage.steps:
+            if spec.name in active:
+                continue
+            step = steps.get(spec.name)
+            ctx = self.context(case.id, spec.params)
+            seq = None
+            try:
+                plan = step.plan(ctx)
+                if dry_run:
+                    log.plans.append({"step": spec.name, "stage": stage.index,
+                                      "actions": plan.describe()})
+                    continue
+                seq = self.journal.intent(case, spec.name, stage.index, plan.undo, ctx.now)
+                self.audit("step.intent", **self._where(case.id, spec.name, hold=case.hold))
+                undo = step.apply(ctx, plan)
+                self.journal.mark(seq, "done", self.engine.now(), undo=undo)
+                done_here.append((seq, spec.name, ctx, undo))
+                step.verify(ctx, undo, True)
+            except AgentError as exc:
+                if seq is not None and (not done_here or done_here[-1][0] != seq):
+                    self.journal.mark(seq, "failed", self.engine.now(), error=str(exc))
+                log.errors.append({"step": spec.name, "message": str(exc)})
+                self.audit("step.failed", outcome="failed",
+                           **self._where(case.id, spec.name, hold=case.hold, error=str(exc)))
+                self._roll_back(done_here, log)
+                return False
+            log.changed.append(seq)
+            self.audit("step.applied", outcome="done", **self._where(
+                case.id, spec.name, hold=case.hold, stage=stage.index))
+        return True
+
+    def _roll_back(self, done_here: list[tuple[int, str, Context, dict]], log: RunLog) -> None:
+        """Revert this stage's applied steps in reverse order; a failed revert is `stuck`."""
+        for seq, name, ctx, undo in reversed(done_here):
+            if self.revert_one(seq, name, ctx.case_id, undo, log):
+                log.rolled_back = True
+        log.changed = [s for s in log.changed if s not in {d[0] for d in done_here}]
+
+    def revert_one(self, seq: int, name: str, case_id: str, undo: dict, log: RunLog,
+                   dry_run: bool = False) -> bool:
+        """Undo one change from its undo data and probe it; return True when reverted."""
+        step = steps.get(name)
+        ctx = self.context(case_id)
+        try:
+            plan = step.revert_plan(ctx, undo)
+            if dry_run:
+                log.plans.append({"step": name, "revert": True, "actions": plan.describe()})
+                return True
+            self.journal.mark(seq, "reverting", self.engine.now())
+            carry_out(self.conn, plan.actions)
+            step.verify(ctx, undo, False)
+        except AgentError as exc:
+            self.journal.mark(seq, "stuck", self.engine.now(), error=str(exc))
+            log.errors.append({"step": name, "message": f"revert failed: {exc}"})
+            log.partial = True
+            self.audit("step.revert_failed", outcome="stuck",
+                       **self._where(case_id, name, error=str(exc)))
+            return False
+        self.journal.mark(seq, "reverted", self.engine.now())
+        log.reverted.append({"step": name, "at": _iso(self.engine.now())})
+        self.audit("step.reverted", outcome="reverted", **self._where(case_id, name))
+        return True
+
+    def revert_all(self, log: RunLog, dry_run: bool) -> None:
+        """Undo every change still in effect on the target, newest first."""
+        for change in reversed(self.journal.active_changes(*self.target)):
+            self.revert_one(change.seq, change.step, change.case_id, change.undo, log, dry_run)
+
+    def recover(self, log: RunLog) -> None:
+        """Finish what a run that died left: intents are undone, interrupted reverts redone."""
+        for change in reversed(self.journal.active_changes(*self.target)):
+            if change.state not in ("intent", "reverting"):
+                continue
+            self.audit("recovery.found", **self._where(change.case_id, change.step,
+                                                       state=change.state))
+            if change.state == "intent" and change.step == "backup":
+                self._abandon_backup(change)
+                continue
+            self.revert_one(change.seq, change.step, change.case_id, change.undo, log)
+
+    def _abandon_backup(self, change: Change) -> None:
+        ctx = self.context(change.case_id)
+        try:
+            steps.get("backup").clean_partial(ctx, change.undo)
+        except AgentError as exc:
+            self.journal.mark(change.seq, "stuck", self.engine.now(), error=str(exc))
+            return
+        self.journal.mark(change.seq, "failed", self.engine.now(), error="interrupted; cleaned")

@@ -1,0 +1,145 @@
+"""What every step shares: actions, plans, the run context and file-state snapshots."""
+
+from __future__ import annotations
+
+import base64
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agent.config import Branding, Config, Server
+from agent.connector import Connector, quote
+
+
+@dataclass(frozen=True)
+class Run:
+    """Run one argv on the server."""
+
+    argv: list[str]
+    ok_codes: tuple[int, ...] = (0,)
+    timeout: float = 300.0
+
+    def describe(self) -> list[str]:
+        return [f"run   {quote(self.argv)}"]
+
+    def carry_out(self, conn: Connector) -> None:
+        conn.run(self.argv, ok_codes=self.ok_codes, timeout=self.timeout)
+
+
+@dataclass(frozen=True)
+class FileState:
+    """A file's content and metadata at one moment, or its absence; JSON-able via to_dict."""
+
+    path: str
+    exists: bool
+    data: bytes = b""
+    mode: int = 0o644
+    owner: str = "0:0"
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "exists": self.exists,
+                "data": base64.b64encode(self.data).decode(), "mode": self.mode,
+                "owner": self.owner}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FileState:
+        return cls(d["path"], d["exists"], base64.b64decode(d["data"]), d["mode"], d["owner"])
+
+
+@dataclass(frozen=True)
+class Write:
+    """Make `path` hold `after` (or vanish when `after` is absent), shown as a diff."""
+
+    before: FileState
+    after: FileState
+
+    def describe(self) -> list[str]:
+        a = self.after
+        head = (f"write {a.path} (mode {a.mode:04o}, owner {a.owner})" if a.exists
+                else f"remove {a.path}")
+        old = self.before.data.decode("utf-8", "replace").splitlines(keepends=True)
+        new = a.data.decode("utf-8", "replace").splitlines(keepends=True) if a.exists else []
+        diff = difflib.unified_diff(old, new, fromfile=f"{a.path} (now)",
+                                    tofile=f"{a.path} (after)")
+        return [head] + ["      " + line.rstrip("\n") for line in diff]
+
+    def carry_out(self, conn: Connector) -> None:
+        a = self.after
+        if a.exists:
+            conn.write(a.path, a.data, a.mode, a.owner)
+        else:
+            conn.run(["rm", "-f", "--", a.path])
+
+
+Action = Run | Write
+
+
+@dataclass
+class Plan:
+    """The exact actions a step will take, and facts it found; empty means nothing to do."""
+
+    step: str
+    actions: list[Action] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    undo: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+    def describe(self) -> list[str]:
+        lines = [line for action in self.actions for line in action.describe()]
+        return lines or [f"nothing to do: {self.note}" if self.note else "nothing to do"]
+
+
+@dataclass
+class Context:
+    """Everything a step needs for one target; passed explicitly, never global."""
+
+    config: Config
+    server: Server
+    conn: Connector
+    account: str
+    case_id: str
+    now: float
+    journal: Any = None  # agent.journal.Journal; typed loosely to keep steps import-light
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def branding(self) -> Branding:
+        return self.config.branding
+
+
+class Step(Protocol):
+    """One kind of reversible action."""
+
+    name: str
+
+    def plan(self, ctx: Context) -> Plan:
+        """Read facts and return the exact actions that suspend (nothing is changed)."""
+
+    def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
+        """Carry out `plan`; return the undo data (also what `verify` checks)."""
+
+    def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
+        """Return the exact actions that undo an applied change, from its undo data."""
+
+    def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
+        """Probe from outside; raise VerifyFailed when the effect is not what it should be."""
+
+
+def snapshot(conn: Connector, paths: list[str]) -> dict[str, FileState]:
+    """Return the current state of each path (content, mode, owner), two round trips at most."""
+    stats = conn.stat_many(paths)
+    states = {}
+    for path in paths:
+        st = stats[path]
+        if not st.exists:
+            states[path] = FileState(path, False)
+            continue
+        data = conn.read(path) or b""
+        states[path] = FileState(path, True, data, st.mode, f"{st.uid}:{st.gid}")
+    return states
+
+
+def carry_out(conn: Connector, actions: list[Action]) -> None:
+    """Carry out actions in order; the first failure raises and stops the rest."""
+    for action in actions:
+        action.carry_out(conn)

@@ -1,0 +1,123 @@
+"""landing_page: every URL of every domain of the account answers 503 with the landing page.
+
+Mechanism (linux driver): each vhost of the account carries, once, the line
+`IncludeOptional <apache_hook_dir>/<account>/*.conf` before its own rewrite rules. This step
+writes `suspension-agent.conf` into that folder: a vhost-level mod_rewrite rule answers 503
+in the translate-name phase, before the site's `.htaccess` rules (which run later, in the
+fixup phase) and before mod_alias redirects; ErrorDocument serves the rendered page from a
+folder outside the docroot with AllowOverride None. ACME challenges are exempt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent import landing
+from agent.drivers import linux
+from agent.errors import StepError
+from agent.steps import probes
+from agent.steps.base import Context, FileState, Plan, Run, Write, carry_out, snapshot
+
+LANDING_URL = "/.suspension-agent-landing/"
+_LANDING_RE = "/\\.suspension-agent-landing/"
+HOOK_FILE = "suspension-agent.conf"
+
+
+def hook_conf(case_id: str, landing_dir: str, retry_after: int) -> str:
+    """Return the Apache include that puts one account's vhosts behind the landing page."""
+    return f"""# BEGIN SUSPENSION-AGENT case {case_id}
+# Written by suspension-agent; removed when the suspension is lifted. Do not edit.
+Alias {LANDING_URL} {landing_dir}/
+<Directory {landing_dir}/>
+    AllowOverride None
+    Options None
+    Require all granted
+</Directory>
+ErrorDocument 503 {LANDING_URL}index.html
+RewriteEngine On
+RewriteCond %{{REQUEST_URI}} !^/\\.well-known/acme-challenge/
+RewriteCond %{{REQUEST_URI}} !^{_LANDING_RE}
+# Only the visitor's own request: internal redirects come from exempt paths (ACME files
+# behind a front-controller .htaccess, the ErrorDocument itself).
+RewriteCond %{{ENV:REDIRECT_STATUS}} ^$
+RewriteRule ^ - [R=503,L]
+Header always set Retry-After "{retry_after}"
+Header always set Cache-Control "no-store"
+Header always set X-Robots-Tag "noindex"
+# END SUSPENSION-AGENT case {case_id}
+"""
+
+
+class LandingPage:
+    """Puts an account's websites behind the landing page and takes them out again."""
+
+    name = "landing_page"
+
+    def plan(self, ctx: Context) -> Plan:
+        paths = ctx.server.linux
+        hosts = linux.vhosts(ctx.conn, paths, ctx.account)
+        if not hosts:
+            raise StepError(
+                f"no enabled vhost of {ctx.account!r} includes {linux.hook_dir(paths, ctx.account)}"
+                "/*.conf; add that IncludeOptional line to each of the account's vhosts once"
+            )
+        hook_dir = linux.hook_dir(paths, ctx.account)
+        landing_dir = f"{paths.landing_dir}/{ctx.account}"
+        hook_path = f"{hook_dir}/{HOOK_FILE}"
+        page_path = f"{landing_dir}/index.html"
+        page = landing.render(ctx.config.landing_pages_dir, ctx.branding,
+                              ctx.params.get("language")).encode()
+        conf = hook_conf(ctx.case_id, landing_dir, ctx.branding.retry_after).encode()
+        parents = _missing_dirs(ctx, [landing_dir, hook_dir])
+        before = snapshot(ctx.conn, [page_path, hook_path])
+        actions = [Run(["install", "-d", "-m", "755", d]) for d in parents]
+        actions += [
+            Write(before[page_path], FileState(page_path, True, page, 0o644, "0:0")),
+            Write(before[hook_path], FileState(hook_path, True, conf, 0o644, "0:0")),
+        ]
+        actions += _reload_actions(paths)
+        targets = [(name, vh.port, vh.tls) for vh in hosts for name in vh.names]
+        return Plan(self.name, actions,
+                    facts={"domains": linux.domains(hosts), "vhosts": len(hosts)},
+                    undo={"before": [s.to_dict() for s in before.values()],
+                          "created_dirs": parents, "probe": targets})
+
+    def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
+        try:
+            carry_out(ctx.conn, plan.actions)
+        except Exception:
+            # A failing configtest must not leave a broken include behind for the next reload.
+            carry_out(ctx.conn, self.revert_plan(ctx, plan.undo, reload=False).actions)
+            raise
+        return plan.undo
+
+    def revert_plan(self, ctx: Context, undo: dict[str, Any], reload: bool = True) -> Plan:
+        before = [FileState.from_dict(d) for d in undo["before"]]
+        current = snapshot(ctx.conn, [s.path for s in before])
+        actions: list = [Write(current[s.path], s) for s in before if current[s.path] != s]
+        actions += [Run(["rmdir", "--ignore-fail-on-non-empty", "--", d])
+                    for d in reversed(undo["created_dirs"])]
+        if not actions:
+            return Plan(self.name, note="landing page already removed")
+        if reload:
+            actions += _reload_actions(ctx.server.linux)
+        return Plan(self.name, actions, undo=undo)
+
+    def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
+        probes.check_landing(ctx.server, [tuple(t) for t in undo["probe"]], suspended)
+
+
+def _missing_dirs(ctx: Context, folders: list[str]) -> list[str]:
+    """Return the folders (and missing parents) that must be created, parents first."""
+    wanted: list[str] = []
+    for folder in folders:
+        parts = folder.rstrip("/").split("/")
+        wanted += ["/".join(parts[:i]) for i in range(2, len(parts) + 1)]
+    wanted = list(dict.fromkeys(wanted))
+    stats = ctx.conn.stat_many(wanted)
+    return [d for d in wanted if not stats[d].exists]
+
+
+def _reload_actions(paths) -> list[Run]:  # noqa: ANN001 - LinuxPaths
+    # configtest first: a broken include must never reach a running Apache.
+    return [Run([paths.apachectl, "configtest"]), Run([paths.apachectl, "graceful"])]
