@@ -84,6 +84,13 @@ class Engine:
                 f"{server.panel} driver yet; nothing was changed")
         return pb
 
+    def _ensure_exists(self, server: Server, account: str) -> None:
+        """Raise BadInput before a case is opened for an account the server does not have."""
+        if server.panel == "linux":
+            from agent.drivers import linux
+
+            linux.home(self._conn(server), server.linux, account)
+
     def _conn(self, server: Server) -> Connector:
         if server.name not in self._conns:
             self._conns[server.name] = self._connect(server)
@@ -110,6 +117,7 @@ class Engine:
             case = next((c for c in self.journal.open_cases(*target) if c.hold == hold), None)
             message = ""
             if case is None:
+                self._ensure_exists(server, target[2])
                 if dry_run:
                     case = Case("dry-run", *target, hold, pb.name, reason, self.caller,
                                 self.now(), -1, self.now(), "open")

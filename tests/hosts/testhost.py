@@ -45,7 +45,7 @@ class TestHost:
     address: str = field(init=False)
     gateway: str = field(init=False)
     mounts: list[str] = field(default_factory=list)
-    started: list[int] = field(default_factory=list)
+    started: list[subprocess.Popen] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.folder = RUN_BASE / self.name
@@ -111,7 +111,7 @@ class TestHost:
             ["ip", "netns", "exec", self.netns, "chroot", str(self.root), "/usr/sbin/mariadbd",
              "--user=mysql", "--skip-networking=0", "--bind-address=127.0.0.1"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        self.started.append(proc.pid)
+        self.started.append(proc)
         self._wait(lambda: self.path("/run/mysqld/mysqld.sock").exists(), "MariaDB socket")
         self.run(["/usr/sbin/apache2ctl", "start"])
         self._wait(lambda: self._port_open(80) and self._port_open(22), "sshd and Apache")
@@ -166,11 +166,8 @@ class TestHost:
         """Stop the host's processes, unmount, delete its namespace and its files."""
         if self.root.exists():
             self.stop_processes()
-        for pid in self.started:
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
+        for proc in self.started:
+            proc.wait(timeout=10)  # stopped above with the rest of the tree's processes
         self.started.clear()
         mounted = _mounted_under(self.folder)
         for target in sorted(set(self.mounts) | set(mounted), key=len, reverse=True):

@@ -1,0 +1,90 @@
+"""Shared fixtures: a real test host (session-wide) and helpers to call the agent's CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent import PROJECT_ROOT
+from tests.hosts.provision import provision, write_config
+from tests.hosts.testhost import TestHost
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def host():
+    """A running test host with accounts alice and bob; fails (never skips) under CI=true."""
+    h = TestHost("t1", 41)
+    try:
+        h.up()
+        provision(h)
+    except Exception as exc:  # noqa: BLE001 - any failure to start is reported the same way
+        h.down()
+        if IN_CI or os.geteuid() == 0:
+            pytest.fail(f"test host could not start: {exc}")
+        pytest.skip(f"test host needs root and debootstrap: {exc}")
+    yield h
+    h.down()
+
+
+@pytest.fixture
+def agent_env(host, tmp_path):
+    """A fresh agent config (own state db) reaching the host; playbooks copied beside it."""
+    books = tmp_path / "playbooks"
+    shutil.copytree(PROJECT_ROOT / "playbooks", books)
+    (books / "web-now.yaml").write_text(
+        "description: backup and landing page at once\n"
+        "stages:\n  - after: 0s\n    steps: [backup, landing_page]\n")
+    cfg = write_config(host, tmp_path / "agent", playbooks_dir=str(books))
+    return Agent(cfg, host)
+
+
+class Agent:
+    """Runs `python -m agent` as a separate process, as the billing system or an admin would."""
+
+    def __init__(self, config: Path, host: TestHost) -> None:
+        self.config = config
+        self.host = host
+
+    def __call__(self, *args: str, env: dict | None = None, timeout: float = 120
+                 ) -> tuple[int, dict | None, str]:
+        full_env = {**os.environ, "SUSPENSION_AGENT_CONFIG": str(self.config), **(env or {})}
+        proc = subprocess.run([sys.executable, "-m", "agent", "--json", *args],
+                              capture_output=True, text=True, env=full_env, timeout=timeout,
+                              cwd=PROJECT_ROOT)
+        try:
+            reply = json.loads(proc.stdout) if proc.stdout.strip() else None
+        except json.JSONDecodeError:
+            reply = None
+        return proc.returncode, reply, proc.stdout + proc.stderr
+
+
+def tree_state(host: TestHost, *folders: str) -> dict[str, tuple]:
+    """Return every file and folder under `folders` with content hash, mode and owner."""
+    import hashlib
+
+    state: dict[str, tuple] = {}
+    for folder in folders:
+        base = host.path(folder)
+        if not base.exists():
+            state[folder] = ("absent",)
+            continue
+        for dirpath, dirnames, filenames in os.walk(base):
+            for name in dirnames + filenames:
+                p = Path(dirpath) / name
+                st = p.lstat()
+                digest = (hashlib.sha256(p.read_bytes()).hexdigest()
+                          if p.is_file() and not p.is_symlink() else os.readlink(p)
+                          if p.is_symlink() else "dir")
+                state[str(p.relative_to(host.root))] = (digest, st.st_mode, st.st_uid, st.st_gid)
+    return state
+
+
+WATCHED = ("/etc/apache2", "/var/lib/suspension-agent", "/home/alice", "/home/bob")
