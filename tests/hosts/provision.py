@@ -102,7 +102,7 @@ def grant_ssh(host: TestHost, folder: Path) -> tuple[Path, Path]:
     return key_file, known_hosts
 
 
-def write_config(host: TestHost, folder: Path, **extra: str) -> Path:
+def write_config(host: TestHost, folder: Path, linux: dict | None = None, **extra: str) -> Path:
     """Write an agent config that reaches `host` over SSH; return its path."""
     key_file, known_hosts = grant_ssh(host, folder)
     lines = [
@@ -127,6 +127,8 @@ def write_config(host: TestHost, folder: Path, **extra: str) -> Path:
         f"    known_hosts: {known_hosts}",
         "    connect_timeout: 5",
     ]
+    if linux:
+        lines += ["    linux:"] + [f"      {k}: {v}" for k, v in linux.items()]
     lines += [f"{k}: {v}" for k, v in extra.items()]
     path = folder / "config.yaml"
     path.write_text("\n".join(lines) + "\n")

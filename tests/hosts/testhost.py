@@ -60,6 +60,18 @@ class TestHost:
         """Run `argv` chrooted into the host, inside its namespace."""
         return sh(["chroot", str(self.root), *argv], check=check, netns=self.netns, input=input)
 
+    def in_namespaces(self, argv: list[str]) -> subprocess.CompletedProcess:
+        """Run `argv` (CI-machine paths) in the mount and network namespaces of the daemons.
+
+        `ip netns exec` gives the daemons their own mount namespace, so a file system mounted
+        for a test must be mounted there to be seen by them.
+        """
+        # Each `ip netns exec` makes its own mount namespace: use sshd's, where the agent works.
+        sshd = sorted(p for p in self.pids() if _comm(p) == "sshd")
+        if not sshd:
+            raise RuntimeError(f"test host {self.name} has no running sshd")
+        return sh(["nsenter", "-t", str(sshd[0]), "-m", "-n", *argv])
+
     def path(self, inside: str) -> Path:
         """Return the CI-machine path of a path inside the host."""
         return self.root / inside.lstrip("/")
@@ -179,6 +191,13 @@ class TestHost:
         sh(["ip", "link", "delete", f"sa{self.index}h"], check=False)
         if self.folder.exists():
             _remove_tree(self.folder)
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _mounted_under(folder: Path) -> list[str]:
