@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 import click
 
-from agent import audit, config as config_mod, landing, render
+from agent import audit, landing, render
+from agent import config as config_mod
 from agent.engine import HOLDS, Engine, Outcome, ladder
-from agent.errors import (AgentError, AuthFailed, BadInput, Busy, ConfigError, HostKeyRefused)
+from agent.errors import AgentError, AuthFailed, BadInput, Busy, ConfigError, HostKeyRefused
 from agent.journal import Journal
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUSY, EXIT_CONFIG = 0, 1, 2, 3, 75, 78

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from agent import PROJECT_ROOT
-from agent.errors import ConfigError
+from agent import PROJECT_ROOT, ids
+from agent.errors import BadInput, ConfigError
 from agent.schema import Problems, boolean, integer, join, mapping, string, string_list
 
 DEFAULT_PATH = "/etc/suspension-agent/config.yaml"
@@ -168,8 +168,10 @@ def parse(doc: object, source: str, base: Path) -> Config:
         problems.add("servers", "must be a mapping with at least one server")
     else:
         for name, sdoc in raw_servers.items():
-            if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
-                problems.add(join("servers", str(name)), "server names use letters, digits, - and _")
+            try:
+                ids.server_name(name if isinstance(name, str) else "")
+            except BadInput as exc:
+                problems.add(join("servers", str(name)), str(exc))
                 continue
             server = _server(name, sdoc, problems, base)
             if server is not None:

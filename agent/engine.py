@@ -15,7 +15,7 @@ from agent.errors import AgentError, BadInput, Busy, StepUnavailable
 from agent.journal import Case, Journal
 from agent.locks import target_lock
 from agent.playbooks import Playbook
-from agent.runner import Runner, RunLog
+from agent.runner import RunLog, Runner
 
 HOLDS = ("billing", "abuse", "manual")
 

@@ -17,7 +17,8 @@ _ACCOUNT_RULES = {
 _SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _PLAYBOOK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # RFC 1123 host names, at most 253 characters, labels up to 63.
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)*{_LABEL}$")
 _DB_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 

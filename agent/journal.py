@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_target ON events (server, kind, name, seq);
 """
 ACTIVE = ("intent", "done", "reverting", "stuck")
+_ACTIVE_SQL = "('intent', 'done', 'reverting', 'stuck')"  # the same states, for SQL
+
+
+_EVENT_COLUMNS = ("server", "kind", "name", "case_id", "hold", "step", "caller", "outcome")
 
 
 @dataclass(frozen=True)
@@ -114,10 +118,9 @@ class Journal:
 
     def targets(self, server: str | None = None) -> list[tuple[str, str, str]]:
         """Return every target with an open case or a change still in effect."""
-        sql = ("SELECT server, kind, name FROM cases WHERE status='open' UNION "
-               "SELECT server, kind, name FROM changes WHERE state IN (%s)"
-               % ",".join("?" * len(ACTIVE)))
-        rows = self.db.execute(sql, ACTIVE).fetchall()
+        sql = ("SELECT server, kind, name FROM cases WHERE status='open' UNION "  # noqa: S608
+               "SELECT server, kind, name FROM changes WHERE state IN " + _ACTIVE_SQL)
+        rows = self.db.execute(sql).fetchall()
         return sorted({tuple(r) for r in rows if server is None or r[0] == server})
 
     # -- changes --------------------------------------------------------------------------
@@ -139,8 +142,8 @@ class Journal:
 
     def active_changes(self, server: str, kind: str, name: str) -> list[Change]:
         rows = self.db.execute(
-            "SELECT * FROM changes WHERE server=? AND kind=? AND name=? AND state IN (%s) "
-            "ORDER BY seq" % ",".join("?" * len(ACTIVE)), (server, kind, name, *ACTIVE)).fetchall()
+            "SELECT * FROM changes WHERE server=? AND kind=? AND name=? AND state IN "  # noqa: S608
+            + _ACTIVE_SQL + " ORDER BY seq", (server, kind, name)).fetchall()
         return [_change(r) for r in rows]
 
     def latest_backup(self, server: str, name: str, newer_than: float) -> dict | None:
@@ -158,11 +161,10 @@ class Journal:
 
     # -- events ---------------------------------------------------------------------------
     def event(self, at: float, event: str, **fields: Any) -> None:
-        cols = ("server", "kind", "name", "case_id", "hold", "step", "caller", "outcome")
-        values = [fields.pop(c, None) for c in cols]
+        values = [fields.pop(c, None) for c in _EVENT_COLUMNS]
         self.db.execute(
-            "INSERT INTO events (at, event, %s, detail) VALUES (?,?,%s,?)"
-            % (",".join(cols), ",".join("?" * len(cols))),
+            "INSERT INTO events (at, event, server, kind, name, case_id, hold, step, caller, "
+            "outcome, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (at, event, *values, json.dumps(fields, default=str) if fields else None))
 
     def events(self, server: str, kind: str, name: str) -> list[dict]:

@@ -32,7 +32,8 @@ def render(templates_dir: str, branding: Branding, language: str | None = None) 
     try:
         template = string.Template(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read landing page template: {exc.strerror}"]) from exc
+        raise ConfigError(str(path),
+                          [f"cannot read landing page template: {exc.strerror}"]) from exc
     try:
         return template.substitute(company=html.escape(branding.company),
                                    contact_block=_contact_block(branding))

@@ -58,7 +58,7 @@ class Agent:
         full_env = {**os.environ, "SUSPENSION_AGENT_CONFIG": str(self.config), **(env or {})}
         proc = subprocess.run([sys.executable, "-m", "agent", "--json", *args],
                               capture_output=True, text=True, env=full_env, timeout=timeout,
-                              cwd=PROJECT_ROOT)
+                              cwd=PROJECT_ROOT, check=False)
         try:
             reply = json.loads(proc.stdout) if proc.stdout.strip() else None
         except json.JSONDecodeError:

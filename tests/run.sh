@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/setup-machine.sh
-.venv/bin/python -m ruff check agent tests bench
+.venv/bin/python -m ruff check agent tests
 exec .venv/bin/python -m pytest -q "$@"

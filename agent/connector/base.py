@@ -76,7 +76,7 @@ class Connector(ABC):
     def _exec(self, argv: list[str], stdin: bytes | None, timeout: float) -> Result:
         """Run `argv` (no shell) and return its result; raise Unreachable on transport loss."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook; local has nothing to release
         """Release the transport (no-op for local)."""
 
     def run(

@@ -25,7 +25,8 @@ class LocalConnector(Connector):
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
-            raise Unreachable(f"{self.name}: `{quote(argv)}` timed out after {timeout:.0f}s") from exc
+            raise Unreachable(
+                f"{self.name}: `{quote(argv)}` timed out after {timeout:.0f}s") from exc
         except FileNotFoundError:
             return Result(127, b"", f"{argv[0]}: command not found".encode())
         return Result(proc.returncode, proc.stdout, proc.stderr)

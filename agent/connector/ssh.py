@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import select
-import socket
 import time
 
 import paramiko
@@ -57,7 +56,7 @@ class SSHConnector(Connector):
                     "add it after checking its fingerprint"
                 ) from exc
             raise Unreachable(f"{s.name}: SSH to {s.host}:{s.port} failed: {exc}") from exc
-        except (OSError, socket.timeout, EOFError) as exc:
+        except (TimeoutError, OSError, EOFError) as exc:
             client.close()
             raise Unreachable(f"{s.name}: cannot reach {s.host}:{s.port}: {exc}") from exc
         transport = client.get_transport()
@@ -68,7 +67,8 @@ class SSHConnector(Connector):
 
     def _ensure(self) -> paramiko.SSHClient:
         client = self._client
-        if client is None or client.get_transport() is None or not client.get_transport().is_active():
+        transport = client.get_transport() if client is not None else None
+        if client is None or transport is None or not transport.is_active():
             self._client = client = self._connect()
         return client
 
@@ -87,7 +87,8 @@ class SSHConnector(Connector):
             chan.close()
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
-            raise Unreachable(f"{self.name}: connection lost running `{quote(argv)}`: {exc}") from exc
+            raise Unreachable(
+                f"{self.name}: connection lost running `{quote(argv)}`: {exc}") from exc
         if rc == -1:
             self.close()
             raise Unreachable(f"{self.name}: no exit status for `{quote(argv)}` (connection lost)")
@@ -109,7 +110,7 @@ class SSHConnector(Connector):
                 break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise socket.timeout(f"no exit after {timeout:.0f}s")
+                raise TimeoutError(f"no exit after {timeout:.0f}s")
             select.select([chan], [], [], min(remaining, 1.0))
         return bytes(out), bytes(err)
 

@@ -11,7 +11,8 @@ from agent.connector import Connector
 from agent.errors import BadInput
 
 # Prints every regular file of a folder as NUL, path, NUL, content: one round trip.
-_DUMP_FILES = 'for f in "$1"/*; do [ -f "$f" ] || continue; printf "\\0%s\\0" "$f"; cat -- "$f"; done'
+_DUMP_FILES = (
+    'for f in "$1"/*; do [ -f "$f" ] || continue; printf "\\0%s\\0" "$f"; cat -- "$f"; done')
 _SECTION = re.compile(r"^\s*<(/?)VirtualHost\b([^>]*)>", re.IGNORECASE)
 _DIRECTIVE = re.compile(r"^\s*(\w+)\s+(.*?)\s*$")
 

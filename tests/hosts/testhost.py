@@ -84,8 +84,8 @@ class TestHost:
             self.down()
         for sub in ("upper", "work", "root"):
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
-        self._mount("overlay", str(self.root), "-t", "overlay", "-o",
-                    f"lowerdir={image},upperdir={self.folder / 'upper'},workdir={self.folder / 'work'}")
+        layers = f"lowerdir={image},upperdir={self.folder / 'upper'},workdir={self.folder / 'work'}"
+        self._mount("overlay", str(self.root), "-t", "overlay", "-o", layers)
         self._mount("proc", str(self.root / "proc"), "-t", "proc")
         self._mount("tmpfs", str(self.root / "dev"), "-t", "tmpfs", "-o", "mode=755,size=1m")
         for node, major, minor in (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7),
