@@ -104,3 +104,20 @@ def test_backup_on_full_disk_stops_the_case(agent_env, host, tmp_path):
     finally:
         host.in_namespaces(["umount", str(tiny)])
         tiny.rmdir()
+
+
+def test_failing_configtest_puts_files_back(agent_env, host):
+    # Without mod_headers the include's `Header` lines do not parse: configtest fails.
+    host.run(["a2dismod", "-q", "-f", "headers"])
+    try:
+        before = tree_state(host, *WATCHED)
+        rc, reply, out = agent_env("suspend", host.name, "alice", "--playbook", "web-now")
+        assert rc == 1, out
+        assert reply["state"] == "active" and reply["holds"] == []
+        assert "configtest" in reply["errors"][0]["message"]
+        assert tree_state(host, *WATCHED) == before
+        srv = Server(name=host.name, panel="linux", transport="ssh", host=host.address)
+        assert fetch(srv, "blog.test", "/", True).status_code == 200
+    finally:
+        host.run(["a2enmod", "-q", "headers"])
+        host.run(["/usr/sbin/apache2ctl", "graceful"])
