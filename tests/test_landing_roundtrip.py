@@ -106,3 +106,26 @@ def test_unavailable_steps_are_refused(agent_env, host):
     assert rc == 2, out
     assert "not available on the linux driver yet" in reply["errors"][0]["message"]
     assert tree_state(host, *WATCHED) == before
+
+
+def test_check_history_and_preview(agent_env, host):
+    rc, reply, out = agent_env("check")
+    assert rc == 0 and reply["ok"], out
+    lines = reply["servers"][0]["lines"]
+    assert "reachable" in lines
+    assert "vhost files with the suspension-agent hook: 3" in lines
+
+    agent_env("suspend", host.name, "alice", "--playbook", "web-now", "--reason", "inv 7")
+    agent_env("unsuspend", host.name, "alice")
+    rc, reply, out = agent_env("history", host.name, "alice")
+    assert rc == 0, out
+    events = [(e["event"], e["step"]) for e in reply["events"]]
+    assert events[0] == ("case.opened", None)
+    assert ("step.applied", "landing_page") in events and events[-1] == ("case.lifted", None)
+    assert reply["events"][0]["detail"]["reason"] == "inv 7"
+    assert all(e["caller"] for e in reply["events"])
+    audit = (agent_env.config.parent / "audit.jsonl").read_text().splitlines()
+    assert any('"event": "step.reverted"' in line for line in audit)
+
+    rc, _reply, out = agent_env("preview-landing", "--language", "nl")
+    assert rc == 0 and "Tijdelijk niet beschikbaar" in out
