@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+import time
 from typing import Any
 
 from agent.engine import Outcome
@@ -61,8 +61,6 @@ def ladder_text(stages: list[dict]) -> str:
 
 
 def history_text(events: list[dict]) -> str:
-    import time
-
     lines = []
     for e in events:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["at"]))
@@ -71,5 +69,3 @@ def history_text(events: list[dict]) -> str:
                      f"{e['outcome'] or '-':<9} {e['hold'] or '-':<8} {e['caller'] or '-'} {extra}")
     return "\n".join(lines) or "no history"
 
-
-__all__ = ["outcome_dict", "outcome_text", "ladder_text", "history_text", "dumps", "asdict"]

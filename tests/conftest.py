@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -68,8 +69,6 @@ class Agent:
 
 def tree_state(host: TestHost, *folders: str) -> dict[str, tuple]:
     """Return every file and folder under `folders` with content hash, mode and owner."""
-    import hashlib
-
     state: dict[str, tuple] = {}
     for folder in folders:
         base = host.path(folder)
