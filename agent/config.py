@@ -32,8 +32,28 @@ class LinuxPaths:
     tar: str = "/bin/tar"
     sha256sum: str = "/usr/bin/sha256sum"
     getent: str = "/usr/bin/getent"
-    # SQL LIKE pattern of an account's databases; cPanel's convention is `<account>_name`.
+    # SQL LIKE pattern of an account's databases and database users (cPanel: `<account>_x`).
     db_pattern: str = "{account}\\_%"
+    # Client options file on the server with the admin credentials (`[client] user/password`);
+    # empty: the client's own defaults (e.g. root over the unix socket).
+    mysql_defaults_file: str = ""
+    # Mail: `domain: account` lines, and Dovecot passwd-files <vmail_dir>/<domain>/shadow.
+    userdomains: str = "/etc/userdomains"
+    vmail_dir: str = "/etc/vmail"
+    doveadm: str = "/usr/bin/doveadm"
+    exim: str = "/usr/sbin/exim4"
+    exim_hook_dir: str = "/etc/exim4/suspension-agent"
+    # FTP: Pure-FTPd virtual users (PureDB) and the PAM deny list for system users.
+    pure_pw: str = "/usr/bin/pure-pw"
+    pureftpd_passwd: str = "/etc/pure-ftpd/pureftpd.passwd"  # noqa: S105 - a path
+    pureftpd_pdb: str = "/etc/pure-ftpd/pureftpd.pdb"
+    ftpusers: str = "/etc/ftpusers"
+    # Logins: the account's password and shell, and an sshd drop-in denying the account.
+    usermod: str = "/usr/sbin/usermod"
+    nologin_shell: str = "/usr/sbin/nologin"
+    sshd: str = "/usr/sbin/sshd"
+    sshd_config_dir: str = "/etc/ssh/sshd_config.d"
+    sshd_pid_file: str = "/run/sshd.pid"
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ class Outcome:
     reverted: list[dict] = field(default_factory=list)
     rolled_back: bool = False
     partial: bool = False
+    cases: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -112,8 +113,9 @@ class Engine:
         with self._lock(target):
             runner = Runner(self, server, self._conn(server), target)
             log = RunLog()
-            if not dry_run:
-                runner.recover(log)
+            if not dry_run and not runner.recover(log):
+                return self.report(target, log, "a change could not be undone earlier and still "
+                                   "cannot; nothing new was applied")
             case = next((c for c in self.journal.open_cases(*target) if c.hold == hold), None)
             message = ""
             if case is None:
@@ -162,7 +164,7 @@ class Engine:
             runner = Runner(self, server, self._conn(server), target)
             log = RunLog()
             if not dry_run:
-                runner.recover(log)
+                runner.recover(log, retry_stuck=False)  # revert_all below retries those
             cases = self.journal.open_cases(*target)
             lifted = [c for c in cases if c.hold == hold]
             remaining = sorted({c.hold for c in cases if c.hold != hold})
@@ -194,8 +196,8 @@ class Engine:
                         continue
                     runner = Runner(self, server, self._conn(server), target)
                     log = RunLog()
-                    runner.recover(log)
-                    self.advance(runner, fresh, pb, log, dry_run=False)
+                    if runner.recover(log):
+                        self.advance(runner, fresh, pb, log, dry_run=False)
                     outcomes.append(self.report(target, log, ""))
             except Busy:
                 continue  # another run has this target; the next tick picks it up
@@ -234,11 +236,19 @@ class Engine:
         return Outcome(_target(target), state, sorted({c.hold for c in cases}),
                        max((c.stage for c in cases), default=None) if cases else None,
                        applied, pending, log.errors, message, log.plans, log.reverted,
-                       log.rolled_back, log.partial or stuck)
+                       log.rolled_back, log.partial or stuck, [_case_dict(c) for c in cases]
+                       + [{"stuck": c.step, "error": c.error} for c in active
+                          if c.state == "stuck"])
 
     def history(self, server_name: str, account: str) -> list[dict[str, Any]]:
         _server, target = self.account_target(server_name, account)
         return self.journal.events(*target)
+
+
+def _case_dict(case: Case) -> dict:
+    return {"id": case.id, "hold": case.hold, "playbook": case.playbook, "stage": case.stage,
+            "started": _iso(case.started_at),
+            "next_due": _iso(case.next_due_at) if case.next_due_at is not None else None}
 
 
 def _target(target: tuple) -> dict:

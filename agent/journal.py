@@ -8,6 +8,7 @@ becomes `done` after; a revert goes `reverting` then `reverted`; a revert that f
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
 import time
@@ -75,6 +76,8 @@ class Journal:
 
     def __init__(self, path: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # Undo data holds prior password hashes: the database is for its owner only.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")

@@ -19,6 +19,8 @@ def outcome_dict(o: Outcome) -> dict[str, Any]:
         d["plan"] = o.plans
     if o.reverted:
         d["reverted"] = o.reverted
+    if o.cases:
+        d["cases"] = o.cases
     return d
 
 
@@ -38,6 +40,13 @@ def outcome_text(o: Outcome, dry_run: bool = False) -> str:
                      + (f" (stage {p['stage']})" if "stage" in p else "")
                      + (" would:" if dry_run else ":"))
         lines += [f"    {a}" for a in p["actions"]]
+    for c in o.cases:
+        if "stuck" in c:
+            lines.append(f"  STUCK    {c['stuck']}: still applied, revert failed: {c['error']}")
+            continue
+        lines.append(f"  case     {c['id']} hold {c['hold']}, playbook {c['playbook']}, "
+                     f"stage {c['stage']} reached, next due "
+                     f"{c['next_due'] or 'never (last stage reached)'}")
     for a in o.applied:
         lines.append(f"  applied  {a['step']:<14} stage {a['stage']}  since {a['at']}"
                      + ("  (changed now)" if a["changed"] else ""))

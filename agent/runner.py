@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from agent import steps
 from agent.errors import AgentError
 from agent.journal import Case, Change
+from agent.locks import target_lock
 from agent.playbooks import Stage
 from agent.steps.base import Context, carry_out
 
@@ -61,6 +63,7 @@ class Runner:
             step = steps.get(spec.name)
             ctx = self.context(case.id, spec.params)
             seq = None
+            plan = None
             try:
                 plan = step.plan(ctx)
                 if dry_run:
@@ -69,22 +72,39 @@ class Runner:
                     continue
                 seq = self.journal.intent(case, spec.name, stage.index, plan.undo, ctx.now)
                 self.audit("step.intent", **self._where(case.id, spec.name, hold=case.hold))
-                undo = step.apply(ctx, plan)
+                with self.shared(plan.lock):
+                    undo = step.apply(ctx, plan)
                 self.journal.mark(seq, "done", self.engine.now(), undo=undo)
                 done_here.append((seq, spec.name, ctx, undo))
                 step.verify(ctx, undo, True)
             except AgentError as exc:
-                if seq is not None and (not done_here or done_here[-1][0] != seq):
-                    self.journal.mark(seq, "failed", self.engine.now(), error=str(exc))
                 log.errors.append({"step": spec.name, "message": str(exc)})
                 self.audit("step.failed", outcome="failed",
                            **self._where(case.id, spec.name, hold=case.hold, error=str(exc)))
+                if seq is not None and (not done_here or done_here[-1][0] != seq):
+                    self._undo_failed_apply(seq, spec.name, case.id, plan, exc, log)
                 self._roll_back(done_here, log)
                 return False
             log.changed.append(seq)
             self.audit("step.applied", outcome="done", **self._where(
                 case.id, spec.name, hold=case.hold, stage=stage.index))
         return True
+
+    def shared(self, lock: str | None):  # noqa: ANN201 - a context manager
+        """Hold the server-wide lock a plan asks for (shared files), else nothing."""
+        if lock is None:
+            return contextlib.nullcontext()
+        return target_lock(self.engine.config.state_db, f"{self.target[0]}.shared.{lock}",
+                           max(30.0, self.engine.config.lock_wait_seconds))
+
+    def _undo_failed_apply(self, seq: int, name: str, case_id: str, plan: Any,
+                           exc: AgentError, log: RunLog) -> None:
+        """Put back what a step that failed half-way had changed; nothing if it changed nothing."""
+        if getattr(exc, "completed", None) == 0:
+            self.journal.mark(seq, "failed", self.engine.now(), error=str(exc))
+            return
+        if self.revert_one(seq, name, case_id, plan.undo, log):
+            log.rolled_back = True
 
     def _roll_back(self, done_here: list[tuple[int, str, Context, dict]], log: RunLog) -> None:
         """Revert this stage's applied steps in reverse order; a failed revert is `stuck`."""
@@ -104,7 +124,8 @@ class Runner:
                 log.plans.append({"step": name, "revert": True, "actions": plan.describe()})
                 return True
             self.journal.mark(seq, "reverting", self.engine.now())
-            carry_out(self.conn, plan.actions)
+            with self.shared(plan.lock):
+                carry_out(self.conn, plan.actions)
             step.verify(ctx, undo, False)
         except AgentError as exc:
             self.journal.mark(seq, "stuck", self.engine.now(), error=str(exc))
@@ -123,17 +144,22 @@ class Runner:
         for change in reversed(self.journal.active_changes(*self.target)):
             self.revert_one(change.seq, change.step, change.case_id, change.undo, log, dry_run)
 
-    def recover(self, log: RunLog) -> None:
-        """Finish what a run that died left: intents are undone, interrupted reverts redone."""
+    def recover(self, log: RunLog, retry_stuck: bool = True) -> bool:
+        """Finish what earlier runs left: intents undone, interrupted and failed reverts redone.
+
+        Returns True when nothing is left half-done (no `stuck` change remains).
+        """
+        redo = ("intent", "reverting", "stuck") if retry_stuck else ("intent", "reverting")
         for change in reversed(self.journal.active_changes(*self.target)):
-            if change.state not in ("intent", "reverting"):
+            if change.state not in redo:
                 continue
             self.audit("recovery.found", **self._where(change.case_id, change.step,
                                                        state=change.state))
-            if change.state == "intent" and change.step == "backup":
+            if change.step == "backup":
                 self._abandon_backup(change)
                 continue
             self.revert_one(change.seq, change.step, change.case_id, change.undo, log)
+        return all(c.state != "stuck" for c in self.journal.active_changes(*self.target))
 
     def _abandon_backup(self, change: Change) -> None:
         ctx = self.context(change.case_id)

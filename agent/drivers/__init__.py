@@ -5,7 +5,8 @@ from __future__ import annotations
 # Steps each panel's driver implements today. `plan` reports the others as "not available on
 # this driver yet" and `suspend` refuses a playbook that needs them (exit 2).
 AVAILABLE_STEPS: dict[str, frozenset[str]] = {
-    "linux": frozenset({"backup", "landing_page"}),
+    "linux": frozenset({"backup", "landing_page", "mail_block", "ftp_lock", "db_lock",
+                        "panel_lock"}),
     "cpanel": frozenset(),
     "directadmin": frozenset(),
 }

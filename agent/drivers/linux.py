@@ -33,15 +33,42 @@ def hook_dir(paths: LinuxPaths, account: str) -> str:
     return f"{paths.apache_hook_dir}/{account}"
 
 
+def passwd_entry(conn: Connector, paths: LinuxPaths, account: str) -> list[str]:
+    """Return the seven passwd fields of the account; raise BadInput when it does not exist."""
+    result = conn.run([paths.getent, "passwd", account], ok_codes=(0, 2))
+    fields = result.text.strip().split(":")
+    if result.rc == 2 or len(fields) < 7 or fields[0] != account:
+        raise BadInput(f"account {account!r} does not exist on {conn.name}")
+    return fields
+
+
 def home(conn: Connector, paths: LinuxPaths, account: str) -> str:
     """Return the account's home folder; raise BadInput when the account does not exist."""
-    result = conn.run([paths.getent, "passwd", account], ok_codes=(0, 2))
-    if result.rc == 2 or not result.text.strip():
-        raise BadInput(f"account {account!r} does not exist on {conn.name}")
-    fields = result.text.strip().split(":")
-    if len(fields) < 7 or not fields[5].startswith("/"):
+    fields = passwd_entry(conn, paths, account)
+    if not fields[5].startswith("/"):
         raise BadInput(f"account {account!r} has no usable home folder on {conn.name}")
     return fields[5]
+
+
+def shadow_hash(conn: Connector, paths: LinuxPaths, account: str) -> str:
+    """Return the account's password field from the shadow database."""
+    result = conn.run([paths.getent, "shadow", account], ok_codes=(0, 2))
+    fields = result.text.strip().split(":")
+    if result.rc == 2 or len(fields) < 2 or fields[0] != account:
+        raise BadInput(f"account {account!r} has no shadow entry on {conn.name}")
+    return fields[1]
+
+
+def mysql_defaults(paths: LinuxPaths) -> list[str]:
+    """Return the client option naming the credentials file (must come first), if any."""
+    if not paths.mysql_defaults_file:
+        return []
+    return [f"--defaults-extra-file={paths.mysql_defaults_file}"]
+
+
+def mysql_argv(paths: LinuxPaths) -> list[str]:
+    """Return the mysql client argv; credentials come from a defaults file, never argv."""
+    return [paths.mysql, *mysql_defaults(paths), "--batch", "--skip-column-names"]
 
 
 def parse_vhosts(files: dict[str, str], include_prefix: str) -> list[VHost]:
@@ -101,6 +128,5 @@ def databases(conn: Connector, paths: LinuxPaths, account: str) -> list[str]:
     if "'" in pattern or "\\'" in pattern:
         raise BadInput("db_pattern must not contain quotes")
     # The account name is validated (ids.account) before it gets here; the pattern is config.
-    result = conn.run([paths.mysql, "--batch", "--skip-column-names", "-e",
-                       f"SHOW DATABASES LIKE '{pattern}'"])
+    result = conn.run(mysql_argv(paths), stdin=f"SHOW DATABASES LIKE '{pattern}';\n".encode())
     return [ids.database(name) for name in result.text.split()]

@@ -41,8 +41,9 @@ class Backup:
             Run(["install", "-d", "-m", "700", f"{staging}/{DUMP_NAME}"]),
         ]
         if dbs:
-            actions.append(Run([paths.mysqldump, "--single-transaction", "--routines",
-                                "--events", "--triggers", "--databases", *dbs,
+            actions.append(Run([paths.mysqldump, *linux.mysql_defaults(paths),
+                                "--single-transaction", "--routines", "--events", "--triggers",
+                                "--databases", *dbs,
                                 f"--result-file={staging}/{DUMP_NAME}/{ctx.account}.sql"],
                                timeout=3600))
         actions += [

@@ -9,21 +9,75 @@ from typing import Any, Protocol
 
 from agent.config import Branding, Config, Server
 from agent.connector import Connector, quote
+from agent.errors import AgentError, StepError
 
 
 @dataclass(frozen=True)
 class Run:
-    """Run one argv on the server."""
+    """Run one argv on the server, optionally feeding `stdin` (SQL, never secrets in argv)."""
 
     argv: list[str]
     ok_codes: tuple[int, ...] = (0,)
     timeout: float = 300.0
+    stdin: bytes | None = None
 
     def describe(self) -> list[str]:
-        return [f"run   {quote(self.argv)}"]
+        if self.stdin is None:
+            return [f"run   {quote(self.argv)}"]
+        return [f"run   {quote(self.argv)} <<EOF"] + [
+            "      " + line for line in self.stdin.decode("utf-8", "replace").splitlines()
+        ] + ["      EOF"]
 
     def carry_out(self, conn: Connector) -> None:
-        conn.run(self.argv, ok_codes=self.ok_codes, timeout=self.timeout)
+        conn.run(self.argv, stdin=self.stdin, ok_codes=self.ok_codes, timeout=self.timeout)
+
+
+@dataclass(frozen=True)
+class EditLines:
+    """Replace whole lines of a file in place, leaving every other line as it is.
+
+    Used for files shared with other accounts (/etc/ftpusers, a PureDB source file) and
+    for files holding secrets (password hashes): the edit is recomputed on the current
+    content when carried out, so a line someone else changed meanwhile is never clobbered,
+    and `summary` (not the lines) is what a dry run shows. Each pair is (old, new): an empty
+    old appends new, an empty new removes old. Carrying it out twice changes nothing.
+    """
+
+    path: str
+    pairs: tuple[tuple[str, str], ...]
+    summary: tuple[str, ...]
+
+    def describe(self) -> list[str]:
+        return [f"edit  {self.path}: {line}" for line in self.summary]
+
+    def reversed(self, summary: tuple[str, ...]) -> EditLines:
+        return EditLines(self.path, tuple((new, old) for old, new in self.pairs), summary)
+
+    def carry_out(self, conn: Connector) -> None:
+        data = conn.read(self.path)
+        if data is None:
+            raise StepError(f"{self.path} does not exist on {conn.name}")
+        lines = data.decode("utf-8", "surrogateescape").split("\n")
+        tail = lines.pop() if lines and lines[-1] == "" else None
+        for old, new in self.pairs:
+            if old and old in lines:
+                at = lines.index(old)
+                lines[at:at + 1] = [new] if new else []
+            elif not old and new not in lines:
+                lines.append(new)
+            elif old and new and new in lines:
+                continue  # already carried out
+            elif old and not new:
+                continue  # already removed
+            elif old:
+                who = old.split(":", 1)[0]
+                raise StepError(f"{self.path}: the line of {who!r} changed since it was read; "
+                                "nothing was written")
+        text = "\n".join(lines) + ("\n" if tail is not None else "")
+        new_data = text.encode("utf-8", "surrogateescape")
+        if new_data != data:
+            st = conn.stat(self.path)
+            conn.write(self.path, new_data, st.mode, f"{st.uid}:{st.gid}")
 
 
 @dataclass(frozen=True)
@@ -71,7 +125,7 @@ class Write:
             conn.run(["rm", "-f", "--", a.path])
 
 
-Action = Run | Write
+Action = Run | Write | EditLines
 
 
 @dataclass
@@ -83,6 +137,8 @@ class Plan:
     facts: dict[str, Any] = field(default_factory=dict)
     undo: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    # A server-wide lock the runner holds while carrying the plan out (shared files).
+    lock: str | None = None
 
     def describe(self) -> list[str]:
         lines = [line for action in self.actions for line in action.describe()]
@@ -140,6 +196,14 @@ def snapshot(conn: Connector, paths: list[str]) -> dict[str, FileState]:
 
 
 def carry_out(conn: Connector, actions: list[Action]) -> None:
-    """Carry out actions in order; the first failure raises and stops the rest."""
-    for action in actions:
-        action.carry_out(conn)
+    """Carry out actions in order; the first failure raises and stops the rest.
+
+    The raised AgentError carries `completed`: how many actions had finished, so the caller
+    knows whether anything at all was changed on the server.
+    """
+    for done, action in enumerate(actions):
+        try:
+            action.carry_out(conn)
+        except AgentError as exc:
+            exc.completed = done  # type: ignore[attr-defined]
+            raise

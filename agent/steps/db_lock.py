@@ -1,0 +1,137 @@
+"""db_lock: every database user of the account is locked and its open connections killed.
+
+Mechanism (MariaDB >= 10.4.2, MySQL >= 5.7.6): `ALTER USER ... ACCOUNT LOCK`, one user per
+client call so a failure leaves a known prefix done. The account's users are the account's
+own name and the names matching `db_pattern` (cPanel's `<account>_x` convention). Users
+already locked are left alone and stay locked after unsuspend. Statements travel on the
+client's stdin and credentials in its defaults file, never in argv.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from agent.connector import Connector
+from agent.drivers import linux
+from agent.errors import StepError, VerifyFailed
+from agent.steps.base import Context, Plan, Run, carry_out
+
+_USER = re.compile(r"^[A-Za-z0-9_.$-]{1,80}$")
+_HOST = re.compile(r"^[A-Za-z0-9_.%:/-]{1,255}$")
+# First versions with ACCOUNT LOCK (MariaDB 10.4.2 and MySQL 5.7.6 release notes).
+MIN_VERSION = {"mariadb": (10, 4, 2), "mysql": (5, 7, 6)}
+
+
+def server_kind(version: str) -> tuple[str, tuple[int, ...]]:
+    """Return ("mariadb"|"mysql", version tuple) from `SELECT VERSION()`'s answer."""
+    found = re.match(r"^(\d+)\.(\d+)\.(\d+)", version.strip())
+    if not found:
+        raise StepError(f"cannot read the database server version from {version!r}")
+    kind = "mariadb" if "mariadb" in version.lower() else "mysql"
+    return kind, tuple(int(x) for x in found.groups())
+
+
+def sql_string(value: str) -> str:
+    """Quote a validated identifier as an SQL string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def account_users(ctx: Context) -> tuple[str, list[tuple[str, str, bool]]]:
+    """Return the server kind and the account's users as (user, host, locked)."""
+    paths = ctx.server.linux
+    version = _query(ctx, "SELECT VERSION();")
+    kind, number = server_kind(version[0][0] if version else "")
+    if number < MIN_VERSION[kind]:
+        raise StepError(f"{ctx.server.name} runs {kind} {'.'.join(map(str, number))}, which has "
+                        f"no ACCOUNT LOCK (needs {'.'.join(map(str, MIN_VERSION[kind]))} or "
+                        "later); db_lock refuses rather than change passwords")
+    pattern = paths.db_pattern.format(account=ctx.account)
+    where = f"User LIKE {sql_string(pattern)} OR User = {sql_string(ctx.account)}"
+    if kind == "mariadb":
+        sql = ("SELECT User, Host, IFNULL(JSON_VALUE(Priv, '$.account_locked'), 'false') "
+               f"FROM mysql.global_priv WHERE {where} ORDER BY User, Host;")
+    else:
+        sql = f"SELECT User, Host, account_locked FROM mysql.user WHERE {where} ORDER BY 1, 2;"
+    users = []
+    for row in _query(ctx, sql):
+        user, host, flag = row[0], row[1], row[2].lower()
+        if not _USER.match(user) or not _HOST.match(host):
+            raise StepError(f"database user {user!r}@{host!r} has a name db_lock will not quote")
+        users.append((user, host, flag in ("true", "y", "1")))
+    return kind, users
+
+
+class DbLock:
+    """Locks the account's database users and ends their sessions."""
+
+    name = "db_lock"
+
+    def plan(self, ctx: Context) -> Plan:
+        kind, users = account_users(ctx)
+        to_lock = [(u, h) for u, h, locked in users if not locked]
+        already = [f"{u}@{h}" for u, h, locked in users if locked]
+        actions: list = [_alter(ctx, u, h, "LOCK") for u, h in to_lock]
+        if to_lock:
+            names = sorted({u for u, _h in to_lock})
+            actions.append(KillSessions(tuple(linux.mysql_argv(ctx.server.linux)), tuple(names)))
+        return Plan(self.name, actions,
+                    facts={"server": kind, "locked": [f"{u}@{h}" for u, h in to_lock],
+                           "already_locked": already},
+                    undo={"users": [list(x) for x in to_lock], "already_locked": already})
+
+    def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
+        carry_out(ctx.conn, plan.actions)
+        return plan.undo
+
+    def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
+        return Plan(self.name, [_alter(ctx, u, h, "UNLOCK") for u, h in undo["users"]], undo=undo)
+
+    def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
+        """Re-read the lock flags from the server, and look for sessions left open."""
+        _kind, users = account_users(ctx)
+        state = {(u, h): locked for u, h, locked in users}
+        problems = [f"{u}@{h} is {'not ' if suspended else ''}locked"
+                    for u, h in undo["users"] if state.get((u, h), False) != suspended]
+        if suspended and undo["users"]:
+            names = ", ".join(sql_string(u) for u in sorted({u for u, _h in undo["users"]}))
+            rows = _query(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                               f"WHERE USER IN ({names}) AND COMMAND <> 'Killed';")
+            if rows and rows[0][0] != "0":
+                problems.append(f"{rows[0][0]} connection(s) of the account are still open")
+        if problems:
+            raise VerifyFailed("; ".join(problems))
+
+
+def _alter(ctx: Context, user: str, host: str, how: str) -> Run:
+    sql = f"ALTER USER {sql_string(user)}@{sql_string(host)} ACCOUNT {how};\n"
+    return Run(linux.mysql_argv(ctx.server.linux), stdin=sql.encode())
+
+
+@dataclass(frozen=True)
+class KillSessions:
+    """End every open connection of the named users (found when carried out)."""
+
+    mysql: tuple[str, ...]
+    names: tuple[str, ...]
+
+    def describe(self) -> list[str]:
+        return [f"kill  open connections of database users {', '.join(self.names)}"]
+
+    def carry_out(self, conn: Connector) -> None:
+        quoted = ", ".join(sql_string(n) for n in self.names)
+        listed = conn.run(list(self.mysql), stdin=(
+            "SELECT ID FROM information_schema.PROCESSLIST "
+            f"WHERE USER IN ({quoted}) AND ID <> CONNECTION_ID();\n").encode()).text.split()
+        ids = [i for i in listed if i.isdigit()]
+        if ids:
+            # --force: a connection that ended meanwhile must not stop the others' KILL.
+            conn.run([*self.mysql, "--force"],
+                     stdin="".join(f"KILL CONNECTION {i};\n" for i in ids).encode(),
+                     ok_codes=(0, 1))
+
+
+def _query(ctx: Context, sql: str) -> list[list[str]]:
+    result = ctx.conn.run(linux.mysql_argv(ctx.server.linux), stdin=sql.encode())
+    return [line.split("\t") for line in result.text.splitlines() if line]

@@ -1,0 +1,105 @@
+"""ftp_lock: none of the account's FTP users can log in; exactly those come back afterwards.
+
+Mechanism (linux driver, Pure-FTPd): virtual users live in the PureDB source file (pure-pw
+format, `login:hash:uid:gid:...`); a user belongs to the account whose uid it maps to.
+Locking prefixes the hash with `!` (a crypt hash can never match it) and recompiles the
+.pdb, which Pure-FTPd rereads on every login. Users already starting with `!` are left
+alone and stay disabled. The account's own system login is put into /etc/ftpusers, the
+deny list of Pure-FTPd's PAM service. Both files are shared by every account on the
+server, so edits are line-level under a server-wide lock and recomputed on the current
+content.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.drivers import linux
+from agent.errors import VerifyFailed
+from agent.steps.base import Context, EditLines, Plan, Run, carry_out
+
+LOCK = "ftp"
+
+
+class FtpLock:
+    """Locks the account's Pure-FTPd virtual users and its system FTP login."""
+
+    name = "ftp_lock"
+
+    def plan(self, ctx: Context) -> Plan:
+        paths = ctx.server.linux
+        uid = linux.passwd_entry(ctx.conn, paths, ctx.account)[2]
+        pairs, locked, already = [], [], []
+        for line in _lines(ctx, paths.pureftpd_passwd):
+            fields = line.split(":")
+            if len(fields) < 4 or fields[2] != uid:
+                continue
+            if fields[1].startswith(("!", "*")):
+                already.append(fields[0])
+                continue
+            pairs.append((line, ":".join([fields[0], "!" + fields[1], *fields[2:]])))
+            locked.append(fields[0])
+        actions: list = []
+        if pairs:
+            actions.append(EditLines(paths.pureftpd_passwd, tuple(pairs), tuple(
+                f"lock FTP user {user} (prefix !)" for user in locked)))
+            actions.append(_mkdb(paths))
+        deny_added = False
+        if paths.ftpusers:
+            listed = ctx.account in [x.strip() for x in _lines(ctx, paths.ftpusers)]
+            if not listed:
+                actions.append(EditLines(paths.ftpusers, (("", ctx.account),),
+                                         (f"add {ctx.account} (deny its own FTP login)",)))
+                deny_added = True
+        undo = {"pairs": [list(p) for p in pairs], "locked": locked, "already_disabled": already,
+                "deny_added": deny_added}
+        return Plan(self.name, actions, facts={"ftp_users": locked, "already_disabled": already},
+                    undo=undo, lock=LOCK)
+
+    def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
+        carry_out(ctx.conn, plan.actions)
+        return plan.undo
+
+    def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
+        paths = ctx.server.linux
+        actions: list = []
+        if undo["pairs"]:
+            actions.append(EditLines(paths.pureftpd_passwd,
+                                     tuple((new, old) for old, new in undo["pairs"]),
+                                     tuple(f"unlock FTP user {u}" for u in undo["locked"])))
+            actions.append(_mkdb(paths))
+        if undo["deny_added"]:
+            actions.append(EditLines(paths.ftpusers, ((ctx.account, ""),),
+                                     (f"remove {ctx.account}",)))
+        return Plan(self.name, actions, undo=undo, lock=LOCK)
+
+    def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
+        """Re-read what Pure-FTPd reads: the users' hashes, a fresh .pdb and the deny list."""
+        paths = ctx.server.linux
+        problems = []
+        hashes = {line.split(":")[0]: line.split(":")[1] for line in
+                  _lines(ctx, paths.pureftpd_passwd) if line.count(":") >= 3}
+        for user in undo["locked"]:
+            if hashes.get(user, "").startswith("!") != suspended:
+                problems.append(f"FTP user {user} is {'not ' if suspended else ''}locked")
+        if undo["locked"]:
+            older = ctx.conn.run(["test", paths.pureftpd_pdb, "-ot", paths.pureftpd_passwd],
+                                 ok_codes=(0, 1)).rc == 0
+            if older or not ctx.conn.stat(paths.pureftpd_pdb).exists:
+                problems.append(f"{paths.pureftpd_pdb} is missing or older than its source")
+        if undo["deny_added"]:
+            listed = ctx.account in [x.strip() for x in _lines(ctx, paths.ftpusers)]
+            if listed != suspended:
+                problems.append(f"{ctx.account} is {'not ' if suspended else ''}in "
+                                f"{paths.ftpusers}")
+        if problems:
+            raise VerifyFailed("; ".join(problems))
+
+
+def _lines(ctx: Context, path: str) -> list[str]:
+    raw = ctx.conn.read(path)
+    return raw.decode("utf-8", "surrogateescape").splitlines() if raw is not None else []
+
+
+def _mkdb(paths) -> Run:  # noqa: ANN001 - LinuxPaths
+    return Run([paths.pure_pw, "mkdb", paths.pureftpd_pdb, "-f", paths.pureftpd_passwd])

@@ -1,0 +1,137 @@
+"""mail_block: the account's mailboxes cannot log in or send; incoming mail is still accepted.
+
+Mechanism (linux driver, the cPanel layout): mail domains are the `domain: account` lines of
+/etc/userdomains; each domain's mailbox passwords are Dovecot passwd-file lines in
+`<vmail_dir>/<domain>/shadow`. Locking a mailbox prefixes its password field with
+`*LOCKED*` (as cPanel does), so IMAP, POP3 and SMTP AUTH (Exim authenticates through
+Dovecot) fail with an authentication error; a mailbox already locked or starting with `!`
+is left alone and stays locked after unsuspend. Outgoing mail of the account is refused by
+Exim while `<exim_hook_dir>/<account>.outgoing` exists; `incoming: reject|defer` adds
+`<account>.incoming-reject|defer`, which Exim's RCPT ACL answers with 550 or 451. Open
+IMAP/POP sessions of the locked mailboxes are ended with `doveadm kick`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.errors import StepError, VerifyFailed
+from agent.steps import probes
+from agent.steps.base import Context, EditLines, FileState, Plan, Run, Write, carry_out, snapshot
+
+LOCK_PREFIX = "*LOCKED*"
+DISABLED_PREFIXES = (LOCK_PREFIX, "!")
+
+
+def mail_domains(ctx: Context) -> list[str]:
+    """Return the mail domains /etc/userdomains gives the account, in file order."""
+    raw = ctx.conn.read(ctx.server.linux.userdomains)
+    if raw is None:
+        raise StepError(f"{ctx.server.linux.userdomains} does not exist on {ctx.server.name}")
+    found = []
+    for line in raw.decode("utf-8", "replace").splitlines():
+        domain, sep, owner = line.partition(":")
+        if sep and owner.strip() == ctx.account and domain.strip() and domain.strip() != "*":
+            found.append(domain.strip().lower())
+    return found
+
+
+def hook_files(ctx: Context) -> list[str]:
+    """Return the Exim hook files this case needs: outgoing, and the incoming mode if any."""
+    base = f"{ctx.server.linux.exim_hook_dir}/{ctx.account}"
+    files = [f"{base}.outgoing"]
+    incoming = ctx.params.get("incoming", "accept")
+    if incoming != "accept":
+        files.append(f"{base}.incoming-{incoming}")
+    return files
+
+
+class MailBlock:
+    """Blocks an account's mailbox logins and outgoing mail, keeping incoming mail."""
+
+    name = "mail_block"
+
+    def plan(self, ctx: Context) -> Plan:
+        paths = ctx.server.linux
+        if not ctx.conn.stat(paths.exim_hook_dir).exists:
+            raise StepError(f"{paths.exim_hook_dir} does not exist: Exim is not set up with the "
+                            "suspension-agent ACL (see docs/linux-host.md)")
+        edits, locked, already = [], [], []
+        for domain in mail_domains(ctx):
+            shadow = f"{paths.vmail_dir}/{domain}/shadow"
+            raw = ctx.conn.read(shadow)
+            if raw is None:
+                continue
+            pairs = []
+            for line in raw.decode("utf-8", "surrogateescape").splitlines():
+                user, sep, rest = line.partition(":")
+                if not sep or not user or user.startswith("#"):
+                    continue
+                address = f"{user}@{domain}"
+                if rest.startswith(DISABLED_PREFIXES):
+                    already.append(address)
+                    continue
+                pairs.append((line, f"{user}:{LOCK_PREFIX}{rest}"))
+                locked.append(address)
+            if pairs:
+                edits.append(EditLines(shadow, tuple(pairs), tuple(
+                    f"lock mailbox {p[0].split(':', 1)[0]}@{domain} (prefix {LOCK_PREFIX})"
+                    for p in pairs)))
+        files = hook_files(ctx)
+        before = snapshot(ctx.conn, files)
+        note = f"# suspension-agent case {ctx.case_id}: mail of {ctx.account} blocked\n".encode()
+        writes = [Write(before[f], FileState(f, True, note, 0o644, "0:0")) for f in files
+                  if not before[f].exists]
+        actions: list = [*edits, *writes]
+        # Dovecot may cache passdb answers; flush, then end the locked mailboxes' sessions.
+        actions.append(Run([paths.doveadm, "auth", "cache", "flush"]))
+        actions += [Run([paths.doveadm, "kick", address], ok_codes=(0, 68)) for address in locked]
+        undo = {"edits": [{"path": e.path, "pairs": [list(p) for p in e.pairs]} for e in edits],
+                "files": [before[f].to_dict() for f in files if not before[f].exists],
+                "locked": locked, "already_disabled": already,
+                "incoming": ctx.params.get("incoming", "accept")}
+        return Plan(self.name, actions, facts={"mailboxes": locked, "already_disabled": already},
+                    undo=undo)
+
+    def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
+        carry_out(ctx.conn, plan.actions)
+        return plan.undo
+
+    def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
+        actions: list = []
+        for edit in undo["edits"]:
+            pairs = tuple((new, old) for old, new in edit["pairs"])
+            actions.append(EditLines(edit["path"], pairs, tuple(
+                f"unlock mailbox {old.split(':', 1)[0]}" for _new, old in pairs)))
+        for d in undo["files"]:
+            state = FileState.from_dict(d)
+            current = snapshot(ctx.conn, [state.path])[state.path]
+            if current != state:
+                actions.append(Write(current, state))
+        if undo["edits"]:
+            actions.append(Run([ctx.server.linux.doveadm, "auth", "cache", "flush"]))
+        return Plan(self.name, actions, undo=undo)
+
+    def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
+        paths = ctx.server.linux
+        problems = []
+        for address in undo["locked"]:
+            field = probes.dovecot_password(ctx.conn, paths.doveadm, address)
+            if field is None:
+                problems.append(f"Dovecot does not know mailbox {address}")
+            elif field.startswith(LOCK_PREFIX) != suspended:
+                problems.append(f"Dovecot's auth still {'accepts' if suspended else 'refuses'} "
+                                f"the password of {address}")
+        for d in undo["files"]:
+            if ctx.conn.stat(d["path"]).exists != suspended:
+                problems.append(f"{d['path']} should {'' if suspended else 'not '}exist")
+        mailbox = (undo["locked"] + undo["already_disabled"])[:1]
+        if mailbox:
+            want = {"accept": 250, "reject": 550, "defer": 451}[
+                undo["incoming"] if suspended else "accept"]
+            code = probes.exim_rcpt(ctx.conn, paths.exim, mailbox[0])
+            if code != want:
+                problems.append(f"Exim answers RCPT TO:<{mailbox[0]}> with {code}, "
+                                f"expected {want}")
+        if problems:
+            raise VerifyFailed("; ".join(problems))

@@ -1,0 +1,112 @@
+"""panel_lock on a plain host: the account's own logins (password, shell and SSH keys).
+
+Mechanism (linux driver): `usermod --lock --shell <nologin>` puts `!` before the password
+hash and sets a no-login shell; the prior hash and shell are kept in the journal and put
+back exactly (`usermod --unlock` removes the one `!` that --lock added, `--shell` restores
+the shell; a hash that was already locked is not touched either way). SSH keys: an sshd
+drop-in `<sshd_config_dir>/suspension-agent-<account>.conf` says `DenyUsers <account>`,
+which sshd checks before any authentication method, so keys, passwords and SFTP all fail;
+`sshd -t` checks the config before sshd is told to reload (SIGHUP to the pid in its pid
+file; running sessions stay). The account's processes are killed only when the playbook
+sets `kill_processes: true` (that part cannot be undone).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.drivers import linux
+from agent.errors import VerifyFailed
+from agent.steps.base import Context, FileState, Plan, Run, Write, carry_out, snapshot
+
+# Constant script: the pid file path arrives as $1, never spliced into the text.
+_HUP_SSHD = 'pid=$(cat -- "$1") && case "$pid" in *[!0-9]*|"") exit 3;; esac && kill -HUP "$pid"'
+
+
+def dropin_path(ctx: Context) -> str:
+    return f"{ctx.server.linux.sshd_config_dir}/suspension-agent-{ctx.account}.conf"
+
+
+class PanelLock:
+    """Locks the account's password, shell and SSH access; restores them exactly."""
+
+    name = "panel_lock"
+
+    def plan(self, ctx: Context) -> Plan:
+        paths = ctx.server.linux
+        fields = linux.passwd_entry(ctx.conn, paths, ctx.account)
+        hashed = linux.shadow_hash(ctx.conn, paths, ctx.account)
+        dropin = dropin_path(ctx)
+        before = snapshot(ctx.conn, [dropin])[dropin]
+        text = (f"# suspension-agent case {ctx.case_id}: logins of {ctx.account} suspended\n"
+                f"DenyUsers {ctx.account}\n").encode()
+        argv = [paths.usermod]
+        if not hashed.startswith("!"):
+            argv.append("--lock")
+        if fields[6] != paths.nologin_shell:
+            argv += ["--shell", paths.nologin_shell]
+        actions: list = [Run([*argv, ctx.account])] if len(argv) > 1 else []
+        actions += [Write(before, FileState(dropin, True, text, 0o644, "0:0")),
+                    Run([paths.sshd, "-t"]), _reload(paths)]
+        if ctx.params.get("kill_processes"):
+            actions.append(Run(["pkill", "--signal", "KILL", "--uid", ctx.account],
+                               ok_codes=(0, 1)))
+        return Plan(self.name, actions, facts={"shell": fields[6]},
+                    undo={"hash": hashed, "shell": fields[6], "locked_here": "--lock" in argv,
+                          "dropin": before.to_dict()})
+
+    def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
+        try:
+            carry_out(ctx.conn, plan.actions)
+        except Exception:
+            # A drop-in that fails `sshd -t` must not wait for the next reload to break sshd.
+            before = FileState.from_dict(plan.undo["dropin"])
+            current = snapshot(ctx.conn, [before.path])[before.path]
+            if current != before:
+                Write(current, before).carry_out(ctx.conn)
+            raise
+        return plan.undo
+
+    def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
+        paths = ctx.server.linux
+        fields = linux.passwd_entry(ctx.conn, paths, ctx.account)
+        hashed = linux.shadow_hash(ctx.conn, paths, ctx.account)
+        argv = [paths.usermod]
+        if undo["locked_here"] and hashed == "!" + undo["hash"]:
+            argv.append("--unlock")
+        if fields[6] != undo["shell"]:
+            argv += ["--shell", undo["shell"]]
+        actions: list = [Run([*argv, ctx.account])] if len(argv) > 1 else []
+        before = FileState.from_dict(undo["dropin"])
+        current = snapshot(ctx.conn, [before.path])[before.path]
+        if current != before:
+            actions += [Write(current, before), Run([paths.sshd, "-t"]), _reload(paths)]
+        return Plan(self.name, actions, undo=undo)
+
+    def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
+        """Re-read the shadow hash, the shell and sshd's effective rules for the account."""
+        paths = ctx.server.linux
+        problems = []
+        hashed = linux.shadow_hash(ctx.conn, paths, ctx.account)
+        shell = linux.passwd_entry(ctx.conn, paths, ctx.account)[6]
+        if suspended and not hashed.startswith("!"):
+            problems.append("the password is not locked")
+        if not suspended and hashed != undo["hash"]:
+            problems.append("the password hash is not the one from before the case")
+        want = paths.nologin_shell if suspended else undo["shell"]
+        if shell != want:
+            problems.append(f"the shell is {shell}, expected {want}")
+        effective = ctx.conn.run([paths.sshd, "-T", "-C",
+                                  f"user={ctx.account},host=probe.invalid,addr=192.0.2.1"]).text
+        denied = any(line.split()[0] == "denyusers" and ctx.account in line.split()[1:]
+                     for line in effective.splitlines() if line.strip())
+        was_denied = FileState.from_dict(undo["dropin"]).exists
+        if denied != (suspended or was_denied):
+            problems.append(f"sshd {'does not deny' if suspended else 'still denies'} "
+                            f"{ctx.account}")
+        if problems:
+            raise VerifyFailed("; ".join(problems))
+
+
+def _reload(paths) -> Run:  # noqa: ANN001 - LinuxPaths
+    return Run(["sh", "-c", _HUP_SSHD, "sh", paths.sshd_pid_file])
