@@ -11,7 +11,7 @@ from agent import drivers, ids, playbooks
 from agent.audit import Auditor
 from agent.config import Config, Server
 from agent.connector import Connector, connect
-from agent.errors import AgentError, BadInput, Busy, StepUnavailable
+from agent.errors import AgentError, BadInput, Busy, StepUnavailable, Unreachable
 from agent.journal import Case, Journal
 from agent.locks import target_lock
 from agent.playbooks import Playbook
@@ -55,6 +55,7 @@ class Engine:
         self.now = now
         self._connect = connector
         self._conns: dict[str, Connector] = {}
+        self._books: dict[str, Playbook] = {}
         self.audit = Auditor(journal, caller)
 
     def close(self) -> None:
@@ -91,6 +92,12 @@ class Engine:
             from agent.drivers import linux
 
             linux.home(self._conn(server), server.linux, account)
+
+    def book(self, name: str) -> Playbook:
+        """Return playbook `name`, loaded once per engine (status reads thousands of cases)."""
+        if name not in self._books:
+            self._books[name] = playbooks.load(self.config.playbooks_dir, name)
+        return self._books[name]
 
     def _conn(self, server: Server) -> Connector:
         if server.name not in self._conns:
@@ -133,7 +140,7 @@ class Engine:
                 if case.playbook != pb.name:
                     message = (f"case {case.id} under hold {hold} follows playbook "
                                f"{case.playbook!r}; it was kept")
-                pb = playbooks.load(self.config.playbooks_dir, case.playbook)
+                pb = self.book(case.playbook)
             self.advance(runner, case, pb, log, dry_run)
             return self.report(target, log, message)
 
@@ -189,7 +196,7 @@ class Engine:
             target = (case.server, case.kind, case.name)
             try:
                 server = self.server(case.server)
-                pb = playbooks.load(self.config.playbooks_dir, case.playbook)
+                pb = self.book(case.playbook)
                 with self._lock(target, wait=0):
                     fresh = self.journal.case(case.id)
                     if fresh.status != "open":
@@ -199,6 +206,12 @@ class Engine:
                     if runner.recover(log):
                         self.advance(runner, fresh, pb, log, dry_run=False)
                     outcomes.append(self.report(target, log, ""))
+            except Unreachable as exc:
+                # Not silent: cron mail / the journal must show a server that stays away.
+                self.audit("tick.unreachable", server=case.server, name=case.name,
+                           case_id=case.id, outcome="failed", error=str(exc))
+                outcomes.append(self.report(target, RunLog(errors=[
+                    {"step": "tick", "message": f"{exc}; retried at the next tick"}])))
             except Busy:
                 continue  # another run has this target; the next tick picks it up
             except AgentError as exc:
@@ -218,7 +231,7 @@ class Engine:
         pending = []
         for case in cases:
             try:
-                pb = playbooks.load(self.config.playbooks_dir, case.playbook)
+                pb = self.book(case.playbook)
             except AgentError:
                 continue
             for stage in pb.stages:

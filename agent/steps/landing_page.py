@@ -15,7 +15,6 @@ from typing import Any
 from agent import landing
 from agent.drivers import linux
 from agent.errors import StepError
-from agent.steps import probes
 from agent.steps.base import Context, FileState, Plan, Run, Write, carry_out, snapshot
 
 LANDING_URL = "/.suspension-agent-landing/"
@@ -104,6 +103,8 @@ class LandingPage:
         return Plan(self.name, actions, undo=undo)
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
+        from agent.steps import probes  # imports requests: only when a probe runs
+
         probes.check_landing(ctx.server, [tuple(t) for t in undo["probe"]], suspended)
 
 

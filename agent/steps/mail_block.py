@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.errors import StepError, VerifyFailed
-from agent.steps import probes
+from agent.steps import service_probes as probes
 from agent.steps.base import Context, EditLines, FileState, Plan, Run, Write, carry_out, snapshot
 
 LOCK_PREFIX = "*LOCKED*"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 import warnings
@@ -11,7 +10,6 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from agent.config import Server
-from agent.connector import Connector
 from agent.errors import VerifyFailed
 
 LANDING_HEADERS = ("Retry-After", "Cache-Control", "X-Robots-Tag")
@@ -90,38 +88,3 @@ def check_landing(server: Server, targets: list[tuple], suspended: bool,
             raise VerifyFailed("; ".join(problems[:5]))
         time.sleep(0.2)
 
-
-# -- services asked through their own front doors (no customer password is known) --------
-_ADDRESS = re.compile(r"^[A-Za-z0-9._%+=-]{1,64}@[A-Za-z0-9.-]{1,253}$")
-_PASSWORD_LINE = re.compile(r"^\s*password\s*:\s*(.*?)\s*$", re.MULTILINE)
-PROBE_CLIENT = "192.0.2.1"  # TEST-NET-1: `exim -bh` only pretends a client came from there
-
-
-def dovecot_password(conn: Connector, doveadm: str, address: str) -> str | None:
-    """Return the password field Dovecot's running auth service answers for `address`.
-
-    Asked through `doveadm auth lookup`, i.e. the same auth process IMAP, POP3 and Exim's
-    SMTP AUTH use, so a lock written where Dovecot does not look shows up here.
-    """
-    result = conn.run([doveadm, "auth", "lookup", address], ok_codes=(0, 67, 68))
-    found = _PASSWORD_LINE.search(result.text)
-    return found.group(1) if result.rc == 0 and found else None
-
-
-def exim_rcpt(conn: Connector, exim: str, address: str) -> int:
-    """Return Exim's reply code to `RCPT TO:<address>` from an outside client.
-
-    `exim -bh` runs a real SMTP session through the live configuration and ACLs without
-    accepting a message or opening a socket.
-    """
-    if not _ADDRESS.match(address):
-        raise VerifyFailed(f"cannot probe odd mail address {address!r}")
-    dialogue = (f"EHLO probe.invalid\r\nMAIL FROM:<>\r\nRCPT TO:<{address}>\r\n"
-                "QUIT\r\n").encode()
-    out = conn.run([exim, "-bh", PROBE_CLIENT], stdin=dialogue, ok_codes=(0, 1)).text
-    finals = [int(line[:3]) for line in out.splitlines()
-              if len(line) > 3 and line[:3].isdigit() and line[3] == " "]
-    # Replies in order: banner, EHLO, MAIL, RCPT, QUIT.
-    if len(finals) < 4:
-        raise VerifyFailed(f"Exim's test session did not reach RCPT: {out.strip()[-300:]}")
-    return finals[3]
