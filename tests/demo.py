@@ -1,5 +1,6 @@
-"""The demo: bring up a test host, suspend an account with the `demo` playbook over SSH,
-show what a visitor sees, unsuspend, show the site is back, and clean up."""
+"""The demo: bring up a test host, run the `demo` playbook (the standard ladder in seconds)
+over SSH, show what a visitor and the customer meet at each stage (web, IMAP/POP/SMTP, FTP,
+MySQL, SSH), unsuspend, show everything is back, and clean up."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from agent import PROJECT_ROOT
 from agent.config import Server
 from agent.steps.probes import fetch
+from tests.hosts import clients
 from tests.hosts.provision import provision, write_config
 from tests.hosts.testhost import TestHost
 
@@ -42,9 +44,26 @@ def visit(server: Server, domains: list[str]) -> None:
                   f"{resp.status_code}  {title!r}  {headers}")
 
 
+def logins(host: TestHost) -> None:
+    """Try the customer's logins from outside, as they would, and print what happens."""
+    tries = [
+        ("IMAP info@shop.test", clients.imap_login(host, "info@shop.test", "info-pass-1")),
+        ("POP3 info@shop.test", clients.pop_login(host, "info@shop.test", "info-pass-1")),
+        ("SMTP AUTH info@shop.test", clients.smtp_auth(host, "info@shop.test", "info-pass-1")),
+        ("SMTP port 25 to info@shop.test",
+         clients.smtp_deliver(host, "info@shop.test", "hello", "a message from outside")),
+        ("FTP alice_ftp", clients.ftp_login(host, "alice_ftp", "ftp-pass-1")),
+        ("MySQL alice_shop", clients.mysql_login(host, "alice_shop", "db-pass-1")),
+        ("SSH alice (password)", clients.ssh_password_login(host, "alice", "alice-pass-1")),
+    ]
+    for what, result in tries:
+        print(f"  {what:<32} {result[:90]}")
+
+
 def main() -> int:
     host = TestHost("demo", 77)
-    say("bringing up a test host (Debian bookworm: sshd, Apache, MariaDB) in a network namespace")
+    say("bringing up a test host (Debian bookworm: sshd, Apache, MariaDB, Dovecot, Exim, "
+        "Pure-FTPd) in a network namespace")
     host.up()
     try:
         provision(host)
@@ -54,20 +73,18 @@ def main() -> int:
         domains = ["shop.test", "www.blog.test"]
         print(f"host {host.address}; account alice with shop.test and blog.test; config {config}")
 
-        say("before: a visitor sees alice's sites")
+        say("before: a visitor sees alice's sites, and alice's logins work")
         visit(server, domains)
+        logins(host)
 
         say("the plan (nothing is changed)")
         agent(config, "plan", host.name, "alice", "--playbook", "demo")
 
-        say("suspend alice with the demo playbook (backup now, landing page after 5 s)")
+        say("suspend alice with the demo playbook: stage 0 = backup + landing page")
+        started = time.time()
         agent(config, "suspend", host.name, "alice", "--playbook", "demo",
               "--reason", "invoice 1042 unpaid")
-        say("waiting for the next stage, then `tick` (what cron/systemd runs every minute)")
-        time.sleep(6)
-        agent(config, "tick")
-
-        say("while suspended: every URL answers 503 with the landing page")
+        say("stage 0: every URL answers 503 with the landing page; mail still works")
         visit(server, domains)
         acme = fetch(server, "shop.test", "/.well-known/acme-challenge/token-abc", False)
         print(f"  ACME challenge still served: {acme.status_code} {acme.text.strip()!r}")
@@ -75,11 +92,22 @@ def main() -> int:
         body = fetch(server, "shop.test", "/", False).text
         for line in body.split("<main>")[1].split("</main>")[0].strip().splitlines():
             print("    " + line)
+        logins(host)
+
+        for due, what in ((5, "mail block"), (10, "FTP, database and login locks")):
+            time.sleep(max(0.0, started + due + 0.5 - time.time()))
+            say(f"{due} s later `tick` (cron/systemd runs it every minute) applies the {what}")
+            agent(config, "tick")
+            logins(host)
+        agent(config, "status", host.name, "alice")
 
         say("payment cleared: unsuspend")
         agent(config, "unsuspend", host.name, "alice")
-        say("after: the sites are back, exactly as they were")
+        say("after: the sites and every login are back; the mail sent meanwhile is there")
         visit(server, domains)
+        logins(host)
+        inbox = clients.imap_read_messages(host, "info@shop.test", "info-pass-1")
+        print(f"  info@shop.test holds {len(inbox)} message(s) received while suspended")
 
         say("history")
         agent(config, "history", host.name, "alice")
