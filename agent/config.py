@@ -41,6 +41,7 @@ class LinuxPaths:
     userdomains: str = "/etc/userdomains"
     vmail_dir: str = "/etc/vmail"
     doveadm: str = "/usr/bin/doveadm"
+    doveconf: str = "/usr/bin/doveconf"
     exim: str = "/usr/sbin/exim4"
     exim_hook_dir: str = "/etc/exim4/suspension-agent"
     # FTP: Pure-FTPd virtual users (PureDB) and the PAM deny list for system users.

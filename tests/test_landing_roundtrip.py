@@ -91,7 +91,9 @@ def test_dry_run_and_plan_change_nothing(agent_env, host):
     rc, reply, out = agent_env("plan", host.name, "alice", "--playbook", "standard")
     assert rc == 0, out
     steps = {e["step"]: e for st in reply["stages"] for e in st["steps"]}
-    assert steps["mail_block"]["available"] is False
+    assert all(e["available"] for e in steps.values())
+    assert any("lock mailbox info@shop.test" in a for a in steps["mail_block"]["actions"])
+    assert not any("SHA512" in a for e in steps.values() for a in e["actions"])
     assert set(steps["landing_page"]["facts"]["domains"]) == {d for _s, d in ALICE}
     assert tree_state(host, *WATCHED) == before
     assert set(host.path("/var/backups").rglob("*")) == backups
@@ -102,7 +104,10 @@ def test_dry_run_and_plan_change_nothing(agent_env, host):
 
 def test_unavailable_steps_are_refused(agent_env, host):
     before = tree_state(host, *WATCHED)
-    rc, reply, out = agent_env("suspend", host.name, "alice", "--playbook", "standard")
+    books = agent_env.config.parent.parent / "playbooks"
+    (books / "firewall.yaml").write_text(
+        "stages:\n  - after: 0s\n    steps: [backup, landing_page, firewall_block]\n")
+    rc, reply, out = agent_env("suspend", host.name, "alice", "--playbook", "firewall")
     assert rc == 2, out
     assert "not available on the linux driver yet" in reply["errors"][0]["message"]
     assert tree_state(host, *WATCHED) == before

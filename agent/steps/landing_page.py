@@ -94,8 +94,9 @@ class LandingPage:
         before = [FileState.from_dict(d) for d in undo["before"]]
         current = snapshot(ctx.conn, [s.path for s in before])
         actions: list = [Write(current[s.path], s) for s in before if current[s.path] != s]
+        present = ctx.conn.stat_many(undo["created_dirs"])
         actions += [Run(["rmdir", "--ignore-fail-on-non-empty", "--", d])
-                    for d in reversed(undo["created_dirs"])]
+                    for d in reversed(undo["created_dirs"]) if present[d].exists]
         if not actions:
             return Plan(self.name, note="landing page already removed")
         if reload:

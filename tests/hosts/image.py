@@ -13,10 +13,11 @@ CACHE = Path(os.environ.get("SA_TESTHOST_CACHE", "/var/cache/suspension-agent-te
 MIRROR = os.environ.get("SA_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 SUITE = "bookworm"
 # Everything the agent's steps meet on a real Debian hosting server (issue 2 uses sshd,
-# Apache and MariaDB; the mail, FTP and firewall steps use the rest).
+# Apache and MariaDB; the mail, FTP and firewall steps use the rest). Exim is the heavy
+# daemon: only it has the dovecot authenticator (SMTP AUTH against Dovecot's passdb).
 PACKAGES = (
     "openssh-server", "apache2", "mariadb-server", "mariadb-client", "openssl",
-    "ca-certificates", "dovecot-imapd", "dovecot-pop3d", "exim4-daemon-light", "pure-ftpd",
+    "ca-certificates", "dovecot-imapd", "dovecot-pop3d", "exim4-daemon-heavy", "pure-ftpd",
     "nftables", "procps", "iproute2", "netbase", "sudo",
 )
 # Commands run inside the fresh tree once, to turn it into a web host template.
@@ -26,8 +27,10 @@ _CONFIGURE = (
     ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
      "-subj", "/CN=suspension-agent test host", "-keyout", "/etc/ssl/private/testhost.key",
      "-out", "/etc/ssl/certs/testhost.pem"],
+    # Password logins for the customers, said explicitly beside the agent's DenyUsers drop-ins.
+    ["sh", "-c", "echo 'PasswordAuthentication yes' > /etc/ssh/sshd_config.d/10-testhost.conf"],
 )
-_VERSION = "3"  # bump to rebuild cached images when _CONFIGURE changes
+_VERSION = "5"  # bump to rebuild cached images when _CONFIGURE changes
 
 
 def image_dir() -> Path:

@@ -1,13 +1,15 @@
-"""Give a test host customers: accounts, vhosts with domains, sites, databases; and SSH access."""
+"""Give a test host customers: accounts, sites, databases, mailboxes, FTP users, logins."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from tests.hosts import ftp, logins, mail
 from tests.hosts.testhost import TestHost
 
 HOOK_DIR = "/etc/apache2/suspension-agent"
@@ -27,6 +29,60 @@ ACCOUNTS = {
     "bob": [("bob.test", "public_html", [], None)],
 }
 DATABASES = {"alice": ["alice_shop"], "bob": ["bob_wp"]}
+
+
+class Mailbox(NamedTuple):
+    """A virtual mailbox; its login name is the full address."""
+
+    address: str
+    account: str
+    password: str
+    enabled: bool = True
+
+
+class FtpUser(NamedTuple):
+    """A Pure-FTPd virtual user, mapped to the account's uid and gid."""
+
+    login: str
+    account: str
+    password: str
+    home: str
+    enabled: bool = True
+
+
+class DbUser(NamedTuple):
+    """A MariaDB user of an account, with `privileges` on `database`.*."""
+
+    user: str
+    account: str
+    password: str
+    database: str
+    privileges: str
+    enabled: bool = True
+
+
+# Mail domains and their owners (/etc/userdomains); a disabled mailbox starts `*LOCKED*`.
+MAIL_DOMAINS = {"shop.test": "alice", "blog.test": "alice", "bob.test": "bob"}
+MAILBOXES = [
+    Mailbox("info@shop.test", "alice", "info-pass-1"),
+    Mailbox("sales@shop.test", "alice", "sales-pass-1", enabled=False),
+    Mailbox("me@blog.test", "alice", "me-pass-1"),
+    Mailbox("bob@bob.test", "bob", "bob-pass-1"),
+]
+# A disabled FTP user's hash starts with `!`.
+FTP_USERS = [
+    FtpUser("alice_ftp", "alice", "ftp-pass-1", "/home/alice/public_html"),
+    FtpUser("alice_old", "alice", "old-pass-1", "/home/alice/public_html", enabled=False),
+    FtpUser("bob_ftp", "bob", "bob-ftp-1", "/home/bob/public_html"),
+]
+# A disabled database user is created with ACCOUNT LOCK.
+DB_USERS = [
+    DbUser("alice_shop", "alice", "db-pass-1", "alice_shop", "ALL PRIVILEGES"),
+    DbUser("alice_ro", "alice", "ro-pass-1", "alice_shop", "SELECT", enabled=False),
+    DbUser("bob_wp", "bob", "bob-db-1", "bob_wp", "ALL PRIVILEGES"),
+]
+# The accounts' own unix passwords (SSH, FTP through PAM); alice also gets an SSH key.
+LOGIN_PASSWORDS = {"alice": "alice-pass-1", "bob": "bob-pass-1"}
 
 
 def _vhost(account: str, name: str, docroot: str, aliases: list[str]) -> str:
@@ -51,7 +107,9 @@ def site_page(account: str, domain: str) -> str:
 
 
 def provision(host: TestHost) -> None:
-    """Ensure the host has the ACCOUNTS with their sites and DATABASES, Apache reloaded."""
+    """Ensure the host has the ACCOUNTS with their sites, DATABASES and DB_USERS, their
+    MAILBOXES (Dovecot, Exim), FTP_USERS (Pure-FTPd), LOGIN_PASSWORDS and an SSH key for
+    alice (`host.alice_key`), with every service running."""
     for account, sites in ACCOUNTS.items():
         host.run(["useradd", "--create-home", "--shell", "/bin/bash", account])
         home = Path(f"/home/{account}")
@@ -79,6 +137,27 @@ def provision(host: TestHost) -> None:
                 f"CREATE TABLE {db}.items (id INT PRIMARY KEY, name VARCHAR(40));\n"
                 f"INSERT INTO {db}.items VALUES (1, 'first'), (2, 'second');\n").encode())
     host.run(["/usr/sbin/apache2ctl", "graceful"])
+    _database_users(host, DB_USERS)
+    logins.set_passwords(host, LOGIN_PASSWORDS)
+    host.alice_key = logins.install_key(host, "alice")
+    logins.check_sshd_layout(host)
+    mail.setup(host, MAIL_DOMAINS, MAILBOXES)
+    ftp.setup(host, FTP_USERS)
+    mail.start(host)
+    ftp.start(host)
+
+
+def _database_users(host: TestHost, users: list[DbUser]) -> None:
+    """Ensure each DbUser exists @localhost with its grant; disabled ones ACCOUNT LOCK.
+
+    A TCP login from 127.0.0.1 matches @localhost: MariaDB resolves the address by name.
+    """
+    sql = []
+    for u in users:
+        lock = "" if u.enabled else " ACCOUNT LOCK"
+        sql.append(f"CREATE USER '{u.user}'@'localhost' IDENTIFIED BY '{u.password}'{lock};\n"
+                   f"GRANT {u.privileges} ON {u.database}.* TO '{u.user}'@'localhost';\n")
+    host.run(["mysql"], input="".join(sql).encode())
 
 
 def grant_ssh(host: TestHost, folder: Path) -> tuple[Path, Path]:

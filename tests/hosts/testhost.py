@@ -46,6 +46,8 @@ class TestHost:
     gateway: str = field(init=False)
     mounts: list[str] = field(default_factory=list)
     started: list[subprocess.Popen] = field(default_factory=list)
+    # Set by provisioning: the private key that logs in as alice over SSH (CI side).
+    alice_key: Path | None = None
 
     def __post_init__(self) -> None:
         self.folder = RUN_BASE / self.name
@@ -59,6 +61,18 @@ class TestHost:
             input: bytes | None = None) -> subprocess.CompletedProcess:
         """Run `argv` chrooted into the host, inside its namespace."""
         return sh(["chroot", str(self.root), *argv], check=check, netns=self.netns, input=input)
+
+    def daemon(self, argv: list[str]) -> None:
+        """Run a self-forking daemon chrooted into the host; return once its parent exits.
+
+        Its output goes nowhere: a daemon that keeps inherited pipes open would otherwise
+        block a caller waiting for their end (Dovecot does).
+        """
+        full = ["ip", "netns", "exec", self.netns, "chroot", str(self.root), *argv]
+        code = subprocess.run(full, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, check=False).returncode
+        if code != 0:
+            raise RuntimeError(f"{' '.join(argv)} did not start on {self.name} (exit {code})")
 
     def in_namespaces(self, argv: list[str]) -> subprocess.CompletedProcess:
         """Run `argv` (CI-machine paths) in the mount and network namespaces of the daemons.
@@ -91,6 +105,8 @@ class TestHost:
         for node, major, minor in (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7),
                                    ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)):
             os.mknod(self.root / "dev" / node, 0o666 | 0o020000, os.makedev(major, minor))
+            # mknod applies the umask; unprivileged users (Exim, customers) need rw too.
+            os.chmod(self.root / "dev" / node, 0o666)
         (self.root / "dev" / "shm").mkdir()
         self._mount("tmpfs", str(self.root / "dev" / "shm"), "-t", "tmpfs", "-o", "size=64m")
         self._mount("tmpfs", str(self.root / "run"), "-t", "tmpfs", "-o", "mode=755,size=64m")
@@ -118,17 +134,43 @@ class TestHost:
                               ("/run/apache2", "root"), ("/run/lock", "root")):
             self.run(["install", "-d", "-o", owner, "-g", owner, "-m", "755", folder])
         self.run(["/usr/sbin/sshd"])
+        self.start_mariadb()
+        self.run(["/usr/sbin/apache2ctl", "start"])
+        self.wait(lambda: self.port_open(80) and self.port_open(22), "sshd and Apache")
+
+    def start_mariadb(self) -> None:
+        """Start mariadbd in the host and wait for its socket."""
         # mariadbd does not fork: keep the Popen pid as one of ours.
         proc = subprocess.Popen(
             ["ip", "netns", "exec", self.netns, "chroot", str(self.root), "/usr/sbin/mariadbd",
              "--user=mysql", "--skip-networking=0", "--bind-address=127.0.0.1"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.started.append(proc)
-        self._wait(lambda: self.path("/run/mysqld/mysqld.sock").exists(), "MariaDB socket")
-        self.run(["/usr/sbin/apache2ctl", "start"])
-        self._wait(lambda: self._port_open(80) and self._port_open(22), "sshd and Apache")
+        self.wait(lambda: self.path("/run/mysqld/mysqld.sock").exists(), "MariaDB socket")
 
-    def _port_open(self, port: int) -> bool:
+    def stop_mariadb(self) -> None:
+        """Stop the host's mariadbd (SIGTERM to exactly the process we started) and wait."""
+        # `ip netns exec` and `chroot` exec in place: the Popen pid is mariadbd itself.
+        for proc in [p for p in self.started if _comm(p.pid) == "mariadbd"]:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+            self.started.remove(proc)
+        self.path("/run/mysqld/mysqld.sock").unlink(missing_ok=True)
+
+    def kill_sshd(self) -> None:
+        """Kill every sshd of the host (listener and sessions), as a crash would."""
+        for pid in self.pids():
+            if _comm(pid) == "sshd":
+                os.kill(pid, signal.SIGKILL)
+        self.wait(lambda: not any(_comm(p) == "sshd" for p in self.pids()), "sshd to die")
+
+    def start_sshd(self) -> None:
+        """Start the host's sshd and wait for its port."""
+        self.run(["/usr/sbin/sshd"])
+        self.wait(lambda: self.port_open(22), "sshd")
+
+    def port_open(self, port: int) -> bool:
+        """Return True when a TCP connection to the host's address and `port` succeeds."""
         try:
             with socket.create_connection((self.address, port), timeout=0.5):
                 return True
@@ -136,7 +178,8 @@ class TestHost:
             return False
 
     @staticmethod
-    def _wait(ready, what: str, timeout: float = 60.0) -> None:  # noqa: ANN001
+    def wait(ready, what: str, timeout: float = 60.0) -> None:  # noqa: ANN001
+        """Return once `ready()` is true; raise RuntimeError naming `what` after `timeout`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if ready():

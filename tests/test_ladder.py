@@ -1,0 +1,169 @@
+"""The whole graded ladder against real Dovecot, Exim, Pure-FTPd, MariaDB and sshd.
+
+Every effect is checked from outside, as the customer or a sender would meet it: IMAP, POP3
+and SMTP AUTH logins, SMTP delivery on port 25, FTP, MySQL and SSH logins, HTTP.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from agent.config import Server
+from agent.steps.probes import fetch, looks_suspended
+from tests.conftest import WATCHED, tree_state
+from tests.hosts import clients
+
+pytestmark = pytest.mark.testhost
+
+# Everything the ladder touches, compared byte for byte (content, mode, owner) after a round trip.
+TOUCHED = (*WATCHED, "/etc/vmail", "/etc/exim4/suspension-agent", "/etc/pure-ftpd",
+           "/etc/ssh/sshd_config.d")
+FILES = ("/etc/passwd", "/etc/shadow", "/etc/ftpusers", "/etc/userdomains")
+
+
+def snapshot(host) -> dict:
+    """Files the agent may touch; the mail store is left out (logins update its indexes)."""
+    state = {k: v for k, v in tree_state(host, *TOUCHED).items() if "/mail/" not in k}
+    for path in FILES:
+        p = host.path(path)
+        st = p.stat()
+        state[path] = (p.read_bytes(), st.st_mode, st.st_uid, st.st_gid)
+    return state
+
+
+def web_suspended(host) -> bool:
+    server = Server("t", "linux", "ssh", host=host.address)
+    return looks_suspended(fetch(server, "shop.test", "/", tls=False))
+
+
+def mail_works(host, user="info@shop.test", password="info-pass-1") -> dict:
+    return {"imap": clients.imap_login(host, user, password),
+            "pop": clients.pop_login(host, user, password),
+            "smtp_auth": clients.smtp_auth(host, user, password)}
+
+
+def logins(host) -> dict:
+    return {"ftp": clients.ftp_login(host, "alice_ftp", "ftp-pass-1"),
+            "ftp_system": clients.ftp_login(host, "alice", "alice-pass-1"),
+            "mysql": clients.mysql_login(host, "alice_shop", "db-pass-1"),
+            "ssh_password": clients.ssh_password_login(host, "alice", "alice-pass-1"),
+            "ssh_key": clients.ssh_key_login(host, "alice", host.alice_key)}
+
+
+def disabled_before(host) -> dict:
+    """Logins that were disabled before any case: they must stay disabled."""
+    return {"mailbox": clients.imap_login(host, "sales@shop.test", "sales-pass-1"),
+            "ftp": clients.ftp_login(host, "alice_old", "old-pass-1"),
+            "mysql": clients.mysql_login(host, "alice_ro", "ro-pass-1")}
+
+
+def bob_works(host) -> None:
+    assert clients.imap_login(host, "bob@bob.test", "bob-pass-1") == "ok"
+    assert clients.ftp_login(host, "bob_ftp", "bob-ftp-1") == "ok"
+    assert clients.mysql_login(host, "bob_wp", "bob-db-1") == "ok"
+
+
+def wait_until(t: float) -> None:
+    time.sleep(max(0.0, t - time.time()))
+
+
+def test_standard_ladder_escalates_and_comes_back_exactly(agent_env, host):
+    before = snapshot(host)
+    locked_before = disabled_before(host)
+    assert all(v != "ok" for v in locked_before.values()), locked_before
+    start = time.time()
+    rc, reply, out = agent_env("suspend", host.name, "alice", "--playbook", "demo")
+    assert rc == 0, out
+    assert [p["step"] for p in reply["pending"]] == ["mail_block", "ftp_lock", "db_lock",
+                                                      "panel_lock"]
+    # Stage 0: landing page, mail still works.
+    assert web_suspended(host)
+    assert mail_works(host) == {"imap": "ok", "pop": "ok", "smtp_auth": "ok"}
+
+    wait_until(start + 5.5)
+    rc, reply, out = agent_env("tick")
+    assert rc == 0, out
+    # Stage 1: mailbox logins fail with an authentication error; port 25 still takes mail.
+    for kind, result in mail_works(host).items():
+        assert result.startswith("auth failed"), (kind, result)
+    assert clients.smtp_deliver(host, "info@shop.test", "while suspended", "kept") == "ok"
+    rc_send, _ = clients.local_sendmail(host, "alice", "partner@outside.test", "from alice")
+    assert rc_send != 0
+    assert "from alice" not in clients.outside_mail(host, "partner")
+    assert logins(host)["ftp"] == "ok"  # stage 2 not due yet
+    bob_works(host)
+
+    wait_until(start + 10.5)
+    rc, reply, out = agent_env("tick")
+    assert rc == 0, out
+    # Stage 2: FTP, MySQL and SSH logins fail.
+    now = logins(host)
+    assert all(v != "ok" for v in now.values()), now
+    assert "locked" in now["mysql"], now["mysql"]
+    bob_works(host)
+
+    rc, reply, out = agent_env("tick")  # twice in the same minute: nothing applied twice
+    assert rc == 0 and reply["processed"] == [], out
+    rc, reply, out = agent_env("status", host.name, "alice")
+    assert reply["state"] == "suspended" and reply["stage"] == 2, out
+    assert reply["cases"][0]["next_due"] is None and reply["pending"] == []
+
+    rc, reply, out = agent_env("unsuspend", host.name, "alice")
+    assert rc == 0, out
+    assert [r["step"] for r in reply["reverted"]] == ["panel_lock", "db_lock", "ftp_lock",
+                                                      "mail_block", "landing_page", "backup"]
+    assert not web_suspended(host)
+    assert mail_works(host) == {"imap": "ok", "pop": "ok", "smtp_auth": "ok"}
+    assert logins(host) == dict.fromkeys(logins(host), "ok")
+    assert disabled_before(host) == locked_before
+    inbox = clients.imap_read_messages(host, "info@shop.test", "info-pass-1")
+    assert any("Subject: while suspended" in m for m in inbox)
+    assert snapshot(host) == before
+
+
+def test_unsuspend_cancels_stages_not_reached(agent_env, host):
+    start = time.time()
+    rc, _reply, out = agent_env("suspend", host.name, "alice", "--playbook", "demo")
+    assert rc == 0, out
+    rc, reply, out = agent_env("unsuspend", host.name, "alice")
+    assert rc == 0 and reply["state"] == "active", out
+    wait_until(start + 5.5)
+    rc, reply, out = agent_env("tick")
+    assert rc == 0 and reply["processed"] == [], out
+    assert mail_works(host)["imap"] == "ok"
+
+
+def test_two_holds_billing_then_abuse(agent_env, host):
+    before = snapshot(host)
+    for hold in ("billing", "abuse"):
+        rc, reply, out = agent_env("suspend", host.name, "alice", "--playbook", "immediate",
+                                   "--hold", hold)
+        assert rc == 0, out
+    assert reply["holds"] == ["abuse", "billing"]
+    rc, reply, out = agent_env("unsuspend", host.name, "alice", "--hold", "billing")
+    assert rc == 0 and reply["holds"] == ["abuse"] and "abuse" in reply["message"], out
+    assert web_suspended(host)
+    assert mail_works(host)["imap"].startswith("auth failed")
+    assert all(v != "ok" for v in logins(host).values())
+    rc, reply, out = agent_env("unsuspend", host.name, "alice", "--hold", "abuse")
+    assert rc == 0 and reply["state"] == "active", out
+    assert mail_works(host)["imap"] == "ok"
+    assert logins(host) == dict.fromkeys(logins(host), "ok")
+    assert snapshot(host) == before
+
+
+def test_incoming_reject_and_defer(agent_env, host):
+    books = agent_env.config.parent.parent / "playbooks"
+    for mode, code in (("reject", "550"), ("defer", "451")):
+        (books / f"mail-{mode}.yaml").write_text(
+            "stages:\n  - after: 0s\n    steps:\n      - backup\n"
+            f"      - mail_block:\n          incoming: {mode}\n")
+        rc, _reply, out = agent_env("suspend", host.name, "alice", "--playbook", f"mail-{mode}")
+        assert rc == 0, out
+        assert code in clients.smtp_deliver(host, "info@shop.test", "x", "y")
+        assert clients.smtp_deliver(host, "bob@bob.test", "x", "y") == "ok"
+        rc, _reply, out = agent_env("unsuspend", host.name, "alice")
+        assert rc == 0, out
+        assert clients.smtp_deliver(host, "info@shop.test", "after", "y") == "ok"

@@ -1,0 +1,135 @@
+"""Faults in the middle of the ladder: a database that is down, sshd killed mid-stage, a
+revert that fails, and a lock written where the service does not look."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from agent import PROJECT_ROOT
+from tests.conftest import Agent
+from tests.hosts import clients
+from tests.hosts.provision import write_config
+from tests.test_ladder import logins, mail_works, snapshot
+
+pytestmark = pytest.mark.testhost
+
+LOCKS_LATER = ("stages:\n  - after: 0s\n    steps: [backup]\n"
+               "  - after: 1s\n    steps: [ftp_lock, db_lock, panel_lock]\n")
+# pure-pw that stalls on mkdb while the marker exists, so sshd can be killed mid-step.
+SLOW_PURE_PW = """#!/bin/sh
+if [ "$1" = mkdb ] && [ -e /tmp/sa-slow ]; then sleep 30; fi
+exec /usr/bin/pure-pw "$@"
+"""
+
+
+def _agent(host, tmp_path, agent_env, name: str, **linux) -> Agent:
+    books = agent_env.config.parent.parent / "playbooks"
+    (books / "locks-later.yaml").write_text(LOCKS_LATER)
+    cfg = write_config(host, tmp_path / name, linux=linux or None, playbooks_dir=str(books))
+    return Agent(cfg, host)
+
+
+def tick_locks_then_lift(agent: Agent, host, before: dict) -> None:
+    """Ensure a tick now applies the lock stage, and unsuspend puts everything back exactly."""
+    rc, _reply, out = agent("tick")
+    assert rc == 0, out
+    assert all(v != "ok" for v in logins(host).values())
+    rc, _reply, out = agent("unsuspend", host.name, "alice")
+    assert rc == 0, out
+    assert logins(host) == dict.fromkeys(logins(host), "ok")
+    assert snapshot(host) == before
+
+
+def test_database_down_during_db_lock_rolls_the_stage_back(agent_env, host, tmp_path):
+    agent = _agent(host, tmp_path, agent_env, "dbdown")
+    before = snapshot(host)
+    rc, _reply, out = agent("suspend", host.name, "alice", "--playbook", "locks-later")
+    assert rc == 0, out
+    host.stop_mariadb()
+    try:
+        time.sleep(1.2)
+        rc, reply, out = agent("tick")
+        assert rc == 1, out
+        (outcome,) = reply["processed"]
+        assert [e["step"] for e in outcome["errors"]] == ["db_lock"], out
+        assert [r["step"] for r in outcome["reverted"]] == ["ftp_lock"], out
+        assert outcome["state"] == "scheduled" and outcome["stage"] == 0
+        assert clients.ftp_login(host, "alice_ftp", "ftp-pass-1") == "ok"
+        assert snapshot(host) == before
+    finally:
+        host.start_mariadb()
+    tick_locks_then_lift(agent, host, before)  # the next tick applies the stage that failed
+
+
+def test_sshd_killed_mid_stage_then_recovered(agent_env, host, tmp_path):
+    wrapper = host.path("/usr/local/bin/slow-pure-pw")
+    wrapper.write_text(SLOW_PURE_PW)
+    os.chmod(wrapper, 0o755)
+    agent = _agent(host, tmp_path, agent_env, "sshdkill", pure_pw="/usr/local/bin/slow-pure-pw")
+    before = snapshot(host)
+    rc, _reply, out = agent("suspend", host.name, "alice", "--playbook", "locks-later")
+    assert rc == 0, out
+    time.sleep(1.2)
+    host.path("/tmp/sa-slow").write_text("")
+    passwd = host.path("/etc/pure-ftpd/pureftpd.passwd")
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "--json", "--config",
+                             str(agent.config), "tick"], cwd=PROJECT_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while "alice_ftp:!" not in passwd.read_text():
+        assert time.monotonic() < deadline and proc.poll() is None, "never reached ftp_lock"
+        time.sleep(0.05)
+    time.sleep(0.3)  # inside the stalled mkdb
+    host.kill_sshd()
+    host.path("/tmp/sa-slow").unlink()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode in (3, 75), out + err
+    host.start_sshd()
+    rc, reply, out = agent("status", host.name, "alice")
+    assert reply["state"] == "partial", out
+    tick_locks_then_lift(agent, host, before)  # recovers the stuck change first
+
+
+def test_failed_revert_is_partial_until_it_works(agent_env, host, tmp_path):
+    good = _agent(host, tmp_path, agent_env, "revert")
+    before = snapshot(host)
+    rc, _reply, out = good("suspend", host.name, "alice", "--playbook", "immediate")
+    assert rc == 0, out
+    broken_cfg = good.config.with_name("broken.yaml")
+    # Same state database and key; only usermod is broken, so the login lock cannot be undone.
+    broken_cfg.write_text(good.config.read_text().replace(
+        "    connect_timeout: 5\n",
+        "    connect_timeout: 5\n    linux:\n      usermod: /bin/false\n"))
+    broken = Agent(broken_cfg, host)
+    rc, reply, out = broken("unsuspend", host.name, "alice")
+    assert rc == 3, out
+    assert any(e["step"] == "panel_lock" for e in reply["errors"])
+    assert [a["step"] for a in reply["applied"]] == ["panel_lock"] or reply["state"] == "partial"
+    rc, reply, out = good("status", host.name, "alice")
+    assert reply["state"] == "partial" and any(c.get("stuck") == "panel_lock"
+                                               for c in reply["cases"]), out
+    rc, reply, out = good("unsuspend", host.name, "alice")
+    assert rc == 0 and reply["state"] == "active", out
+    assert snapshot(host) == before
+
+
+def test_lock_where_dovecot_does_not_look_is_reported_failed(agent_env, host, tmp_path):
+    host.run(["cp", "-a", "/etc/vmail", "/etc/vmail-copy"])
+    try:
+        agent = _agent(host, tmp_path, agent_env, "wrongdir", vmail_dir="/etc/vmail-copy")
+        books = agent_env.config.parent.parent / "playbooks"
+        (books / "mail-now.yaml").write_text(
+            "stages:\n  - after: 0s\n    steps: [backup, mail_block]\n")
+        before = snapshot(host)
+        rc, reply, out = agent("suspend", host.name, "alice", "--playbook", "mail-now")
+        assert rc == 1, out
+        assert "Dovecot" in reply["errors"][0]["message"], out
+        assert mail_works(host)["imap"] == "ok"
+        assert snapshot(host) == before
+    finally:
+        host.run(["rm", "-rf", "/etc/vmail-copy"])
