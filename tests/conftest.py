@@ -54,6 +54,13 @@ class Agent:
         self.config = config
         self.host = host
 
+    def spawn(self, *args: str) -> subprocess.Popen:
+        """Start the CLI in the background (stdout/stderr piped, text) and return at once."""
+        full_env = {**os.environ, "SUSPENSION_AGENT_CONFIG": str(self.config)}
+        return subprocess.Popen([sys.executable, "-m", "agent", "--json", *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=full_env, cwd=PROJECT_ROOT)
+
     def __call__(self, *args: str, env: dict | None = None, timeout: float = 120
                  ) -> tuple[int, dict | None, str]:
         full_env = {**os.environ, "SUSPENSION_AGENT_CONFIG": str(self.config), **(env or {})}

@@ -44,14 +44,14 @@ def visit(server: Server, domains: list[str]) -> None:
                   f"{resp.status_code}  {title!r}  {headers}")
 
 
-def logins(host: TestHost) -> None:
+def logins(host: TestHost, when: str) -> None:
     """Try the customer's logins from outside, as they would, and print what happens."""
     tries = [
         ("IMAP info@shop.test", clients.imap_login(host, "info@shop.test", "info-pass-1")),
         ("POP3 info@shop.test", clients.pop_login(host, "info@shop.test", "info-pass-1")),
         ("SMTP AUTH info@shop.test", clients.smtp_auth(host, "info@shop.test", "info-pass-1")),
         ("SMTP port 25 to info@shop.test",
-         clients.smtp_deliver(host, "info@shop.test", "hello", "a message from outside")),
+         clients.smtp_deliver(host, "info@shop.test", f"hello ({when})", "from outside")),
         ("FTP alice_ftp", clients.ftp_login(host, "alice_ftp", "ftp-pass-1")),
         ("MySQL alice_shop", clients.mysql_login(host, "alice_shop", "db-pass-1")),
         ("SSH alice (password)", clients.ssh_password_login(host, "alice", "alice-pass-1")),
@@ -75,7 +75,7 @@ def main() -> int:
 
         say("before: a visitor sees alice's sites, and alice's logins work")
         visit(server, domains)
-        logins(host)
+        logins(host, "before")
 
         say("the plan (nothing is changed)")
         agent(config, "plan", host.name, "alice", "--playbook", "demo")
@@ -92,22 +92,23 @@ def main() -> int:
         body = fetch(server, "shop.test", "/", False).text
         for line in body.split("<main>")[1].split("</main>")[0].strip().splitlines():
             print("    " + line)
-        logins(host)
+        logins(host, "stage 0")
 
-        for due, what in ((5, "mail block"), (10, "FTP, database and login locks")):
+        for stage, due, what in ((1, 5, "mail block"), (2, 10, "FTP, database and login locks")):
             time.sleep(max(0.0, started + due + 0.5 - time.time()))
             say(f"{due} s later `tick` (cron/systemd runs it every minute) applies the {what}")
             agent(config, "tick")
-            logins(host)
+            logins(host, f"stage {stage}")
         agent(config, "status", host.name, "alice")
 
         say("payment cleared: unsuspend")
         agent(config, "unsuspend", host.name, "alice")
         say("after: the sites and every login are back; the mail sent meanwhile is there")
         visit(server, domains)
-        logins(host)
+        logins(host, "after")
         inbox = clients.imap_read_messages(host, "info@shop.test", "info-pass-1")
-        print(f"  info@shop.test holds {len(inbox)} message(s) received while suspended")
+        kept = [m for m in inbox if "Subject: hello (stage" in m]
+        print(f"  info@shop.test holds the {len(kept)} messages sent to it while suspended")
 
         say("history")
         agent(config, "history", host.name, "alice")

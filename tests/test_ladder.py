@@ -6,6 +6,8 @@ and SMTP AUTH logins, SMTP delivery on port 25, FTP, MySQL and SSH logins, HTTP.
 
 from __future__ import annotations
 
+import imaplib
+import json
 import time
 
 import pytest
@@ -82,9 +84,23 @@ def test_standard_ladder_escalates_and_comes_back_exactly(agent_env, host):
     assert web_suspended(host)
     assert mail_works(host) == {"imap": "ok", "pop": "ok", "smtp_auth": "ok"}
 
+    session = imaplib.IMAP4(host.address, 143, timeout=10)
+    session.login("info@shop.test", "info-pass-1")
     wait_until(start + 5.5)
-    rc, reply, out = agent_env("tick")
-    assert rc == 0, out
+    # Two ticks at once (cron on two control hosts, say): the stage is applied once.
+    ticks = [agent_env.spawn("tick") for _ in range(2)]
+    replies = [json.loads(p.communicate(timeout=120)[0]) for p in ticks]
+    assert all(p.returncode == 0 for p in ticks), replies
+    changed = [a["step"] for r in replies for o in r["processed"] for a in o["applied"]
+               if a["changed"]]
+    assert changed == ["mail_block"], replies
+    # The IMAP session opened before the stage was ended by it.
+    try:
+        with pytest.raises((imaplib.IMAP4.abort, imaplib.IMAP4.error, OSError)):
+            session.noop()
+            session.select("INBOX")
+    finally:
+        session.shutdown()
     # Stage 1: mailbox logins fail with an authentication error; port 25 still takes mail.
     for kind, result in mail_works(host).items():
         assert result.startswith("auth failed"), (kind, result)
