@@ -1,11 +1,16 @@
-"""`check`: read-only look at each server: reachable, binaries present, vhosts hooked."""
+"""`check`: read-only look at each server: reachable, binaries and hooks of every step."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from agent import drivers
+from agent.config import LinuxPaths
+from agent.connector import Connector
+from agent.drivers import linux
 from agent.errors import AgentError
+from agent.steps import service_probes
+from agent.steps.db_lock import MIN_VERSION, server_kind
 
 
 def check_servers(engine: Any, only: str | None) -> list[dict[str, Any]]:
@@ -22,18 +27,48 @@ def check_servers(engine: Any, only: str | None) -> list[dict[str, Any]]:
             conn.run(["true"])
             lines.append("reachable")
             if server.panel == "linux":
-                p = server.linux
-                binaries = [p.apachectl, p.mysql, p.mysqldump, p.tar, p.sha256sum, p.getent]
-                stats = conn.stat_many(binaries + [p.apache_sites_dir])
-                for path, st in stats.items():
-                    if not st.exists:
-                        ok = False
-                        lines.append(f"missing: {path}")
-                hooked = conn.run(["grep", "-RlF", "--", p.apache_hook_dir + "/",
-                                   p.apache_sites_dir], ok_codes=(0, 1)).text.split()
-                lines.append(f"vhost files with the suspension-agent hook: {len(hooked)}")
+                ok = _linux(conn, server.linux, lines) and ok
         except AgentError as exc:
             ok = False
             lines.append(f"error: {exc}")
         reports.append({"server": name, "ok": ok, "lines": lines})
     return reports
+
+
+def _linux(conn: Connector, p: LinuxPaths, lines: list[str]) -> bool:
+    """Report what each step of the linux driver needs; return False when something is missing."""
+    ok = True
+    needed = [p.apachectl, p.mysql, p.mysqldump, p.tar, p.sha256sum, p.getent, p.doveadm,
+              p.doveconf, p.exim, p.pure_pw, p.usermod, p.nologin_shell, p.sshd,
+              p.apache_sites_dir, p.userdomains, p.exim_hook_dir, p.pureftpd_passwd,
+              p.ftpusers, p.sshd_config_dir]
+    for path, st in conn.stat_many(needed).items():
+        if not st.exists:
+            ok = False
+            lines.append(f"missing: {path}")
+    hooked = conn.run(["grep", "-RlF", "--", p.apache_hook_dir + "/", p.apache_sites_dir],
+                      ok_codes=(0, 1, 2)).text.split()
+    lines.append(f"vhost files with the suspension-agent hook: {len(hooked)}")
+    probes = [
+        (f"Dovecot's passdb reads {p.vmail_dir}/%d/shadow",
+         lambda: service_probes.dovecot_reads(conn, p.doveconf, f"{p.vmail_dir}/%d/shadow")),
+        (f"sshd_config includes {p.sshd_config_dir}",
+         lambda: conn.run(["grep", "-qsF", "--", p.sshd_config_dir, "/etc/ssh/sshd_config"],
+                          ok_codes=(0, 1, 2)).rc == 0),
+        ("the database server supports ACCOUNT LOCK", lambda: _account_lock(conn, p)),
+    ]
+    for text, probe in probes:
+        detail = ""
+        try:
+            good = probe()
+        except AgentError as exc:
+            good, detail = False, f": {exc}"
+        ok = ok and good
+        lines.append(("yes: " if good else "NO: ") + text + detail)
+    return ok
+
+
+def _account_lock(conn: Connector, p: LinuxPaths) -> bool:
+    version = conn.run(linux.mysql_argv(p), stdin=b"SELECT VERSION();\n").text.strip()
+    kind, number = server_kind(version)
+    return number >= MIN_VERSION[kind]

@@ -119,6 +119,10 @@ def test_check_history_and_preview(agent_env, host):
     lines = reply["servers"][0]["lines"]
     assert "reachable" in lines
     assert "vhost files with the suspension-agent hook: 3" in lines
+    assert {"yes: Dovecot's passdb reads /etc/vmail/%d/shadow",
+            "yes: sshd_config includes /etc/ssh/sshd_config.d",
+            "yes: the database server supports ACCOUNT LOCK"} <= set(lines), lines
+    assert not [line for line in lines if line.startswith(("missing", "NO"))], lines
 
     agent_env("suspend", host.name, "alice", "--playbook", "web-now", "--reason", "inv 7")
     agent_env("unsuspend", host.name, "alice")
