@@ -12,9 +12,10 @@ import click
 
 from agent import audit, landing, render
 from agent import config as config_mod
-from agent.engine import HOLDS, Engine, Outcome, ladder
+from agent.engine import HOLDS, Engine, Outcome
 from agent.errors import AgentError, AuthFailed, BadInput, Busy, ConfigError, HostKeyRefused
 from agent.journal import Journal
+from agent.ladder import ladder
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUSY, EXIT_CONFIG = 0, 1, 2, 3, 75, 78
 # Verbs a forced-command caller (the billing system) may run through serve-ssh.

@@ -1,0 +1,37 @@
+"""`plan`: the whole ladder of a playbook for one account, with exact actions; changes nothing."""
+
+from __future__ import annotations
+
+from agent import drivers, playbooks, steps
+from agent.engine import Engine
+from agent.errors import AgentError, BadInput
+from agent.runner import Runner
+
+
+def ladder(engine: Engine, server_name: str, account: str, playbook: str | None) -> list[dict]:
+    """Return every stage of the playbook with the exact actions of each step; change nothing.
+
+    Steps the server's driver does not implement are listed as not available.
+    """
+    server, target = engine.account_target(server_name, account)
+    pb = playbooks.load(engine.config.playbooks_dir, playbook or engine.config.default_playbook)
+    runner = Runner(engine, server, engine._conn(server), target)
+    out = []
+    for stage in pb.stages:
+        entries = []
+        for spec in stage.steps:
+            if not drivers.available(server.panel, spec.name):
+                entries.append({"step": spec.name, "available": False,
+                                "actions": [f"not available on the {server.panel} driver yet"]})
+                continue
+            try:
+                plan = steps.get(spec.name).plan(runner.context("plan", spec.params))
+                entries.append({"step": spec.name, "available": True,
+                                "actions": plan.describe(), "facts": plan.facts})
+            except AgentError as exc:
+                if isinstance(exc, BadInput):
+                    raise
+                entries.append({"step": spec.name, "available": True,
+                                "actions": [f"cannot plan: {exc}"], "error": str(exc)})
+        out.append({"stage": stage.index, "after": stage.after, "steps": entries})
+    return out
