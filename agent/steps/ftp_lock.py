@@ -64,9 +64,8 @@ class FtpLock:
         paths = ctx.server.linux
         actions: list = []
         if undo["pairs"]:
-            actions.append(EditLines(paths.pureftpd_passwd,
-                                     tuple((new, old) for old, new in undo["pairs"]),
-                                     tuple(f"unlock FTP user {u}" for u in undo["locked"])))
+            locked = EditLines(paths.pureftpd_passwd, tuple(tuple(p) for p in undo["pairs"]), ())
+            actions.append(locked.reversed(tuple(f"unlock FTP user {u}" for u in undo["locked"])))
             actions.append(_mkdb(paths))
         if undo["deny_added"]:
             actions.append(EditLines(paths.ftpusers, ((ctx.account, ""),),
@@ -83,9 +82,10 @@ class FtpLock:
             if hashes.get(user, "").startswith("!") != suspended:
                 problems.append(f"FTP user {user} is {'not ' if suspended else ''}locked")
         if undo["locked"]:
+            # `test A -ot B` is also true when A is missing and B exists.
             older = ctx.conn.run(["test", paths.pureftpd_pdb, "-ot", paths.pureftpd_passwd],
                                  ok_codes=(0, 1)).rc == 0
-            if older or not ctx.conn.stat(paths.pureftpd_pdb).exists:
+            if older:
                 problems.append(f"{paths.pureftpd_pdb} is missing or older than its source")
         if undo["deny_added"]:
             listed = ctx.account in [x.strip() for x in _lines(ctx, paths.ftpusers)]

@@ -102,9 +102,9 @@ class MailBlock:
     def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
         actions: list = []
         for edit in undo["edits"]:
-            pairs = tuple((new, old) for old, new in edit["pairs"])
-            actions.append(EditLines(edit["path"], pairs, tuple(
-                f"unlock mailbox {old.split(':', 1)[0]}" for _new, old in pairs)))
+            pairs = tuple(tuple(p) for p in edit["pairs"])
+            actions.append(EditLines(edit["path"], pairs, ()).reversed(tuple(
+                f"unlock mailbox {old.split(':', 1)[0]}" for old, _new in pairs)))
         for d in undo["files"]:
             state = FileState.from_dict(d)
             current = snapshot(ctx.conn, [state.path])[state.path]

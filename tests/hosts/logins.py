@@ -27,17 +27,22 @@ def key_path(host: TestHost, account: str) -> Path:
     return host.folder / "keys" / f"{account}_ed25519"
 
 
-def install_key(host: TestHost, account: str) -> Path:
-    """Ensure the account has a fresh SSH key in its authorized_keys; return the private key."""
+def new_key(private: Path) -> str:
+    """Write a fresh ed25519 private key to `private` (mode 0600); return its public line."""
     key = ed25519.Ed25519PrivateKey.generate()
-    private = key_path(host, account)
     private.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     private.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                           serialization.PrivateFormat.OpenSSH,
                                           serialization.NoEncryption()))
     os.chmod(private, 0o600)
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                           serialization.PublicFormat.OpenSSH).decode()
+    return key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                         serialization.PublicFormat.OpenSSH).decode()
+
+
+def install_key(host: TestHost, account: str) -> Path:
+    """Ensure the account has a fresh SSH key in its authorized_keys; return the private key."""
+    private = key_path(host, account)
+    public = new_key(private)
     owner = hostfs.user_ids(host, account)
     hostfs.make_dirs(host, f"/home/{account}/.ssh", 0o700, owner)
     hostfs.write(host, f"/home/{account}/.ssh/authorized_keys",

@@ -6,9 +6,6 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
-
 from tests.hosts import ftp, logins, mail
 from tests.hosts.testhost import TestHost
 
@@ -162,15 +159,8 @@ def _database_users(host: TestHost, users: list[DbUser]) -> None:
 
 def grant_ssh(host: TestHost, folder: Path) -> tuple[Path, Path]:
     """Create a client key allowed as root on the host; return (key file, known_hosts)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    key = ed25519.Ed25519PrivateKey.generate()
     key_file = folder / "id_ed25519"
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.OpenSSH,
-                                           serialization.NoEncryption()))
-    os.chmod(key_file, 0o600)
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                           serialization.PublicFormat.OpenSSH).decode()
+    public = logins.new_key(key_file)
     ssh_dir = host.path("/root/.ssh")
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     (ssh_dir / "authorized_keys").write_text(public + " suspension-agent-tests\n")
