@@ -48,6 +48,17 @@ class StepError(AgentError):
     """A step could not be planned, applied, verified or reverted."""
 
 
+class CommandTimeout(StepError):
+    """A command ran longer than its timeout; the link itself may be fine (exit 1)."""
+
+
+class TransferError(StepError):
+    """Bytes read from or written to a server did not match what the other side holds.
+
+    Never data: a read that fails this check is not returned, a write is not installed.
+    """
+
+
 class VerifyFailed(StepError):
     """A step claimed success but the probe from outside shows no effect."""
 

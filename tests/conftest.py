@@ -22,7 +22,10 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 @pytest.fixture(scope="session")
 def host():
     """A running test host with accounts alice and bob; fails (never skips) under CI=true."""
-    h = TestHost("t1", 41)
+    # SA_TESTHOST_INDEX lets two runs on one machine (a CI clone beside a working copy) use
+    # their own namespace, addresses and tree.
+    index = int(os.environ.get("SA_TESTHOST_INDEX", "41"))
+    h = TestHost("t1" if index == 41 else f"t{index}", index)
     try:
         h.up()
         provision(h)

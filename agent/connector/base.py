@@ -2,27 +2,45 @@
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import structlog
 
-from agent.errors import CommandFailed
+from agent.errors import CommandFailed, StepError, TransferError
 
 log = structlog.get_logger("agent.connector")
 
 # Constant helper scripts run as `sh -c SCRIPT sh ARG...`: the arguments travel as argv
 # entries, never spliced into the script, so no input can change what the shell parses.
+# Write: the server installs the file only when it received exactly the announced size and
+# SHA-256 (a connection dropped half-way ends `cat` like a normal end of input).
 _WRITE_SCRIPT = (
     'set -e; d=$(dirname -- "$1"); t=$(mktemp -- "$d/.sa-tmp.XXXXXXXX"); '
-    'trap \'rm -f -- "$t"\' EXIT; cat > "$t"; chmod "$2" "$t"; chown "$3" "$t"; '
-    'mv -f -- "$t" "$1"; trap - EXIT'
+    'trap \'rm -f -- "$t"\' EXIT; cat > "$t"; n=$(wc -c < "$t"); h=$(sha256sum < "$t"); '
+    'if [ "$((n))" != "$4" ] || [ "${h%% *}" != "$5" ]; then '
+    'echo "received $((n)) bytes, expected $4 (or a different SHA-256)" >&2; exit 90; fi; '
+    'chmod "$2" "$t"; chown "$3" "$t"; mv -f -- "$t" "$1"; trap - EXIT'
+)
+WRITE_MISMATCH = 90
+# Read: per path one header line `kind|mode|uid|gid|size|sha256` (size and hash taken on the
+# server), then exactly `size` bytes; `absent|||||` for a missing path, `-` fields for a
+# path that is not a regular file.
+_READ_SCRIPT = (
+    'for p do if [ -e "$p" ] || [ -L "$p" ]; then '
+    'st=$(stat -c "%F|%a|%u|%g" -- "$p") || exit 4; '
+    'if [ -f "$p" ]; then n=$(wc -c < "$p") || exit 4; h=$(sha256sum < "$p") || exit 4; '
+    'printf "%s|%s|%s\\n" "$st" "$((n))" "${h%% *}"; cat -- "$p" || exit 4; '
+    'else printf "%s|-|-\\n" "$st"; fi; '
+    'else printf "absent|||||\\n"; fi; done'
 )
 _STAT_SCRIPT = (
     'for p in "$@"; do if [ -e "$p" ] || [ -L "$p" ]; then '
     'stat -c "%F|%a|%u|%g|%s|%n" -- "$p"; else printf "absent|||||%s\\n" "$p"; fi; done'
 )
+_READ_ATTEMPTS = 3
 
 
 def quote(argv: list[str]) -> str:
@@ -57,6 +75,23 @@ class Stat:
     uid: int = 0
     gid: int = 0
     size: int = 0
+
+    @property
+    def exists(self) -> bool:
+        return self.kind != "absent"
+
+
+@dataclass(frozen=True)
+class FileData:
+    """A path's facts and, for a regular file, its whole content checked against the server's
+    own size and SHA-256; `data` is None for anything but a regular file."""
+
+    path: str
+    kind: str
+    mode: int = 0
+    uid: int = 0
+    gid: int = 0
+    data: bytes | None = None
 
     @property
     def exists(self) -> bool:
@@ -98,16 +133,45 @@ class Connector(ABC):
         return result
 
     def read(self, path: str) -> bytes | None:
-        """Return the bytes of `path`, or None when it does not exist."""
-        result = self.run(
-            ["sh", "-c", 'if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi', "sh", path],
-            ok_codes=(0, 3),
-        )
-        return None if result.rc == 3 else result.stdout
+        """Return the whole content of `path`, verified; None when it does not exist."""
+        found = self.read_many([path])[path]
+        if not found.exists:
+            return None
+        if found.data is None:
+            raise StepError(f"{self.name}:{path} is a {found.kind}, not a regular file")
+        return found.data
+
+    def read_many(self, paths: list[str]) -> dict[str, FileData]:
+        """Return facts and verified content of every path in one round trip.
+
+        Each file's size and SHA-256 are taken on the server in the same command; bytes that
+        do not match them are never returned (a file changing meanwhile is read again).
+        """
+        if not paths:
+            return {}
+        for attempt in range(_READ_ATTEMPTS):
+            out = self.run(["sh", "-c", _READ_SCRIPT, "sh", *paths]).stdout
+            try:
+                return _parse_reads(paths, out)
+            except TransferError:
+                if attempt == _READ_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def write(self, path: str, data: bytes, mode: int = 0o644, owner: str = "0:0") -> None:
-        """Ensure `path` holds exactly `data` with `mode` and `owner`, replaced atomically."""
-        self.run(["sh", "-c", _WRITE_SCRIPT, "sh", path, format(mode, "o"), owner], stdin=data)
+        """Ensure `path` holds exactly `data` with `mode` and `owner`, replaced atomically.
+
+        The server installs the file only after checking it received every byte.
+        """
+        self._install(path, data, mode, owner, len(data), hashlib.sha256(data).hexdigest())
+
+    def _install(self, path: str, data: bytes, mode: int, owner: str, size: int,
+                 digest: str) -> None:
+        result = self.run(["sh", "-c", _WRITE_SCRIPT, "sh", path, format(mode, "o"), owner,
+                           str(size), digest], stdin=data, ok_codes=(0, WRITE_MISMATCH))
+        if result.rc == WRITE_MISMATCH:
+            raise TransferError(f"{self.name}:{path}: {result.err.strip()}; nothing was "
+                                "installed")
 
     def stat_many(self, paths: list[str]) -> dict[str, Stat]:
         """Return facts for every path in one round trip."""
@@ -126,3 +190,32 @@ class Connector(ABC):
     def stat(self, path: str) -> Stat:
         """Return facts about one path."""
         return self.stat_many([path])[path]
+
+
+def _parse_reads(paths: list[str], out: bytes) -> dict[str, FileData]:
+    """Split the read script's output into verified FileData; raise TransferError if short."""
+    found: dict[str, FileData] = {}
+    pos = 0
+    for path in paths:
+        end = out.find(b"\n", pos)
+        if end < 0:
+            raise TransferError(f"the reply for {path} is missing (output cut short)")
+        fields = out[pos:end].decode("utf-8", "replace").split("|")
+        pos = end + 1
+        if len(fields) != 6:
+            raise TransferError(f"unreadable reply header for {path}: {fields!r}")
+        kind, mode, uid, gid, size, digest = fields
+        if kind == "absent":
+            found[path] = FileData(path, "absent")
+            continue
+        data = None
+        if size != "-":
+            data = out[pos:pos + int(size)]
+            pos += int(size)
+            if len(data) != int(size) or hashlib.sha256(data).hexdigest() != digest:
+                raise TransferError(f"{path}: got {len(data)} bytes that do not match the "
+                                    f"server's {size} bytes and SHA-256")
+        found[path] = FileData(path, kind, int(mode, 8), int(uid), int(gid), data)
+    if pos != len(out):
+        raise TransferError(f"{len(out) - pos} unexpected bytes after the files")
+    return found

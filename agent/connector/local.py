@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 from agent.connector.base import Connector, Result, quote
-from agent.errors import Unreachable
+from agent.errors import CommandTimeout
 
 
 class LocalConnector(Connector):
@@ -25,8 +25,8 @@ class LocalConnector(Connector):
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
-            raise Unreachable(
-                f"{self.name}: `{quote(argv)}` timed out after {timeout:.0f}s") from exc
+            raise CommandTimeout(
+                f"{self.name}: `{quote(argv)}` did not finish within {timeout:.0f}s") from exc
         except FileNotFoundError:
             return Result(127, b"", f"{argv[0]}: command not found".encode())
         return Result(proc.returncode, proc.stdout, proc.stderr)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import select
+import socket
+import threading
 import time
 
 import paramiko
 
 from agent.connector.base import Connector, Result, quote
-from agent.errors import AuthFailed, HostKeyRefused, Unreachable
+from agent.errors import AuthFailed, CommandTimeout, HostKeyRefused, Unreachable
 
 
 class SSHConnector(Connector):
@@ -20,6 +21,9 @@ class SSHConnector(Connector):
         self._client: paramiko.SSHClient | None = None
         self._prefix = ["sudo", "-n"] if server.sudo else []
         self.connections_opened = 0
+        # Once a connection is lost mid-run it stays lost for this run: reconnecting silently
+        # in the middle of a stage would hide that earlier commands may not have finished.
+        self._lost: str | None = None
 
     def _connect(self) -> paramiko.SSHClient:
         s = self._server
@@ -28,9 +32,16 @@ class SSHConnector(Connector):
         client.load_host_keys(s.known_hosts)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
+            sock = socket.create_connection((s.host, s.port), timeout=s.connect_timeout)
+            # Without TCP_NODELAY each small SSH packet waits on Nagle (~40 ms an exec).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:
+            raise Unreachable(f"{s.name}: cannot reach {s.host}:{s.port}: {exc}") from exc
+        try:
             client.connect(
                 s.host,
                 port=s.port,
+                sock=sock,
                 username=s.user,
                 key_filename=s.key_file,
                 timeout=s.connect_timeout,
@@ -41,15 +52,18 @@ class SSHConnector(Connector):
             )
         except paramiko.BadHostKeyException as exc:
             client.close()
+            sock.close()
             raise HostKeyRefused(
                 f"{s.name}: host key of {s.host}:{s.port} does not match {s.known_hosts} "
                 "(changed key: check the server before updating known_hosts)"
             ) from exc
         except paramiko.AuthenticationException as exc:
             client.close()
+            sock.close()
             raise AuthFailed(f"{s.name}: key authentication as {s.user} failed: {exc}") from exc
         except paramiko.SSHException as exc:
             client.close()
+            sock.close()
             if "not found in known_hosts" in str(exc):
                 raise HostKeyRefused(
                     f"{s.name}: host key of {s.host}:{s.port} is not in {s.known_hosts}; "
@@ -58,6 +72,7 @@ class SSHConnector(Connector):
             raise Unreachable(f"{s.name}: SSH to {s.host}:{s.port} failed: {exc}") from exc
         except (TimeoutError, OSError, EOFError) as exc:
             client.close()
+            sock.close()
             raise Unreachable(f"{s.name}: cannot reach {s.host}:{s.port}: {exc}") from exc
         transport = client.get_transport()
         if transport is not None:
@@ -66,55 +81,108 @@ class SSHConnector(Connector):
         return client
 
     def _ensure(self) -> paramiko.SSHClient:
+        if self._lost is not None:
+            raise Unreachable(self._lost)
         client = self._client
-        transport = client.get_transport() if client is not None else None
-        if client is None or transport is None or not transport.is_active():
+        if client is None:
             self._client = client = self._connect()
+        transport = client.get_transport()
+        if transport is None or not transport.is_active():
+            self._lose(f"{self.name}: the SSH connection closed")
         return client
+
+    def _lose(self, why: str) -> None:
+        """Mark the connection lost for the rest of this run and raise Unreachable."""
+        self._lost = why
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        raise Unreachable(why)
 
     def _exec(self, argv: list[str], stdin: bytes | None, timeout: float) -> Result:
         client = self._ensure()
         command = quote(self._prefix + argv)
+        chan = None
         try:
             chan = client.get_transport().open_session()
-            chan.settimeout(timeout)
+            chan.settimeout(timeout)  # bounds sendall of stdin; reads wait in _drain
             chan.exec_command(command)
             if stdin:
                 chan.sendall(stdin)
             chan.shutdown_write()
-            out, err = self._drain(chan, timeout)
-            rc = chan.recv_exit_status()
-            chan.close()
+            out, err = _drain(chan, time.monotonic() + timeout)
+            rc = chan.recv_exit_status() if chan.exit_status_ready() else -1
+        except (_Timeout, TimeoutError):
+            _close_quietly(chan)
+            raise CommandTimeout(
+                f"{self.name}: `{quote(argv)}` did not finish within {timeout:.0f}s") from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            self.close()
-            raise Unreachable(
-                f"{self.name}: connection lost running `{quote(argv)}`: {exc}") from exc
+            _close_quietly(chan)
+            self._lose(f"{self.name}: connection lost running `{quote(argv)}`: {exc}")
+        chan.close()
         if rc == -1:
-            self.close()
-            raise Unreachable(f"{self.name}: no exit status for `{quote(argv)}` (connection lost)")
+            # The channel closed without an exit status: the command was killed by a signal
+            # (exit-signal) or the link went away; only a live transport tells them apart.
+            if not client.get_transport().is_active():
+                self._lose(f"{self.name}: connection lost running `{quote(argv)}`")
+            return Result(255, out, err + b"\n(no exit status: killed by a signal)")
         return Result(rc, out, err)
-
-    @staticmethod
-    def _drain(chan: paramiko.Channel, timeout: float) -> tuple[bytes, bytes]:
-        # Read both streams as they come so a chatty command cannot fill a window and stall;
-        # select() on the channel wakes us as soon as data or the exit status arrives.
-        out, err = bytearray(), bytearray()
-        deadline = time.monotonic() + timeout
-        while True:
-            while chan.recv_ready():
-                out += chan.recv(65536)
-            while chan.recv_stderr_ready():
-                err += chan.recv_stderr(65536)
-            # OpenSSH sends all output, then EOF, then the exit status, in that order.
-            if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"no exit after {timeout:.0f}s")
-            select.select([chan], [], [], min(remaining, 1.0))
-        return bytes(out), bytes(err)
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+class _Timeout(Exception):
+    """The command's own time limit passed (the link may be fine)."""
+
+
+def _drain(chan: paramiko.Channel, deadline: float) -> tuple[bytes, bytes]:
+    """Read stdout and stderr until the channel's end of data, then wait for its exit status.
+
+    The exit status may arrive before the last output (sshd sends it when the process ends,
+    not when its pipes are empty), so the end is EOF on the channel, never the status; both
+    streams are read as they come so a chatty command cannot fill a window and stall.
+    """
+    # A plain Event, not the channel's OS pipe (`select` on the channel): data arriving after
+    # the channel was closed would be signalled on a closed pipe, and the EBADF raised in
+    # paramiko's reader thread kills the whole connection.
+    ready = threading.Event()
+    chan.in_buffer.set_event(ready)
+    chan.in_stderr_buffer.set_event(ready)
+    out, err = bytearray(), bytearray()
+    while True:
+        got = False
+        while chan.recv_ready():
+            out += chan.recv(1 << 17)
+            got = True
+        while chan.recv_stderr_ready():
+            err += chan.recv_stderr(1 << 17)
+            got = True
+        if got:
+            continue
+        # eof_received is set after everything sent before the EOF was buffered: once it is
+        # set and both buffers are empty, nothing more can come.
+        if chan.eof_received or chan.closed:
+            break
+        _wait(ready, deadline)
+        ready.clear()  # re-checked above before the next wait: no wakeup is lost
+    while not chan.exit_status_ready():
+        _wait(chan.status_event, deadline)
+    return bytes(out), bytes(err)
+
+
+def _wait(event: threading.Event, deadline: float) -> None:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise _Timeout
+    event.wait(min(remaining, 0.5))
+
+
+def _close_quietly(chan: paramiko.Channel | None) -> None:
+    if chan is not None:
+        try:
+            chan.close()
+        except (paramiko.SSHException, OSError, EOFError):
+            pass

@@ -182,16 +182,16 @@ class Step(Protocol):
 
 
 def snapshot(conn: Connector, paths: list[str]) -> dict[str, FileState]:
-    """Return the current state of each path (content, mode, owner), two round trips at most."""
-    stats = conn.stat_many(paths)
+    """Return the current state of each path (whole verified content, mode, owner), in one
+    round trip; a path that exists but is not a regular file is refused."""
     states = {}
-    for path in paths:
-        st = stats[path]
-        if not st.exists:
+    for path, found in conn.read_many(paths).items():
+        if not found.exists:
             states[path] = FileState(path, False)
             continue
-        data = conn.read(path) or b""
-        states[path] = FileState(path, True, data, st.mode, f"{st.uid}:{st.gid}")
+        if found.data is None:
+            raise StepError(f"{path} on {conn.name} is a {found.kind}, not a regular file")
+        states[path] = FileState(path, True, found.data, found.mode, f"{found.uid}:{found.gid}")
     return states
 
 

@@ -157,8 +157,11 @@ def _database_users(host: TestHost, users: list[DbUser]) -> None:
     host.run(["mysql"], input="".join(sql).encode())
 
 
-def grant_ssh(host: TestHost, folder: Path) -> tuple[Path, Path]:
-    """Create a client key allowed as root on the host; return (key file, known_hosts)."""
+def grant_ssh(host: TestHost, folder: Path, port: int | None = None) -> tuple[Path, Path]:
+    """Create a client key allowed as root on the host; return (key file, known_hosts).
+
+    With `port`, the host key is listed for 127.0.0.1:`port` (a delay proxy in front of it).
+    """
     key_file = folder / "id_ed25519"
     public = logins.new_key(key_file)
     ssh_dir = host.path("/root/.ssh")
@@ -167,13 +170,19 @@ def grant_ssh(host: TestHost, folder: Path) -> tuple[Path, Path]:
     os.chmod(ssh_dir / "authorized_keys", 0o600)
     host_key = host.path("/etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2]
     known_hosts = folder / "known_hosts"
-    known_hosts.write_text(f"{host.address} {' '.join(host_key)}\n")
+    who = f"[127.0.0.1]:{port}" if port else host.address
+    known_hosts.write_text(f"{who} {' '.join(host_key)}\n")
     return key_file, known_hosts
 
 
-def write_config(host: TestHost, folder: Path, linux: dict | None = None, **extra: str) -> Path:
-    """Write an agent config that reaches `host` over SSH; return its path."""
-    key_file, known_hosts = grant_ssh(host, folder)
+def write_config(host: TestHost, folder: Path, linux: dict | None = None,
+                 proxy_port: int | None = None, **extra: str) -> Path:
+    """Write an agent config that reaches `host` over SSH; return its path.
+
+    With `proxy_port`, SSH goes through a delay proxy on 127.0.0.1 (HTTP probes still go to
+    the host's own address, as a visitor's would).
+    """
+    key_file, known_hosts = grant_ssh(host, folder, proxy_port)
     lines = [
         f"state_db: {folder / 'state.db'}",
         f"audit_log: {folder / 'audit.jsonl'}",
@@ -189,8 +198,9 @@ def write_config(host: TestHost, folder: Path, linux: dict | None = None, **extr
         f"  {host.name}:",
         "    panel: linux",
         "    transport: ssh",
-        f"    host: {host.address}",
-        "    port: 22",
+        f"    host: {'127.0.0.1' if proxy_port else host.address}",
+        f"    port: {proxy_port or 22}",
+        f"    probe_address: {host.address}",
         "    user: root",
         f"    key_file: {key_file}",
         f"    known_hosts: {known_hosts}",

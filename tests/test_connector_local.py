@@ -1,0 +1,66 @@
+"""Fast tier: the read/write protocol of every connector, through the local one (no host)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from agent.config import Server
+from agent.connector.base import _parse_reads
+from agent.connector.local import LocalConnector
+from agent.errors import CommandTimeout, TransferError
+
+
+@pytest.fixture
+def local():
+    return LocalConnector(Server("here", "linux", "local"))
+
+
+def _reply(data: bytes) -> bytes:
+    digest = hashlib.sha256(data).hexdigest()
+    return f"regular file|644|0|0|{len(data)}|{digest}\n".encode() + data
+
+
+def test_a_cut_short_reply_is_never_data():
+    data = b"line\n" * 600
+    whole = _reply(data)
+    assert _parse_reads(["/f"], whole)["/f"].data == data
+    for cut in (0, 10, len(whole) - len(data), len(whole) - 1):
+        with pytest.raises(TransferError):
+            _parse_reads(["/f"], whole[:cut])
+    with pytest.raises(TransferError):
+        _parse_reads(["/f"], whole.replace(b"line", b"lime", 1))
+    with pytest.raises(TransferError):
+        _parse_reads(["/f"], whole + b"extra")
+
+
+def test_read_many_and_write_round_trip(local, tmp_path):
+    f = tmp_path / "a.txt"
+    f.write_bytes(b"one\ntwo\n")
+    (tmp_path / "d").mkdir()
+    found = local.read_many([str(f), str(tmp_path / "none"), str(tmp_path / "d")])
+    assert found[str(f)].data == b"one\ntwo\n"
+    assert not found[str(tmp_path / "none")].exists
+    assert found[str(tmp_path / "d")].exists and found[str(tmp_path / "d")].data is None
+    owner = f"{os.getuid()}:{os.getgid()}"
+    local.write(str(f), b"\x00binary\xff" * 1000, 0o600, owner)
+    assert f.read_bytes() == b"\x00binary\xff" * 1000
+    assert f.stat().st_mode & 0o777 == 0o600
+    assert local.read(str(tmp_path / "none")) is None
+
+
+def test_write_refuses_bytes_that_do_not_match(local, tmp_path):
+    f = tmp_path / "b.txt"
+    f.write_bytes(b"before")
+    owner = f"{os.getuid()}:{os.getgid()}"
+    with pytest.raises(TransferError):
+        local._install(str(f), b"half", 0o644, owner, 8, hashlib.sha256(b"halfhalf").hexdigest())
+    assert f.read_bytes() == b"before"
+    assert [p.name for p in tmp_path.iterdir()] == ["b.txt"]
+
+
+def test_timeout_is_its_own_error(local):
+    with pytest.raises(CommandTimeout):
+        local.run(["sleep", "3"], timeout=0.2)

@@ -1,0 +1,121 @@
+"""The SSH transport cannot lose or invent bytes, directly and through a 50 ms RTT link.
+
+Outputs from 0 B to 2 MB on both streams are compared byte for byte with what the server
+holds; reads are checked against the server's own size and SHA-256; writes land only when
+the server received every byte. Every run uses one connection: zero reconnects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+
+import pytest
+
+from agent.config import Server
+from agent.connector.ssh import SSHConnector
+from agent.errors import CommandTimeout, TransferError
+from tests.hosts.delayproxy import DelayProxy
+from tests.hosts.provision import grant_ssh
+
+pytestmark = pytest.mark.testhost
+
+BLOB = "/root/sa-blob.bin"
+BLOB_SIZE = 2 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def blob(host):
+    """2 MiB of fixed pseudo-random bytes placed on the host; removed afterwards."""
+    data = random.Random(1234).randbytes(BLOB_SIZE)
+    path = host.path(BLOB)
+    path.write_bytes(data)
+    yield data
+    path.unlink(missing_ok=True)
+
+
+@pytest.fixture(params=["direct", "rtt50"])
+def link(request, host, tmp_path):
+    """An SSHConnector to the host, straight or through the delay proxy (25 ms each way)."""
+    proxy = None
+    if request.param == "rtt50":
+        proxy = DelayProxy((host.address, 22), up=0.025, down=0.025, jitter=0.004)
+    key_file, known_hosts = grant_ssh(host, tmp_path, proxy.port if proxy else None)
+    server = Server("t1", "linux", "ssh", host="127.0.0.1" if proxy else host.address,
+                    port=proxy.port if proxy else 22, key_file=str(key_file),
+                    known_hosts=str(known_hosts), connect_timeout=5)
+    conn = SSHConnector(server)
+    yield conn
+    conn.close()
+    if proxy:
+        proxy.stop()
+
+
+def _sizes(count: int, seed: int) -> list[tuple[int, int]]:
+    """(stdout bytes, stderr bytes) pairs from 0 B to 2 MB, weighted to small and odd sizes."""
+    rng = random.Random(seed)
+    edges = [0, 1, 4095, 4096, 32768, 65535, 65536, 65537, 2 * 1024 * 1024 - 1, BLOB_SIZE]
+    pairs = [(n, 0) for n in edges] + [(0, 70000), (BLOB_SIZE, 300000)]
+    while len(pairs) < count:
+        big = rng.random() < 0.05
+        out = rng.randint(0, BLOB_SIZE) if big else int(10 ** rng.uniform(0, 5.3))
+        err = int(10 ** rng.uniform(0, 4.5)) if rng.random() < 0.3 else 0
+        pairs.append((min(out, BLOB_SIZE), err))
+    return pairs
+
+
+def test_500_outputs_arrive_whole(link, blob):
+    script = 'head -c "$1" "$3"; head -c "$2" "$3" >&2'
+    for out_n, err_n in _sizes(500, seed=len(blob)):
+        result = link.run(["sh", "-c", script, "sh", str(out_n), str(err_n), BLOB])
+        assert len(result.stdout) == out_n and result.stdout == blob[:out_n], out_n
+        assert result.stderr == blob[:err_n], err_n
+    assert link.connections_opened == 1
+
+
+def test_seq_output_is_complete(link):
+    expected = "".join(f"{i}\n" for i in range(1, 20001)).encode()
+    for _ in range(40):
+        assert link.run(["seq", "1", "20000"]).stdout == expected
+    assert link.connections_opened == 1
+
+
+def test_reads_are_verified_and_whole(link, blob, host):
+    for n in (0, 1, 65536, 700001, BLOB_SIZE):
+        host.path("/root/sa-read.bin").write_bytes(blob[:n])
+        assert link.read("/root/sa-read.bin") == blob[:n]
+    host.path("/root/sa-read.bin").unlink()
+    assert link.read("/root/sa-read.bin") is None
+    states = link.read_many(["/etc/hostname", "/root/absent", BLOB])
+    assert not states["/root/absent"].exists
+    assert states[BLOB].data == blob and states[BLOB].mode == 0o644
+    assert link.connections_opened == 1
+
+
+def test_writes_land_whole_or_not_at_all(link, blob, host):
+    target = "/root/sa-write.bin"
+    for n in (0, 5, 300000, BLOB_SIZE):
+        link.write(target, blob[:n], 0o600, "0:0")
+        assert host.path(target).read_bytes() == blob[:n]
+        assert os.stat(host.path(target)).st_mode & 0o777 == 0o600
+    host.path(target).unlink()
+    assert link.connections_opened == 1
+
+
+def test_short_stdin_is_refused_by_the_server(link, host):
+    # What a dropped connection looks like to the server: fewer bytes than announced.
+    target = "/root/sa-short.bin"
+    data = b"x" * 1000
+    digest = hashlib.sha256(data).hexdigest()
+    with pytest.raises(TransferError):
+        link._install(target, data[:600], 0o644, "0:0", len(data), digest)
+    assert not host.path(target).exists()
+    assert not [p for p in host.path("/root").iterdir() if p.name.startswith(".sa-tmp")]
+
+
+def test_a_timeout_is_its_own_error_and_the_link_survives(link):
+    with pytest.raises(CommandTimeout):
+        link.run(["sleep", "5"], timeout=0.5)
+    assert link.run(["echo", "still here"]).text == "still here\n"
+    assert link.connections_opened == 1
