@@ -8,7 +8,7 @@ from agent import drivers
 from agent.config import LinuxPaths
 from agent.connector import Connector
 from agent.drivers import linux
-from agent.errors import AgentError
+from agent.errors import AgentError, Unreachable
 from agent.steps import service_probes
 from agent.steps.db_lock import MIN_VERSION, server_kind
 
@@ -21,17 +21,20 @@ def check_servers(engine: Any, only: str | None) -> list[dict[str, Any]]:
         server = engine.config.servers[name]
         lines = [f"panel {server.panel}, transport {server.transport}, steps available: "
                  + (", ".join(sorted(drivers.AVAILABLE_STEPS.get(server.panel, ()))) or "none")]
-        ok = True
+        ok, unreachable = True, False
         try:
             conn = engine._conn(server)
             conn.run(["true"])
             lines.append("reachable")
             if server.panel == "linux":
                 ok = _linux(conn, server.linux, lines) and ok
+        except Unreachable as exc:
+            ok, unreachable = False, True
+            lines.append(f"unreachable: {exc}")
         except AgentError as exc:
             ok = False
             lines.append(f"error: {exc}")
-        reports.append({"server": name, "ok": ok, "lines": lines})
+        reports.append({"server": name, "ok": ok, "unreachable": unreachable, "lines": lines})
     return reports
 
 

@@ -6,6 +6,8 @@ import getpass
 import os
 import shlex
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import click
@@ -31,15 +33,42 @@ class Globals:
 
 
 def _exit_for(o: Outcome) -> int:
+    if o.unreachable:
+        return EXIT_BUSY  # the journal holds what was under way; the next call finishes it
     if o.partial:
         return EXIT_PARTIAL
     return EXIT_OK if o.ok else EXIT_FAILED
 
 
+def _exit_for_many(outcomes: list[Outcome]) -> int:
+    """One exit for several targets: what needs a human first, then failures, then retries."""
+    codes = {_exit_for(o) for o in outcomes}
+    for code in (EXIT_PARTIAL, EXIT_FAILED, EXIT_BUSY):
+        if code in codes:
+            return code
+    return EXIT_OK
+
+
+# Tests only: a fixed "now" (epoch seconds) so that delays are exercised without waiting on
+# the wall clock. Read here and nowhere else; unset in production, where time.time() rules.
+TEST_NOW_ENV = "SUSPENSION_AGENT_TEST_NOW"
+
+
+def _clock() -> Callable[[], float]:
+    fixed = os.environ.get(TEST_NOW_ENV)
+    if not fixed:
+        return time.time
+    try:
+        value = float(fixed)
+    except ValueError as exc:
+        raise BadInput(f"{TEST_NOW_ENV} must be epoch seconds, not {fixed!r}") from exc
+    return lambda: value
+
+
 def _engine(g: Globals) -> Engine:
     cfg = config_mod.load(g.config_path)
     audit.configure(cfg.audit_log)
-    return Engine(cfg, Journal(cfg.state_db), g.caller)
+    return Engine(cfg, Journal(cfg.state_db), g.caller, now=_clock())
 
 
 def _emit(g: Globals, obj: dict, text: str) -> None:
@@ -146,8 +175,11 @@ def plan(g: Globals, server: str, account: str, playbook: str | None) -> None:
         stages = ladder(engine, server, account, playbook)
     finally:
         engine.close()
-    _emit(g, {"ok": True, "target": {"server": server, "kind": "account", "name": account},
-              "stages": stages}, render.ladder_text(stages))
+    errors = [{"step": e["step"], "message": e["error"]}
+              for st in stages for e in st["steps"] if "error" in e]
+    _emit(g, {"ok": not errors, "target": {"server": server, "kind": "account", "name": account},
+              "stages": stages, "errors": errors}, render.ladder_text(stages))
+    sys.exit(EXIT_FAILED if errors else EXIT_OK)
 
 
 @cli.command()
@@ -166,13 +198,13 @@ def tick(g: Globals) -> None:
     """Apply the stages that became due (run from cron or a systemd timer)."""
     engine = _engine(g)
     try:
-        outcomes = engine.tick()
+        outcomes = engine.tick(dry_run=g.dry_run)
     finally:
         engine.close()
     _emit(g, {"ok": all(o.ok for o in outcomes),
               "processed": [render.outcome_dict(o) for o in outcomes]},
-          "\n".join(render.outcome_text(o) for o in outcomes) or "nothing due")
-    sys.exit(max((_exit_for(o) for o in outcomes), default=EXIT_OK))
+          "\n".join(render.outcome_text(o, g.dry_run) for o in outcomes) or "nothing due")
+    sys.exit(_exit_for_many(outcomes))
 
 
 @cli.command()
@@ -191,7 +223,10 @@ def check(g: Globals, server: str | None) -> None:
     _emit(g, {"ok": ok, "servers": report}, "\n".join(
         f"{r['server']}: {'ok' if r['ok'] else 'PROBLEM'}\n" + "\n".join(
             f"  {line}" for line in r["lines"]) for r in report))
-    sys.exit(EXIT_OK if ok else EXIT_FAILED)
+    # Only unreachable servers wrong: retry later (75); anything else needs fixing (1).
+    failing = [r for r in report if not r["ok"]]
+    sys.exit(EXIT_OK if ok else EXIT_BUSY if all(r["unreachable"] for r in failing)
+             else EXIT_FAILED)
 
 
 @cli.command("preview-landing")
@@ -216,12 +251,18 @@ def serve_ssh(g: Globals, caller: str) -> None:
         raise BadInput(f"cannot parse the SSH command: {exc}") from exc
     if words[:1] == ["suspension-agent"]:
         words = words[1:]
+    # A billing system may ask for a dry run (its "test connection" button): the one global
+    # option it may choose, before the verb.
+    dry_run = g.dry_run or words[:1] == ["--dry-run"]
+    if words[:1] == ["--dry-run"]:
+        words = words[1:]
     if not words or words[0] not in SSH_VERBS:
         raise BadInput(f"allowed verbs over SSH: {', '.join(SSH_VERBS)}")
     if any(w.startswith("--config") for w in words):
         raise BadInput("--config cannot be chosen over SSH")
     os.environ["SUSPENSION_AGENT_CALLER"] = f"ssh:{caller}"
-    args = (["--config", g.config_path] if g.config_path else []) + ["--json", *words]
+    args = ((["--config", g.config_path] if g.config_path else []) + ["--json"]
+            + (["--dry-run"] if dry_run else []) + words)
     main(args)
 
 

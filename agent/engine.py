@@ -37,6 +37,7 @@ class Outcome:
     rolled_back: bool = False
     partial: bool = False
     cases: list[dict] = field(default_factory=list)
+    unreachable: bool = False
 
     @property
     def ok(self) -> bool:
@@ -118,31 +119,47 @@ class Engine:
             raise BadInput(f"unknown hold {hold!r} (use {', '.join(HOLDS)})")
         pb = self.playbook(server, playbook)
         with self._lock(target):
-            runner = Runner(self, server, self._conn(server), target)
             log = RunLog()
-            if not dry_run and not runner.recover(log):
-                return self.report(target, log, "a change could not be undone earlier and still "
-                                   "cannot; nothing new was applied")
-            case = next((c for c in self.journal.open_cases(*target) if c.hold == hold), None)
-            message = ""
-            if case is None:
-                self._ensure_exists(server, target[2])
-                if dry_run:
-                    case = Case("dry-run", *target, hold, pb.name, reason, self.caller,
-                                self.now(), -1, self.now(), "open")
-                else:
-                    case = self.journal.new_case(*target, hold, pb.name, reason, self.caller,
-                                                 self.now())
-                    self.audit("case.opened", server=target[0], kind=target[1],
-                               name=target[2], case_id=case.id, hold=hold, playbook=pb.name,
-                               reason=reason)
-            else:
-                if case.playbook != pb.name:
-                    message = (f"case {case.id} under hold {hold} follows playbook "
-                               f"{case.playbook!r}; it was kept")
-                pb = self.book(case.playbook)
-            self.advance(runner, case, pb, log, dry_run)
+            try:
+                message = self._suspend_locked(server, target, pb, hold, reason, dry_run, log)
+            except Unreachable as exc:
+                return self._unreachable(target, log, exc)
             return self.report(target, log, message)
+
+    def _suspend_locked(self, server: Server, target: tuple, pb: Playbook, hold: str,
+                        reason: str | None, dry_run: bool, log: RunLog) -> str:
+        runner = Runner(self, server, self._conn(server), target)
+        if not dry_run and not runner.recover(log):
+            return "a change could not be undone earlier and still cannot; nothing new was applied"
+        case = next((c for c in self.journal.open_cases(*target) if c.hold == hold), None)
+        message = ""
+        if case is None:
+            self._ensure_exists(server, target[2])
+            if dry_run:
+                case = Case("dry-run", *target, hold, pb.name, reason, self.caller,
+                            self.now(), -1, self.now(), "open")
+            else:
+                case = self.journal.new_case(*target, hold, pb.name, reason, self.caller,
+                                             self.now())
+                self.audit("case.opened", server=target[0], kind=target[1],
+                           name=target[2], case_id=case.id, hold=hold, playbook=pb.name,
+                           reason=reason)
+        else:
+            if case.playbook != pb.name:
+                message = (f"case {case.id} under hold {hold} follows playbook "
+                           f"{case.playbook!r}; it was kept")
+            pb = self.book(case.playbook)
+        self.advance(runner, case, pb, log, dry_run)
+        return message
+
+    def _unreachable(self, target: tuple, log: RunLog, exc: Unreachable) -> Outcome:
+        """Report a server lost mid-call: retry later (exit 75); the journal keeps the intent."""
+        log.unreachable = True
+        log.errors.append({"step": None, "message": f"{exc}; nothing was rolled back over the "
+                           "lost link: the next call verifies and finishes what was under way"})
+        self.audit("server.unreachable", server=target[0], kind=target[1], name=target[2],
+                   outcome="retry", error=str(exc))
+        return self.report(target, log)
 
     def advance(self, runner: Runner, case: Case, pb: Playbook, log: RunLog,
                 dry_run: bool) -> None:
@@ -168,32 +185,44 @@ class Engine:
         if hold not in HOLDS:
             raise BadInput(f"unknown hold {hold!r} (use {', '.join(HOLDS)})")
         with self._lock(target):
-            runner = Runner(self, server, self._conn(server), target)
             log = RunLog()
-            if not dry_run:
-                runner.recover(log, retry_stuck=False)  # revert_all below retries those
-            cases = self.journal.open_cases(*target)
-            lifted = [c for c in cases if c.hold == hold]
-            remaining = sorted({c.hold for c in cases if c.hold != hold})
-            if remaining:
-                message = (f"hold {hold} lifted; still held by {', '.join(remaining)}, "
-                           "services stay suspended" if lifted else
-                           f"no {hold} hold; still held by {', '.join(remaining)}")
-            else:
-                runner.revert_all(log, dry_run)
-                message = "" if lifted or log.reverted else "nothing to lift"
-            if not dry_run:
-                for case in lifted:
-                    self.journal.close_case(case.id, "lifted", self.caller, self.now())
-                    self.audit("case.lifted", server=target[0], kind=target[1],
-                               name=target[2], case_id=case.id, hold=hold)
+            try:
+                message = self._unsuspend_locked(server, target, hold, dry_run, log)
+            except Unreachable as exc:
+                return self._unreachable(target, log, exc)
             return self.report(target, log, message)
 
-    def tick(self) -> list[Outcome]:
-        """Apply the stages that became due, for every open case; skip busy targets."""
+    def _unsuspend_locked(self, server: Server, target: tuple, hold: str, dry_run: bool,
+                          log: RunLog) -> str:
+        runner = Runner(self, server, self._conn(server), target)
+        if not dry_run:
+            runner.recover(log, retry_stuck=False)  # revert_all below retries those
+        cases = self.journal.open_cases(*target)
+        lifted = [c for c in cases if c.hold == hold]
+        remaining = sorted({c.hold for c in cases if c.hold != hold})
+        if remaining:
+            message = (f"hold {hold} lifted; still held by {', '.join(remaining)}, "
+                       "services stay suspended" if lifted else
+                       f"no {hold} hold; still held by {', '.join(remaining)}")
+        else:
+            runner.revert_all(log, dry_run)
+            message = "" if lifted or log.reverted else "nothing to lift"
+        if not dry_run:
+            for case in lifted:
+                self.journal.close_case(case.id, "lifted", self.caller, self.now())
+                self.audit("case.lifted", server=target[0], kind=target[1],
+                           name=target[2], case_id=case.id, hold=hold)
+        return message
+
+    def tick(self, dry_run: bool = False) -> list[Outcome]:
+        """Apply the stages that became due, for every open case; skip busy targets.
+
+        With `dry_run`, report what each due stage would do and change nothing.
+        """
         outcomes = []
         for case in self.journal.due_cases(self.now()):
             target = (case.server, case.kind, case.name)
+            log = RunLog()
             try:
                 server = self.server(case.server)
                 pb = self.book(case.playbook)
@@ -202,16 +231,12 @@ class Engine:
                     if fresh.status != "open":
                         continue
                     runner = Runner(self, server, self._conn(server), target)
-                    log = RunLog()
-                    if runner.recover(log):
-                        self.advance(runner, fresh, pb, log, dry_run=False)
+                    if dry_run or runner.recover(log):
+                        self.advance(runner, fresh, pb, log, dry_run=dry_run)
                     outcomes.append(self.report(target, log, ""))
             except Unreachable as exc:
                 # Not silent: cron mail / the journal must show a server that stays away.
-                self.audit("tick.unreachable", server=case.server, name=case.name,
-                           case_id=case.id, outcome="failed", error=str(exc))
-                outcomes.append(self.report(target, RunLog(errors=[
-                    {"step": "tick", "message": f"{exc}; retried at the next tick"}])))
+                outcomes.append(self._unreachable(target, log, exc))
             except Busy:
                 continue  # another run has this target; the next tick picks it up
             except AgentError as exc:
@@ -251,7 +276,7 @@ class Engine:
                        applied, pending, log.errors, message, log.plans, log.reverted,
                        log.rolled_back, log.partial or stuck, [_case_dict(c) for c in cases]
                        + [{"stuck": c.step, "error": c.error} for c in active
-                          if c.state == "stuck"])
+                          if c.state == "stuck"], log.unreachable)
 
     def history(self, server_name: str, account: str) -> list[dict[str, Any]]:
         _server, target = self.account_target(server_name, account)

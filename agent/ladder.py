@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from agent import drivers, playbooks, steps
 from agent.engine import Engine
-from agent.errors import AgentError, BadInput
+from agent.errors import AgentError, AuthFailed, BadInput, Busy, HostKeyRefused
 from agent.runner import Runner
+from agent.schema import human_duration
 
 
 def ladder(engine: Engine, server_name: str, account: str, playbook: str | None) -> list[dict]:
@@ -29,9 +30,12 @@ def ladder(engine: Engine, server_name: str, account: str, playbook: str | None)
                 entries.append({"step": spec.name, "available": True,
                                 "actions": plan.describe(), "facts": plan.facts})
             except AgentError as exc:
-                if isinstance(exc, BadInput):
+                # Not a problem of this step: bad input (2), a server to retry later (75), a
+                # host key or login to fix (78) answer for the whole call.
+                if isinstance(exc, BadInput | Busy | HostKeyRefused | AuthFailed):
                     raise
                 entries.append({"step": spec.name, "available": True,
                                 "actions": [f"cannot plan: {exc}"], "error": str(exc)})
-        out.append({"stage": stage.index, "after": stage.after, "steps": entries})
+        out.append({"stage": stage.index, "after": stage.after,
+                    "delay": human_duration(stage.after), "steps": entries})
     return out

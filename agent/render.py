@@ -62,7 +62,7 @@ def outcome_text(o: Outcome, dry_run: bool = False) -> str:
 def ladder_text(stages: list[dict]) -> str:
     lines = []
     for st in stages:
-        lines.append(f"stage {st['stage']} (after {st['after']}s):")
+        lines.append(f"stage {st['stage']} (after {st['delay']}):")
         for entry in st["steps"]:
             lines.append(f"  {entry['step']}:")
             lines += [f"    {a}" for a in entry["actions"]]

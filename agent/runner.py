@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent import steps
-from agent.errors import AgentError
+from agent.errors import AgentError, Unreachable
 from agent.journal import Case, Change
 from agent.locks import target_lock
 from agent.playbooks import Stage
-from agent.steps.base import Context, carry_out
+from agent.steps.base import CARRIED, Context, carry_out
 
 
 def _iso(ts: float) -> str:
@@ -29,6 +29,9 @@ class RunLog:
     errors: list[dict] = field(default_factory=list)
     rolled_back: bool = False
     partial: bool = False
+    # The server went away mid-call: what was under way stays in the journal as intent (or
+    # reverting) for the next call to verify and finish or put back; nothing was rolled back.
+    unreachable: bool = False
 
 
 class Runner:
@@ -72,11 +75,20 @@ class Runner:
                     continue
                 seq = self.journal.intent(case, spec.name, stage.index, plan.undo, ctx.now)
                 self.audit("step.intent", **self._where(case.id, spec.name, hold=case.hold))
-                with self.shared(plan.lock):
-                    undo = step.apply(ctx, plan)
+                carried: list[str] = []
+                token = CARRIED.set(carried)
+                try:
+                    with self.shared(plan.lock):
+                        undo = step.apply(ctx, plan)
+                finally:
+                    CARRIED.reset(token)
                 self.journal.mark(seq, "done", self.engine.now(), undo=undo)
                 done_here.append((seq, spec.name, ctx, undo))
                 step.verify(ctx, undo, True)
+            except Unreachable:
+                # No rollback over a dead link: the journal keeps this step's intent and the
+                # stage's done steps; the next call on the target finishes or puts them back.
+                raise
             except AgentError as exc:
                 log.errors.append({"step": spec.name, "message": str(exc)})
                 self.audit("step.failed", outcome="failed",
@@ -86,7 +98,7 @@ class Runner:
                 self._roll_back(done_here, log)
                 return False
             log.changed.append(seq)
-            self.audit("step.applied", outcome="done", **self._where(
+            self.audit("step.applied", outcome="done", actions=carried, **self._where(
                 case.id, spec.name, hold=case.hold, stage=stage.index))
         return True
 
@@ -127,6 +139,8 @@ class Runner:
             with self.shared(plan.lock):
                 carry_out(self.conn, plan.actions)
             step.verify(ctx, undo, False)
+        except Unreachable:
+            raise  # stays `reverting` (or as it was): the next call retries it
         except AgentError as exc:
             self.journal.mark(seq, "stuck", self.engine.now(), error=str(exc))
             log.errors.append({"step": name, "message": f"revert failed: {exc}"})

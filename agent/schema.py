@@ -104,3 +104,16 @@ def duration(value: Any) -> int | None:
         if match:
             return int(match.group(1)) * _UNITS[match.group(2)]
     return None
+
+
+def human_duration(seconds: float) -> str:
+    """Return `seconds` as the playbook would write it: 0s, 90s, 15m, 24h, 3d, 1d12h."""
+    left = int(seconds)
+    if left == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return "".join(parts)

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from agent import PROJECT_ROOT
+from agent.cli import TEST_NOW_ENV
 from tests.hosts.provision import provision, write_config
+from tests.hosts.restore import Baseline
 from tests.hosts.testhost import TestHost
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -34,6 +36,7 @@ def host():
         if IN_CI or os.geteuid() == 0:
             pytest.fail(f"test host could not start: {exc}")
         pytest.skip(f"test host needs root and debootstrap: {exc}")
+    h.baseline = Baseline.take(h)
     yield h
     h.down()
 
@@ -47,7 +50,19 @@ def agent_env(host, tmp_path):
         "description: backup and landing page at once\n"
         "stages:\n  - after: 0s\n    steps: [backup, landing_page]\n")
     cfg = write_config(host, tmp_path / "agent", playbooks_dir=str(books))
-    return Agent(cfg, host)
+    agent = Agent(cfg, host)
+    yield agent
+    # One failure stays one failure: lift whatever the test left suspended, then put back
+    # anything still different from the provisioned host (a stuck revert, a killed run).
+    for account in ("alice", "bob"):
+        for hold in ("billing", "abuse", "manual"):
+            try:
+                agent("unsuspend", host.name, account, "--hold", hold, timeout=60)
+            except subprocess.TimeoutExpired:
+                pass
+    leftovers = host.baseline.restore(host)
+    if leftovers:
+        print(f"teardown restored the test host: {leftovers[:10]}")
 
 
 class Agent:
@@ -56,17 +71,26 @@ class Agent:
     def __init__(self, config: Path, host: TestHost) -> None:
         self.config = config
         self.host = host
+        # The agent's clock (epoch seconds) for delays, injected through the CLI's test hook;
+        # None: the wall clock.
+        self.now: float | None = None
+
+    def _env(self, extra: dict | None = None) -> dict:
+        env = {**os.environ, "SUSPENSION_AGENT_CONFIG": str(self.config)}
+        if self.now is not None:
+            env[TEST_NOW_ENV] = repr(self.now)
+        return {**env, **(extra or {})}
 
     def spawn(self, *args: str) -> subprocess.Popen:
         """Start the CLI in the background (stdout/stderr piped, text) and return at once."""
-        full_env = {**os.environ, "SUSPENSION_AGENT_CONFIG": str(self.config)}
+        full_env = self._env()
         return subprocess.Popen([sys.executable, "-m", "agent", "--json", *args],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=full_env, cwd=PROJECT_ROOT)
 
     def __call__(self, *args: str, env: dict | None = None, timeout: float = 120
                  ) -> tuple[int, dict | None, str]:
-        full_env = {**os.environ, "SUSPENSION_AGENT_CONFIG": str(self.config), **(env or {})}
+        full_env = self._env(env)
         proc = subprocess.run([sys.executable, "-m", "agent", "--json", *args],
                               capture_output=True, text=True, env=full_env, timeout=timeout,
                               cwd=PROJECT_ROOT, check=False)

@@ -39,7 +39,7 @@ def test_bad_account_names(agent_env, host, name):
 ])
 def test_bad_requests_exit_2(agent_env, host, args, text):
     before = tree_state(host, *WATCHED)
-    rc, reply, out = agent_env(*args)
+    rc, reply, out = agent_env(*[host.name if a == "t1" else a for a in args])
     assert rc == 2, out
     assert text in reply["errors"][0]["message"], out
     assert tree_state(host, *WATCHED) == before
@@ -67,9 +67,9 @@ def test_malformed_config_and_playbook_exit_78(agent_env, host, tmp_path):
         "stages:\n  - after: 1h\n    steps: [landing_page]\n"
         "  - after: -5s\n    steps: [backup, mail_blok]\n")
     before = tree_state(host, *WATCHED)
-    rc, reply, out = agent_env("suspend", "t1", "alice", "--playbook", "broken")
+    rc, reply, out = agent_env("suspend", host.name, "alice", "--playbook", "broken")
     assert rc == 78 and "malformed YAML" in reply["errors"][0]["message"], out
-    rc, reply, out = agent_env("suspend", "t1", "alice", "--playbook", "wrong")
+    rc, reply, out = agent_env("suspend", host.name, "alice", "--playbook", "wrong")
     assert rc == 78, out
     message = reply["errors"][0]["message"]
     assert "wrong.yaml" in message

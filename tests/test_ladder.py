@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import imaplib
 import json
-import time
 
 import pytest
 
@@ -67,15 +66,15 @@ def bob_works(host) -> None:
     assert clients.mysql_login(host, "bob_wp", "bob-db-1") == "ok"
 
 
-def wait_until(t: float) -> None:
-    time.sleep(max(0.0, t - time.time()))
+# The agent's clock is injected: stages fall due when the test says so, never by waiting.
+START = 2_000_000_000.0
 
 
 def test_standard_ladder_escalates_and_comes_back_exactly(agent_env, host):
     before = snapshot(host)
     locked_before = disabled_before(host)
     assert all(v != "ok" for v in locked_before.values()), locked_before
-    start = time.time()
+    agent_env.now = START
     rc, reply, out = agent_env("suspend", host.name, "alice", "--playbook", "demo")
     assert rc == 0, out
     assert [p["step"] for p in reply["pending"]] == ["mail_block", "ftp_lock", "db_lock",
@@ -86,7 +85,7 @@ def test_standard_ladder_escalates_and_comes_back_exactly(agent_env, host):
 
     session = imaplib.IMAP4(host.address, 143, timeout=10)
     session.login("info@shop.test", "info-pass-1")
-    wait_until(start + 5.5)
+    agent_env.now = START + 5.5
     # Two ticks at once (cron on two control hosts, say): the stage is applied once.
     ticks = [agent_env.spawn("tick") for _ in range(2)]
     replies = [json.loads(p.communicate(timeout=120)[0]) for p in ticks]
@@ -111,7 +110,7 @@ def test_standard_ladder_escalates_and_comes_back_exactly(agent_env, host):
     assert logins(host)["ftp"] == "ok"  # stage 2 not due yet
     bob_works(host)
 
-    wait_until(start + 10.5)
+    agent_env.now = START + 10.5
     rc, reply, out = agent_env("tick")
     assert rc == 0, out
     # Stage 2: FTP, MySQL and SSH logins fail.
@@ -120,7 +119,8 @@ def test_standard_ladder_escalates_and_comes_back_exactly(agent_env, host):
     assert "locked" in now["mysql"], now["mysql"]
     bob_works(host)
 
-    rc, reply, out = agent_env("tick")  # twice in the same minute: nothing applied twice
+    agent_env.now = START + 70
+    rc, reply, out = agent_env("tick")  # a minute later: nothing applied twice
     assert rc == 0 and reply["processed"] == [], out
     rc, reply, out = agent_env("status", host.name, "alice")
     assert reply["state"] == "suspended" and reply["stage"] == 2, out
@@ -140,12 +140,12 @@ def test_standard_ladder_escalates_and_comes_back_exactly(agent_env, host):
 
 
 def test_unsuspend_cancels_stages_not_reached(agent_env, host):
-    start = time.time()
+    agent_env.now = START
     rc, _reply, out = agent_env("suspend", host.name, "alice", "--playbook", "demo")
     assert rc == 0, out
     rc, reply, out = agent_env("unsuspend", host.name, "alice")
     assert rc == 0 and reply["state"] == "active", out
-    wait_until(start + 5.5)
+    agent_env.now = START + 3600
     rc, reply, out = agent_env("tick")
     assert rc == 0 and reply["processed"] == [], out
     assert mail_works(host)["imap"] == "ok"

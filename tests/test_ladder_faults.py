@@ -4,17 +4,14 @@ revert that fails, and a lock written where the service does not look."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 
 import pytest
 
-from agent import PROJECT_ROOT
 from tests.conftest import Agent
 from tests.hosts import clients
 from tests.hosts.provision import write_config
-from tests.test_ladder import logins, mail_works, snapshot
+from tests.test_ladder import START, logins, mail_works, snapshot
 
 pytestmark = pytest.mark.testhost
 
@@ -48,11 +45,12 @@ def tick_locks_then_lift(agent: Agent, host, before: dict) -> None:
 def test_database_down_during_db_lock_rolls_the_stage_back(agent_env, host, tmp_path):
     agent = _agent(host, tmp_path, agent_env, "dbdown")
     before = snapshot(host)
+    agent.now = START
     rc, _reply, out = agent("suspend", host.name, "alice", "--playbook", "locks-later")
     assert rc == 0, out
     host.stop_mariadb()
     try:
-        time.sleep(1.2)
+        agent.now = START + 1.5
         rc, reply, out = agent("tick")
         assert rc == 1, out
         (outcome,) = reply["processed"]
@@ -72,14 +70,13 @@ def test_sshd_killed_mid_stage_then_recovered(agent_env, host, tmp_path):
     os.chmod(wrapper, 0o755)
     agent = _agent(host, tmp_path, agent_env, "sshdkill", pure_pw="/usr/local/bin/slow-pure-pw")
     before = snapshot(host)
+    agent.now = START
     rc, _reply, out = agent("suspend", host.name, "alice", "--playbook", "locks-later")
     assert rc == 0, out
-    time.sleep(1.2)
+    agent.now = START + 1.5
     host.path("/tmp/sa-slow").write_text("")
     passwd = host.path("/etc/pure-ftpd/pureftpd.passwd")
-    proc = subprocess.Popen([sys.executable, "-m", "agent", "--json", "--config",
-                             str(agent.config), "tick"], cwd=PROJECT_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = agent.spawn("tick")
     deadline = time.monotonic() + 60
     while "alice_ftp:!" not in passwd.read_text():
         assert time.monotonic() < deadline and proc.poll() is None, "never reached ftp_lock"

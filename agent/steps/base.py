@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextvars
 import difflib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -195,15 +196,25 @@ def snapshot(conn: Connector, paths: list[str]) -> dict[str, FileState]:
     return states
 
 
+# The runner sets a list here while a step is applied: every action carried out adds its
+# description, so the audit log shows exactly what a real run did (and tests compare it with
+# what `plan` and `--dry-run` showed).
+CARRIED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("carried",
+                                                                        default=None)
+
+
 def carry_out(conn: Connector, actions: list[Action]) -> None:
     """Carry out actions in order; the first failure raises and stops the rest.
 
     The raised AgentError carries `completed`: how many actions had finished, so the caller
     knows whether anything at all was changed on the server.
     """
+    record = CARRIED.get()
     for done, action in enumerate(actions):
         try:
             action.carry_out(conn)
         except AgentError as exc:
             exc.completed = done  # type: ignore[attr-defined]
             raise
+        if record is not None:
+            record.extend(action.describe())

@@ -56,15 +56,9 @@ class PanelLock:
                           "dropin": before.to_dict()})
 
     def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
-        try:
-            carry_out(ctx.conn, plan.actions)
-        except Exception:
-            # A drop-in that fails `sshd -t` must not wait for the next reload to break sshd.
-            before = FileState.from_dict(plan.undo["dropin"])
-            current = snapshot(ctx.conn, [before.path])[before.path]
-            if current != before:
-                Write(current, before).carry_out(ctx.conn)
-            raise
+        # A drop-in that fails `sshd -t` is put back by the runner at once from the undo data
+        # (or the change is marked stuck), so it never waits for the next reload to break sshd.
+        carry_out(ctx.conn, plan.actions)
         return plan.undo
 
     def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
