@@ -88,6 +88,13 @@ class Agent:
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=full_env, cwd=PROJECT_ROOT)
 
+    def text(self, *args: str, timeout: float = 120) -> tuple[int, None, str]:
+        """Run the CLI as an admin would read it (no --json); return (rc, None, stdout)."""
+        proc = subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True,
+                              text=True, env=self._env(), timeout=timeout, cwd=PROJECT_ROOT,
+                              check=False)
+        return proc.returncode, None, proc.stdout
+
     def __call__(self, *args: str, env: dict | None = None, timeout: float = 120
                  ) -> tuple[int, dict | None, str]:
         full_env = self._env(env)
