@@ -58,7 +58,7 @@ def test_malformed_config_and_playbook_exit_78(agent_env, host, tmp_path):
     rc, reply, out = agent_env("--config", str(bad), "status")
     assert rc == 78, out
     message = reply["errors"][0]["message"]
-    assert "servers.t1.port: must be an integer 1-65535" in message
+    assert f"servers.{host.name}.port: must be an integer 1-65535" in message
     assert "surprise: unknown key" in message
 
     books = agent_env.config.parent.parent / "playbooks"
@@ -118,11 +118,17 @@ def test_forced_command_rejects_extra_words(agent_env, host):
     before = tree_state(host, *WATCHED)
     for command in ("suspend t1 alice; reboot", "suspend t1 alice extra words",
                     "tick", "rm -rf /", "status --config /etc/shadow", "suspend 't1"):
-        rc, reply, out = agent_env("serve-ssh", env={"SSH_ORIGINAL_COMMAND": command})
+        rc, reply, out = agent_env("serve-ssh", env={
+            "SSH_ORIGINAL_COMMAND": command.replace("t1", host.name)})
         assert rc == 2, (command, out)
         assert reply["ok"] is False
-    rc, reply, out = agent_env("serve-ssh", env={"SSH_ORIGINAL_COMMAND": "status t1 alice"})
+    rc, reply, out = agent_env("serve-ssh", env={
+        "SSH_ORIGINAL_COMMAND": f"status {host.name} alice"})
     assert rc == 0 and reply["state"] == "active", out
+    # A dry run is the one global option the billing key may choose; it changes nothing.
+    rc, reply, out = agent_env("serve-ssh", env={
+        "SSH_ORIGINAL_COMMAND": f"--dry-run suspend {host.name} alice --playbook web-now"})
+    assert rc == 0 and reply["plan"] and reply["state"] == "active", out
     assert tree_state(host, *WATCHED) == before
 
 
