@@ -44,6 +44,14 @@ class CommandFailed(AgentError):
         super().__init__(f"`{argv_display}` exited {rc}{detail}")
 
 
+class BatchFailed(CommandFailed):
+    """One command of a batch failed; `finished` commands before it had succeeded."""
+
+    def __init__(self, argv_display: str, rc: int, stderr: str, finished: int) -> None:
+        super().__init__(argv_display, rc, stderr)
+        self.finished = finished
+
+
 class StepError(AgentError):
     """A step could not be planned, applied, verified or reverted."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,9 @@ from agent.journal import Case, Change
 from agent.locks import target_lock
 from agent.playbooks import Stage
 from agent.steps.base import CARRIED, Context, carry_out
+
+# Steps whose revert goes before all others on unsuspend: what visitors see.
+FIRST_BACK = ("landing_page",)
 
 
 def _iso(ts: float) -> str:
@@ -154,9 +158,35 @@ class Runner:
         return True
 
     def revert_all(self, log: RunLog, dry_run: bool) -> None:
-        """Undo every change still in effect on the target, newest first."""
-        for change in reversed(self.journal.active_changes(*self.target)):
+        """Undo every change still in effect on the target.
+
+        What visitors see comes back first: the landing page is reverted before anything
+        else (it does not depend on the login locks, and they do not depend on it). The
+        other steps touch disjoint services (mail, FTP, databases, logins), so they are
+        reverted side by side over the one connection; the reply lists them newest first.
+        """
+        changes = list(reversed(self.journal.active_changes(*self.target)))
+        first = [c for c in changes if c.step in FIRST_BACK]
+        rest = [c for c in changes if c.step not in FIRST_BACK]
+        for change in first:
             self.revert_one(change.seq, change.step, change.case_id, change.undo, log, dry_run)
+        if dry_run or len(rest) < 2:
+            for change in rest:
+                self.revert_one(change.seq, change.step, change.case_id, change.undo, log,
+                                dry_run)
+            return
+        order = {c.step: i for i, c in enumerate(rest)}
+        with ThreadPoolExecutor(max_workers=len(rest)) as pool:
+            futures = [pool.submit(self.revert_one, c.seq, c.step, c.case_id, c.undo, log)
+                       for c in rest]
+        lost = [f.exception() for f in futures if isinstance(f.exception(), Unreachable)]
+        others = [f.exception() for f in futures if f.exception() is not None
+                  and not isinstance(f.exception(), Unreachable)]
+        log.reverted.sort(key=lambda r: order.get(r["step"], -1))
+        if lost:
+            raise lost[0]
+        if others:
+            raise others[0]
 
     def recover(self, log: RunLog, retry_stuck: bool = True) -> bool:
         """Finish what earlier runs left: intents undone, interrupted and failed reverts redone.

@@ -10,7 +10,7 @@ import pytest
 from agent.config import Server
 from agent.connector.base import _parse_reads
 from agent.connector.local import LocalConnector
-from agent.errors import CommandTimeout, TransferError
+from agent.errors import BatchFailed, CommandTimeout, TransferError
 
 
 @pytest.fixture
@@ -64,3 +64,16 @@ def test_write_refuses_bytes_that_do_not_match(local, tmp_path):
 def test_timeout_is_its_own_error(local):
     with pytest.raises(CommandTimeout):
         local.run(["sleep", "3"], timeout=0.2)
+
+
+def test_batch_passes_hostile_arguments_intact_and_stops_at_the_first_failure(local, tmp_path):
+    out = tmp_path / "args"
+    hostile = ["a b", "$(id)", "*", "", "x\ny", "'q'", '"', "\\", "-rf", "${HOME}"]
+    local.run_batch([(["sh", "-c", 'printf "%s|" "$@" > "$0"', str(out), *hostile], (0,)),
+                     (["false"], (1,))])
+    assert out.read_text() == "".join(f"{a}|" for a in hostile)
+    marker = tmp_path / "not-reached"
+    with pytest.raises(BatchFailed) as failed:
+        local.run_batch([(["true"], (0,)), (["false"], (0,)), (["touch", str(marker)], (0,))])
+    assert failed.value.finished == 1 and failed.value.rc == 1
+    assert not marker.exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import socket
 
 import pytest
 
@@ -119,3 +120,9 @@ def test_a_timeout_is_its_own_error_and_the_link_survives(link):
         link.run(["sleep", "5"], timeout=0.5)
     assert link.run(["echo", "still here"]).text == "still here\n"
     assert link.connections_opened == 1
+
+
+def test_the_ssh_socket_does_not_wait_on_nagle(link):
+    link.run(["true"])
+    sock = link._client.get_transport().sock
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

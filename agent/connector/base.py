@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from agent.errors import CommandFailed, StepError, TransferError
+from agent.errors import BatchFailed, CommandFailed, StepError, TransferError
 
 log = structlog.get_logger("agent.connector")
 
@@ -41,6 +41,18 @@ _STAT_SCRIPT = (
     'stat -c "%F|%a|%u|%g|%s|%n" -- "$p"; else printf "absent|||||%s\\n" "$p"; fi; done'
 )
 _READ_ATTEMPTS = 3
+# Batch: several argv lists in one round trip. Operands are groups `OK_CODES N ARG1..ARGN`;
+# each command is run as "${1}" "${2}" ... (eval only ever sees those references, built from
+# numbers, never an argument's text). The first command whose status is not in its OK_CODES
+# stops the batch with a marker naming its index and status.
+_BATCH_SCRIPT = (
+    'i=0; while [ "$#" -gt 0 ]; do ok=$1; n=$2; shift 2; c=; k=1; '
+    'while [ "$k" -le "$n" ]; do c="$c \\"\\${$k}\\""; k=$((k+1)); done; '
+    'eval "$c" </dev/null; rc=$?; '
+    'case ",$ok," in *",$rc,"*) ;; *) echo "SA-BATCH-FAILED $i $rc" >&2; exit 97;; esac; '
+    'shift "$n"; i=$((i+1)); done'
+)
+BATCH_FAILED = 97
 
 
 def quote(argv: list[str]) -> str:
@@ -131,6 +143,35 @@ class Connector(ABC):
         if result.rc not in ok_codes:
             raise CommandFailed(shown, result.rc, result.err)
         return result
+
+    def run_batch(self, commands: list[tuple[list[str], tuple[int, ...]]],
+                  timeout: float = 300.0) -> None:
+        """Run several argv lists in order in one round trip; stop at the first failure.
+
+        Raises BatchFailed naming the failing command and how many finished before it.
+        """
+        if len(commands) == 1:
+            argv, ok = commands[0]
+            try:
+                self.run(argv, ok_codes=ok, timeout=timeout)
+            except CommandFailed as exc:
+                raise BatchFailed(exc.argv_display, exc.rc, exc.stderr, 0) from exc
+            return
+        operands: list[str] = []
+        for argv, ok in commands:
+            if not argv or not all(isinstance(a, str) for a in argv):
+                raise TypeError("argv must be a non-empty list of str")
+            operands += [",".join(str(c) for c in ok), str(len(argv)), *argv]
+        result = self.run(["sh", "-c", _BATCH_SCRIPT, "sh", *operands], timeout=timeout,
+                          ok_codes=(0, BATCH_FAILED))
+        if result.rc == 0:
+            return
+        marker = [line for line in result.err.splitlines() if line.startswith("SA-BATCH-FAILED")]
+        if not marker:
+            raise CommandFailed("sh -c <batch>", result.rc, result.err)
+        index, rc = (int(x) for x in marker[-1].split()[1:3])
+        detail = result.err.replace(marker[-1], "").strip()
+        raise BatchFailed(quote(commands[index][0]), rc, detail, index)
 
     def read(self, path: str) -> bytes | None:
         """Return the whole content of `path`, verified; None when it does not exist."""

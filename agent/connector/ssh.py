@@ -24,6 +24,8 @@ class SSHConnector(Connector):
         # Once a connection is lost mid-run it stays lost for this run: reconnecting silently
         # in the middle of a stage would hide that earlier commands may not have finished.
         self._lost: str | None = None
+        # Reverts of independent steps run side by side on this one connection.
+        self._connecting = threading.Lock()
 
     def _connect(self) -> paramiko.SSHClient:
         s = self._server
@@ -31,12 +33,7 @@ class SSHConnector(Connector):
         # Only the configured known_hosts file counts; unknown keys are refused, never added.
         client.load_host_keys(s.known_hosts)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        try:
-            sock = socket.create_connection((s.host, s.port), timeout=s.connect_timeout)
-            # Without TCP_NODELAY each small SSH packet waits on Nagle (~40 ms an exec).
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError as exc:
-            raise Unreachable(f"{s.name}: cannot reach {s.host}:{s.port}: {exc}") from exc
+        sock = _open_socket(s.host, s.port, s.connect_timeout, s.name)
         try:
             client.connect(
                 s.host,
@@ -83,9 +80,10 @@ class SSHConnector(Connector):
     def _ensure(self) -> paramiko.SSHClient:
         if self._lost is not None:
             raise Unreachable(self._lost)
-        client = self._client
-        if client is None:
-            self._client = client = self._connect()
+        with self._connecting:
+            client = self._client
+            if client is None:
+                self._client = client = self._connect()
         transport = client.get_transport()
         if transport is None or not transport.is_active():
             self._lose(f"{self.name}: the SSH connection closed")
@@ -132,6 +130,30 @@ class SSHConnector(Connector):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _open_socket(host: str, port: int, timeout: float, name: str) -> socket.socket:
+    """Return a TCP connection to host:port with TCP_NODELAY; raise Unreachable.
+
+    A refused connection is tried again for about a second: sshd re-executes itself on
+    SIGHUP (after an sshd_config change) and refuses connections for that moment.
+    """
+    for attempt in range(_REFUSED_RETRIES + 1):
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+            break
+        except ConnectionRefusedError as exc:
+            if attempt == _REFUSED_RETRIES:
+                raise Unreachable(f"{name}: cannot reach {host}:{port}: {exc}") from exc
+            time.sleep(0.2)
+        except OSError as exc:
+            raise Unreachable(f"{name}: cannot reach {host}:{port}: {exc}") from exc
+    # Without TCP_NODELAY each small SSH packet waits on Nagle (~40 ms an exec).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+_REFUSED_RETRIES = 5
 
 
 class _Timeout(Exception):

@@ -50,13 +50,21 @@ def home(conn: Connector, paths: LinuxPaths, account: str) -> str:
     return fields[5]
 
 
-def shadow_hash(conn: Connector, paths: LinuxPaths, account: str) -> str:
-    """Return the account's password field from the shadow database."""
-    result = conn.run([paths.getent, "shadow", account], ok_codes=(0, 2))
-    fields = result.text.strip().split(":")
-    if result.rc == 2 or len(fields) < 2 or fields[0] != account:
+_LOGIN = '"$1" passwd -- "$2" || exit 2; "$1" shadow -- "$2" || exit 3'
+
+
+def login_entry(conn: Connector, paths: LinuxPaths, account: str) -> tuple[list[str], str]:
+    """Return the account's seven passwd fields and its shadow password field, in one
+    round trip; raise BadInput when either entry is missing."""
+    result = conn.run(["sh", "-c", _LOGIN, "sh", paths.getent, account], ok_codes=(0, 2, 3))
+    lines = result.text.splitlines()
+    fields = lines[0].split(":") if lines else []
+    shadow = lines[1].split(":") if len(lines) > 1 else []
+    if result.rc == 2 or len(fields) < 7 or fields[0] != account:
+        raise BadInput(f"account {account!r} does not exist on {conn.name}")
+    if result.rc == 3 or len(shadow) < 2 or shadow[0] != account:
         raise BadInput(f"account {account!r} has no shadow entry on {conn.name}")
-    return fields[1]
+    return fields, shadow[1]
 
 
 def mysql_defaults(paths: LinuxPaths) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from agent.config import Branding, Config, Server
 from agent.connector import Connector, quote
-from agent.errors import AgentError, StepError
+from agent.errors import AgentError, BatchFailed, StepError
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,10 @@ class EditLines:
         return EditLines(self.path, tuple((new, old) for old, new in self.pairs), summary)
 
     def carry_out(self, conn: Connector) -> None:
-        data = conn.read(self.path)
-        if data is None:
-            raise StepError(f"{self.path} does not exist on {conn.name}")
+        found = conn.read_many([self.path])[self.path]
+        if not found.exists or found.data is None:
+            raise StepError(f"{self.path} does not exist on {conn.name} as a regular file")
+        data = found.data
         lines = data.decode("utf-8", "surrogateescape").split("\n")
         tail = lines.pop() if lines and lines[-1] == "" else None
         for old, new in self.pairs:
@@ -77,8 +78,7 @@ class EditLines:
         text = "\n".join(lines) + ("\n" if tail is not None else "")
         new_data = text.encode("utf-8", "surrogateescape")
         if new_data != data:
-            st = conn.stat(self.path)
-            conn.write(self.path, new_data, st.mode, f"{st.uid}:{st.gid}")
+            conn.write(self.path, new_data, found.mode, f"{found.uid}:{found.gid}")
 
 
 @dataclass(frozen=True)
@@ -206,15 +206,52 @@ CARRIED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("carr
 def carry_out(conn: Connector, actions: list[Action]) -> None:
     """Carry out actions in order; the first failure raises and stops the rest.
 
-    The raised AgentError carries `completed`: how many actions had finished, so the caller
-    knows whether anything at all was changed on the server.
+    Consecutive commands without input (and file removals) go to the server as one batch,
+    one round trip, still in order and still stopping at the first failure. The raised
+    AgentError carries `completed`: how many actions had finished, so the caller knows
+    whether anything at all was changed on the server.
     """
     record = CARRIED.get()
-    for done, action in enumerate(actions):
+    done = 0
+    while done < len(actions):
+        group = _batchable(actions[done:])
         try:
-            action.carry_out(conn)
+            if group:
+                conn.run_batch([_as_command(a) for a in group],
+                               timeout=sum(_timeout(a) for a in group))
+            else:
+                group = [actions[done]]
+                group[0].carry_out(conn)
+        except BatchFailed as exc:
+            exc.completed = done + exc.finished  # type: ignore[attr-defined]
+            if record is not None:
+                record.extend(line for a in group[:exc.finished] for line in a.describe())
+            raise
         except AgentError as exc:
             exc.completed = done  # type: ignore[attr-defined]
             raise
+        done += len(group)
         if record is not None:
-            record.extend(action.describe())
+            record.extend(line for a in group for line in a.describe())
+
+
+def _batchable(actions: list[Action]) -> list[Action]:
+    """Return the leading actions that can run as one batch (two or more, else none)."""
+    group = []
+    for action in actions:
+        if isinstance(action, Run) and action.stdin is None or (
+                isinstance(action, Write) and not action.after.exists):
+            group.append(action)
+        else:
+            break
+    return group if len(group) > 1 else []
+
+
+def _as_command(action: Action) -> tuple[list[str], tuple[int, ...]]:
+    if isinstance(action, Run):
+        return action.argv, action.ok_codes
+    return ["rm", "-f", "--", action.after.path], (0,)  # a Write that removes
+
+
+def _timeout(action: Action) -> float:
+    return action.timeout if isinstance(action, Run) else 60.0

@@ -88,12 +88,15 @@ class LandingPage:
         return plan.undo
 
     def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
+        # The hot path of an unsuspend: one read (files and folders together), then one
+        # batch (removals, rmdirs, configtest, graceful) when the files were created here.
         before = [FileState.from_dict(d) for d in undo["before"]]
-        current = snapshot(ctx.conn, [s.path for s in before])
+        dirs = undo["created_dirs"]
+        found = ctx.conn.read_many([s.path for s in before] + dirs)
+        current = {s.path: _state(found[s.path], ctx) for s in before}
         actions: list = [Write(current[s.path], s) for s in before if current[s.path] != s]
-        present = ctx.conn.stat_many(undo["created_dirs"])
         actions += [Run(["rmdir", "--ignore-fail-on-non-empty", "--", d])
-                    for d in reversed(undo["created_dirs"]) if present[d].exists]
+                    for d in reversed(dirs) if found[d].exists]
         if not actions:
             return Plan(self.name, note="landing page already removed")
         actions += _reload_actions(ctx.server.linux)
@@ -119,3 +122,11 @@ def _missing_dirs(ctx: Context, folders: list[str]) -> list[str]:
 def _reload_actions(paths) -> list[Run]:  # noqa: ANN001 - LinuxPaths
     # configtest first: a broken include must never reach a running Apache.
     return [Run([paths.apachectl, "configtest"]), Run([paths.apachectl, "graceful"])]
+
+
+def _state(found, ctx: Context) -> FileState:  # noqa: ANN001 - connector FileData
+    if not found.exists:
+        return FileState(found.path, False)
+    if found.data is None:
+        raise StepError(f"{found.path} on {ctx.server.name} is a {found.kind}, not a file")
+    return FileState(found.path, True, found.data, found.mode, f"{found.uid}:{found.gid}")

@@ -20,6 +20,15 @@ from agent.steps import service_probes as probes
 from agent.steps.base import Context, EditLines, FileState, Plan, Run, Write, carry_out, snapshot
 
 LOCK_PREFIX = "*LOCKED*"
+# Dovecot's passwd-file passdb re-stats its file at most once per second of its own clock
+# (db-passwd-file.c: last_sync_time == ioloop_time), so a change written in second S is
+# seen by every auth request from second S+1 on. Wait on the server until its clock has
+# left the second of the newest edited file's mtime, then flush the auth cache: no login
+# can be answered from the old content afterwards. (About half a second on average, where a
+# fixed sleep would cost more than one.) Paths arrive as operands.
+_SETTLE = ('d=$1; shift; m=0; for f do t=$(stat -c %Y -- "$f") || exit 3; '
+           '[ "$t" -gt "$m" ] && m=$t; done; '
+           'while [ "$(date +%s)" -le "$m" ]; do sleep 0.05; done; exec "$d" auth cache flush')
 DISABLED_PREFIXES = (LOCK_PREFIX, "!")
 
 
@@ -86,7 +95,7 @@ class MailBlock:
         # Dovecot looks at a changed passwd-file at most once a second and may cache passdb
         # answers: wait that second and flush, so no new login slips in, then end sessions.
         if edits:
-            actions += [Run(["sleep", "1.1"]), Run([paths.doveadm, "auth", "cache", "flush"])]
+            actions.append(_settle(paths.doveadm, [e.path for e in edits]))
         actions += [Run([paths.doveadm, "kick", address], ok_codes=(0, 68)) for address in locked]
         undo = {"edits": [{"path": e.path, "pairs": [list(p) for p in e.pairs]} for e in edits],
                 "files": [before[f].to_dict() for f in files if not before[f].exists],
@@ -110,9 +119,8 @@ class MailBlock:
             current = snapshot(ctx.conn, [state.path])[state.path]
             if current != state:
                 actions.append(Write(current, state))
-        if undo["edits"]:
-            actions += [Run(["sleep", "1.1"]),
-                        Run([ctx.server.linux.doveadm, "auth", "cache", "flush"])]
+        # Dovecot's settle-and-flush comes at the end of `verify`, after the probes, so the
+        # wait for its clock to turn overlaps with them (it depends only on file mtimes).
         return Plan(self.name, actions, undo=undo)
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
@@ -122,19 +130,21 @@ class MailBlock:
         if suspended and undo["locked"] and not probes.dovecot_reads(ctx.conn, paths.doveconf,
                                                        f"{paths.vmail_dir}/%d/shadow"):
             problems.append(f"Dovecot's passdb does not read {paths.vmail_dir}/%d/shadow")
+        # One read for every edited file and hook file, one call for the mailbox lookups.
+        found = ctx.conn.read_many([e["path"] for e in undo["edits"]]
+                                   + [d["path"] for d in undo["files"]])
         for edit in undo["edits"]:
-            raw = ctx.conn.read(edit["path"]) or b""
+            raw = found[edit["path"]].data or b""
             lines = raw.decode("utf-8", "surrogateescape").splitlines()
             for old, new in edit["pairs"]:
                 user = old.split(":", 1)[0]
                 if (new if suspended else old) not in lines:
                     problems.append(f"{edit['path']}: {user} is "
                                     f"{'not locked' if suspended else 'still locked'}")
-        for address in undo["locked"][:3]:
-            if not probes.dovecot_knows(ctx.conn, paths.doveadm, address):
-                problems.append(f"Dovecot does not know mailbox {address}")
+        for address in probes.dovecot_unknown(ctx.conn, paths.doveadm, undo["locked"][:3]):
+            problems.append(f"Dovecot does not know mailbox {address}")
         for d in undo["files"]:
-            if ctx.conn.stat(d["path"]).exists != suspended:
+            if found[d["path"]].exists != suspended:
                 problems.append(f"{d['path']} should {'' if suspended else 'not '}exist")
         mailbox = (undo["locked"] + undo["already_disabled"])[:1]
         if mailbox:
@@ -146,3 +156,9 @@ class MailBlock:
                                 f"expected {want}")
         if problems:
             raise VerifyFailed("; ".join(problems))
+        if not suspended and undo["edits"]:
+            _settle(paths.doveadm, [e["path"] for e in undo["edits"]]).carry_out(ctx.conn)
+
+
+def _settle(doveadm: str, files: list[str]) -> Run:
+    return Run(["sh", "-c", _SETTLE, "sh", doveadm, *files], timeout=30)

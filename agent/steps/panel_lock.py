@@ -34,8 +34,7 @@ class PanelLock:
 
     def plan(self, ctx: Context) -> Plan:
         paths = ctx.server.linux
-        fields = linux.passwd_entry(ctx.conn, paths, ctx.account)
-        hashed = linux.shadow_hash(ctx.conn, paths, ctx.account)
+        fields, hashed = linux.login_entry(ctx.conn, paths, ctx.account)
         dropin = dropin_path(ctx)
         before = snapshot(ctx.conn, [dropin])[dropin]
         text = (f"# suspension-agent case {ctx.case_id}: logins of {ctx.account} suspended\n"
@@ -63,8 +62,7 @@ class PanelLock:
 
     def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
         paths = ctx.server.linux
-        fields = linux.passwd_entry(ctx.conn, paths, ctx.account)
-        hashed = linux.shadow_hash(ctx.conn, paths, ctx.account)
+        fields, hashed = linux.login_entry(ctx.conn, paths, ctx.account)
         argv = [paths.usermod]
         if undo["locked_here"] and hashed == "!" + undo["hash"]:
             argv.append("--unlock")
@@ -81,8 +79,8 @@ class PanelLock:
         """Re-read the shadow hash, the shell and sshd's effective rules for the account."""
         paths = ctx.server.linux
         problems = []
-        hashed = linux.shadow_hash(ctx.conn, paths, ctx.account)
-        shell = linux.passwd_entry(ctx.conn, paths, ctx.account)[6]
+        fields, hashed = linux.login_entry(ctx.conn, paths, ctx.account)
+        shell = fields[6]
         if suspended and not hashed.startswith("!"):
             problems.append("the password is not locked")
         if not suspended and hashed != undo["hash"]:

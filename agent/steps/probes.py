@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -53,23 +54,31 @@ def looks_suspended(resp: requests.Response) -> bool:
 
 
 def _problems(server: Server, targets: list[tuple], suspended: bool) -> list[str]:
-    problems = []
     token = secrets.token_hex(4)
-    for domain, port, tls in targets:
-        if domain.startswith("*"):
-            continue
-        try:
-            resp = fetch(server, domain, f"/sa-probe-{token}/page?q={token}&x=1", tls)
-            if looks_suspended(resp) != suspended:
-                want = "the landing page (503)" if suspended else "the site, not the landing page"
-                problems.append(f"{'https' if tls else 'http'}://{domain}/ answered "
-                                f"{resp.status_code}, expected {want}")
-            if suspended:
-                acme = fetch(server, domain, f"/.well-known/acme-challenge/sa-probe-{token}", tls)
-                if acme.status_code == 503:
-                    problems.append(f"{domain}: ACME challenge path is blocked (503)")
-        except requests.RequestException as exc:
-            problems.append(f"{domain} (port {port}): no HTTP answer: {exc.__class__.__name__}")
+    wanted = [t for t in targets if not t[0].startswith("*")]
+    if not wanted:
+        return []
+    # Every domain at once: an unsuspend waits for the slowest, not for their sum.
+    with ThreadPoolExecutor(max_workers=min(16, len(wanted))) as pool:
+        found = pool.map(lambda t: _one(server, t, suspended, token), wanted)
+        return [p for problems in found for p in problems]
+
+
+def _one(server: Server, target: tuple, suspended: bool, token: str) -> list[str]:
+    domain, port, tls = target
+    problems = []
+    try:
+        resp = fetch(server, domain, f"/sa-probe-{token}/page?q={token}&x=1", tls)
+        if looks_suspended(resp) != suspended:
+            want = "the landing page (503)" if suspended else "the site, not the landing page"
+            problems.append(f"{'https' if tls else 'http'}://{domain}/ answered "
+                            f"{resp.status_code}, expected {want}")
+        if suspended:
+            acme = fetch(server, domain, f"/.well-known/acme-challenge/sa-probe-{token}", tls)
+            if acme.status_code == 503:
+                problems.append(f"{domain}: ACME challenge path is blocked (503)")
+    except requests.RequestException as exc:
+        problems.append(f"{domain} (port {port}): no HTTP answer: {exc.__class__.__name__}")
     return problems
 
 
@@ -86,5 +95,5 @@ def check_landing(server: Server, targets: list[tuple], suspended: bool,
             return
         if time.monotonic() > deadline:
             raise VerifyFailed("; ".join(problems[:5]))
-        time.sleep(0.2)
+        time.sleep(0.05)
 
