@@ -10,7 +10,8 @@ from typing import Any, Protocol
 
 from agent.config import Branding, Config, Server
 from agent.connector import Connector, quote
-from agent.errors import AgentError, BatchFailed, StepError
+from agent.connector.base import FileData
+from agent.errors import AgentError, StepError
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,10 @@ class EditLines:
     def reversed(self, summary: tuple[str, ...]) -> EditLines:
         return EditLines(self.path, tuple((new, old) for old, new in self.pairs), summary)
 
-    def carry_out(self, conn: Connector) -> None:
-        found = conn.read_many([self.path])[self.path]
+    def carry_out(self, conn: Connector, found: FileData | None = None) -> None:
+        """Edit the file as read now (or as `found`, read whole in this same carry-out)."""
+        if found is None:
+            found = conn.read_many([self.path])[self.path]
         if not found.exists or found.data is None:
             raise StepError(f"{self.path} does not exist on {conn.name} as a regular file")
         data = found.data
@@ -215,20 +218,31 @@ def carry_out(conn: Connector, actions: list[Action]) -> None:
     done = 0
     while done < len(actions):
         group = _batchable(actions[done:])
+        edits = _edits(actions[done:])
         try:
             if group:
                 conn.run_batch([_as_command(a) for a in group],
                                timeout=sum(_timeout(a) for a in group))
+            elif edits:
+                # Several files edited in a row: read them all in one round trip.
+                group = edits
+                found = conn.read_many([e.path for e in edits])
+                for finished, edit in enumerate(edits):
+                    try:
+                        edit.carry_out(conn, found[edit.path])
+                    except AgentError as exc:
+                        exc.finished = finished  # type: ignore[attr-defined]
+                        raise
             else:
                 group = [actions[done]]
                 group[0].carry_out(conn)
-        except BatchFailed as exc:
+        except AgentError as exc:
+            if not hasattr(exc, "finished"):
+                exc.completed = done  # type: ignore[attr-defined]
+                raise
             exc.completed = done + exc.finished  # type: ignore[attr-defined]
             if record is not None:
                 record.extend(line for a in group[:exc.finished] for line in a.describe())
-            raise
-        except AgentError as exc:
-            exc.completed = done  # type: ignore[attr-defined]
             raise
         done += len(group)
         if record is not None:
@@ -244,6 +258,16 @@ def _batchable(actions: list[Action]) -> list[Action]:
             group.append(action)
         else:
             break
+    return group if len(group) > 1 else []
+
+
+def _edits(actions: list[Action]) -> list[EditLines]:
+    """Return the leading EditLines of distinct files (two or more, else none)."""
+    group: list[EditLines] = []
+    for action in actions:
+        if not isinstance(action, EditLines) or action.path in {e.path for e in group}:
+            break
+        group.append(action)
     return group if len(group) > 1 else []
 
 

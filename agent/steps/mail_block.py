@@ -13,6 +13,7 @@ IMAP/POP sessions of the locked mailboxes are ended with `doveadm kick`.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from agent.errors import StepError, VerifyFailed
@@ -126,6 +127,21 @@ class MailBlock:
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         """Re-read the locks where Dovecot reads them, and ask Exim what a sender meets."""
         paths = ctx.server.linux
+        if suspended or not undo["edits"]:
+            self._probe(ctx, undo, suspended)
+            return
+        # Unlocking: Dovecot's settle-and-flush waits for its clock to turn; it depends only
+        # on the files' mtimes, so it runs beside the probes instead of after them.
+        settle = _settle(paths.doveadm, [e["path"] for e in undo["edits"]])
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            waiting = pool.submit(settle.carry_out, ctx.conn)
+            try:
+                self._probe(ctx, undo, suspended)
+            finally:
+                waiting.result()
+
+    def _probe(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
+        paths = ctx.server.linux
         problems = []
         if suspended and undo["locked"] and not probes.dovecot_reads(ctx.conn, paths.doveconf,
                                                        f"{paths.vmail_dir}/%d/shadow"):
@@ -156,8 +172,6 @@ class MailBlock:
                                 f"expected {want}")
         if problems:
             raise VerifyFailed("; ".join(problems))
-        if not suspended and undo["edits"]:
-            _settle(paths.doveadm, [e["path"] for e in undo["edits"]]).carry_out(ctx.conn)
 
 
 def _settle(doveadm: str, files: list[str]) -> Run:
