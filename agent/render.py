@@ -73,7 +73,9 @@ def history_text(events: list[dict]) -> str:
     lines = []
     for e in events:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["at"]))
-        extra = " ".join(f"{k}={v}" for k, v in e["detail"].items())
+        # The commands carried out are in --json; the table says how many.
+        extra = " ".join(f"{k}={len(v)} lines" if k == "actions" else f"{k}={v}"
+                         for k, v in e["detail"].items())
         lines.append(f"{when}Z  {e['event']:<18} {e['step'] or '-':<13} "
                      f"{e['outcome'] or '-':<9} {e['hold'] or '-':<8} {e['caller'] or '-'} {extra}")
     return "\n".join(lines) or "no history"
