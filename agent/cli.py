@@ -15,7 +15,15 @@ import click
 from agent import audit, landing, render
 from agent import config as config_mod
 from agent.engine import HOLDS, Engine, Outcome
-from agent.errors import AgentError, AuthFailed, BadInput, Busy, ConfigError, HostKeyRefused
+from agent.errors import (
+    AgentError,
+    AuthFailed,
+    BadInput,
+    Busy,
+    ConfigError,
+    HostKeyRefused,
+    JournalError,
+)
 from agent.journal import Journal
 from agent.ladder import ladder
 
@@ -293,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_USAGE)
     except ConfigError as exc:
         _fail(as_json, EXIT_CONFIG, "bad config: " + str(exc))
-    except (HostKeyRefused, AuthFailed) as exc:
+    except (HostKeyRefused, AuthFailed, JournalError) as exc:
         _fail(as_json, EXIT_CONFIG, str(exc))
     except BadInput as exc:
         _fail(as_json, EXIT_USAGE, str(exc))

@@ -28,6 +28,10 @@ class Unreachable(Busy):
     """A server could not be reached now; retrying later may work (exit 75)."""
 
 
+class JournalError(AgentError):
+    """The state database cannot be read or is from a newer agent (exit 78)."""
+
+
 class HostKeyRefused(AgentError):
     """The SSH host key is unknown or changed; never accepted automatically (exit 78)."""
 

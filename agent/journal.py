@@ -8,14 +8,13 @@ becomes `done` after; a revert goes `reverting` then `reverted`; a revert that f
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import sqlite3
-import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from agent import journal_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cases (
@@ -76,15 +75,7 @@ class Journal:
     """Access to the state database (one connection per run)."""
 
     def __init__(self, path: str) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # Undo data holds prior password hashes: the database is for its owner only.
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.executescript(_SCHEMA)
-        self.db = _Serialised(conn)
+        self.db = journal_db.open_db(path, _SCHEMA)
 
     def close(self) -> None:
         self.db.close()
@@ -177,37 +168,6 @@ class Journal:
                                "ORDER BY seq", (server, kind, name)).fetchall()
         return [dict(r) | {"detail": json.loads(r["detail"]) if r["detail"] else {}}
                 for r in rows]
-
-
-class _Rows:
-    """A statement's whole result, fetched while the connection was held."""
-
-    def __init__(self, rows: list[sqlite3.Row], lastrowid: int | None) -> None:
-        self.rows, self.lastrowid = rows, lastrowid
-
-    def fetchall(self) -> list[sqlite3.Row]:
-        return self.rows
-
-    def fetchone(self) -> sqlite3.Row | None:
-        return self.rows[0] if self.rows else None
-
-
-class _Serialised:
-    """One SQLite connection shared by the threads of a run (reverts run side by side):
-    each statement runs and is fetched whole under one lock."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self._lock = threading.Lock()
-
-    def execute(self, sql: str, params: tuple = ()) -> _Rows:
-        with self._lock:
-            cur = self._conn.execute(sql, params)
-            return _Rows(cur.fetchall(), cur.lastrowid)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
 
 
 def _case(row: sqlite3.Row) -> Case:

@@ -1,0 +1,123 @@
+"""The journal's SQLite connection: opened safely, versioned, shared by a run's threads.
+
+A state database that cannot be read is a clear error (JournalError, exit 78), never a
+traceback; a database that another run holds is Busy (exit 75). The schema version lives
+in `PRAGMA user_version`; MIGRATIONS bring an older file up to date in order, each in its
+own transaction, before anything reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.errors import Busy, JournalError
+
+# Version 1: cases, changes and events as first shipped (a file from before versioning
+# reads user_version 0 and already has exactly these tables).
+# MIGRATIONS[n] takes a version-n database to version n+1.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+LATEST = 1 + len(MIGRATIONS)
+
+
+def open_db(path: str, schema: str) -> _Serialised:
+    """Return the state database at `path`, created or migrated to LATEST, mode 0600."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # Undo data holds prior password hashes: the database is for its owner only.
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    try:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None,
+                               check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        _refuse_newer(conn, path)  # before anything writes to the file, WAL mode included
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        _migrate(conn, path, schema)
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise Busy(f"state database {path} is locked by another run; retry later") from exc
+        raise _unreadable(path, exc) from exc
+    except sqlite3.DatabaseError as exc:
+        raise _unreadable(path, exc) from exc
+    return _Serialised(conn, path)
+
+
+def _refuse_newer(conn: sqlite3.Connection, path: str) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > LATEST:
+        conn.close()
+        raise JournalError(f"state database {path} has schema version {version}, newer than "
+                           f"this agent's {LATEST}: run the newer agent (nothing was changed)")
+
+
+def _migrate(conn: sqlite3.Connection, path: str, schema: str) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if version == 0:
+        # A new file, or one from before versioning (which holds the version-1 tables).
+        conn.executescript(schema)
+        conn.execute("PRAGMA user_version = 1")
+        version = 1
+    elif not {"cases", "changes", "events"} <= tables:
+        raise JournalError(f"state database {path} says schema version {version} but lacks "
+                           "its tables; nothing was changed")
+    while version < LATEST:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[version](conn)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        version += 1
+
+
+def _unreadable(path: str, exc: Exception) -> JournalError:
+    return JournalError(f"state database {path} cannot be read ({exc}); nothing was changed. "
+                        "Move it aside and restore it from a backup of the control host")
+
+
+class _Rows:
+    """A statement's whole result, fetched while the connection was held."""
+
+    def __init__(self, rows: list[sqlite3.Row], lastrowid: int | None) -> None:
+        self.rows, self.lastrowid = rows, lastrowid
+
+    def fetchall(self) -> list[sqlite3.Row]:
+        return self.rows
+
+    def fetchone(self) -> sqlite3.Row | None:
+        return self.rows[0] if self.rows else None
+
+
+class _Serialised:
+    """One SQLite connection shared by the threads of a run (reverts run side by side):
+    each statement runs and is fetched whole under one lock; SQLite's errors become the
+    agent's typed errors."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self._conn = conn
+        self._path = path
+        self._lock = threading.Lock()
+
+    def execute(self, sql: str, params: tuple = ()) -> _Rows:
+        with self._lock:
+            try:
+                cur = self._conn.execute(sql, params)
+                return _Rows(cur.fetchall(), cur.lastrowid)
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise Busy(f"state database {self._path} is busy; retry later") from exc
+                raise _unreadable(self._path, exc) from exc
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise
+                raise _unreadable(self._path, exc) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

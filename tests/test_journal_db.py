@@ -1,0 +1,105 @@
+"""Fast tier: the state database is versioned, and an unreadable one is a clear error (78)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from agent import PROJECT_ROOT, journal_db
+from agent.errors import JournalError
+from agent.journal import _SCHEMA, Journal
+
+
+def _config(tmp_path) -> str:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"state_db: {tmp_path / 'state.db'}\naudit_log: {tmp_path / 'audit.jsonl'}\n"
+                   "servers:\n  here:\n    panel: linux\n    transport: local\n")
+    return str(cfg)
+
+
+def _cli(cfg: str, *args: str) -> tuple[int, dict | None, str]:
+    proc = subprocess.run([sys.executable, "-m", "agent", "--json", "--config", cfg, *args],
+                          capture_output=True, text=True, cwd=PROJECT_ROOT, check=False)
+    try:
+        return proc.returncode, json.loads(proc.stdout), proc.stderr
+    except json.JSONDecodeError:
+        return proc.returncode, None, proc.stdout + proc.stderr
+
+
+def test_new_database_is_at_the_latest_version_and_owner_only(tmp_path):
+    Journal(str(tmp_path / "s.db")).close()
+    db = sqlite3.connect(tmp_path / "s.db")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == journal_db.LATEST
+    assert os.stat(tmp_path / "s.db").st_mode & 0o777 == 0o600
+
+
+def test_a_database_from_before_versioning_is_adopted_with_its_rows(tmp_path):
+    old = sqlite3.connect(tmp_path / "s.db")
+    old.executescript(_SCHEMA)
+    old.execute("INSERT INTO cases (id, server, kind, name, hold, playbook, started_at) "
+                "VALUES ('c1', 'web1', 'account', 'alice', 'billing', 'standard', 1.0)")
+    old.commit()
+    old.close()
+    journal = Journal(str(tmp_path / "s.db"))
+    assert [c.id for c in journal.open_cases("web1", "account", "alice")] == ["c1"]
+    journal.close()
+    assert sqlite3.connect(tmp_path / "s.db").execute(
+        "PRAGMA user_version").fetchone()[0] == journal_db.LATEST
+
+
+def test_a_newer_database_is_refused_untouched(tmp_path):
+    newer = sqlite3.connect(tmp_path / "s.db")
+    newer.execute(f"PRAGMA user_version = {journal_db.LATEST + 1}")
+    newer.close()
+    before = (tmp_path / "s.db").read_bytes()
+    with pytest.raises(JournalError, match="newer"):
+        Journal(str(tmp_path / "s.db"))
+    assert (tmp_path / "s.db").read_bytes() == before
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_an_unreadable_database_is_json_and_exit_78_for_every_verb(tmp_path, damage):
+    cfg = _config(tmp_path)
+    rc, _reply, out = _cli(cfg, "status")
+    assert rc == 0, out
+    db = tmp_path / "state.db"
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"state.db{suffix}").unlink(missing_ok=True)
+    data = db.read_bytes()
+    db.write_bytes(b"this is not sqlite" * 300 if damage == "garbage" else data[:100])
+    for verb in (["status"], ["tick"], ["suspend", "here", "alice"], ["unsuspend", "here", "alice"],
+                 ["history", "here", "alice"]):
+        rc, reply, out = _cli(cfg, *verb)
+        assert rc == 78, (verb, out)
+        assert reply["ok"] is False and str(db) in reply["errors"][0]["message"], out
+        assert "Traceback" not in out
+
+
+def test_migrations_run_in_order_and_keep_the_rows(tmp_path, monkeypatch):
+    journal = Journal(str(tmp_path / "s.db"))
+    journal.new_case("web1", "account", "alice", "billing", "standard", None, "t", 1.0)
+    journal.close()
+    ran = []
+
+    def to_2(conn):
+        ran.append(2)
+        conn.execute("ALTER TABLE changes ADD COLUMN driver TEXT")
+
+    def to_3(conn):
+        ran.append(3)
+        conn.execute("UPDATE changes SET driver = 'linux'")
+
+    monkeypatch.setattr(journal_db, "MIGRATIONS", {1: to_2, 2: to_3})
+    monkeypatch.setattr(journal_db, "LATEST", 3)
+    journal = Journal(str(tmp_path / "s.db"))
+    assert ran == [2, 3]
+    assert len(journal.open_cases("web1", "account", "alice")) == 1
+    journal.close()
+    db = sqlite3.connect(tmp_path / "s.db")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert "driver" in [r[1] for r in db.execute("PRAGMA table_info(changes)")]
