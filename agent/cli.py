@@ -14,7 +14,7 @@ import click
 
 from agent import audit, landing, render
 from agent import config as config_mod
-from agent.engine import HOLDS, Engine, Outcome
+from agent.engine import HOLDS, Engine
 from agent.errors import (
     AgentError,
     AuthFailed,
@@ -26,6 +26,7 @@ from agent.errors import (
 )
 from agent.journal import Journal
 from agent.ladder import ladder
+from agent.outcome import Outcome
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUSY, EXIT_CONFIG = 0, 1, 2, 3, 75, 78
 # Verbs a forced-command caller (the billing system) may run through serve-ssh.

@@ -4,44 +4,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from agent import drivers, ids, playbooks
+from agent import drivers, ids, outcome, playbooks
 from agent.audit import Auditor
 from agent.config import Config, Server
 from agent.connector import Connector, connect
 from agent.errors import AgentError, BadInput, Busy, StepUnavailable, Unreachable
 from agent.journal import Case, Journal
 from agent.locks import target_lock
+from agent.outcome import Outcome, iso, target_dict
 from agent.playbooks import Playbook
 from agent.runner import RunLog, Runner
 
 HOLDS = ("billing", "abuse", "manual")
+# A stage that failed is tried again by `tick` after 1, 2, 4 ... minutes, at most an hour.
+RETRY_FIRST, RETRY_MAX = 60.0, 3600.0
 
 
-@dataclass
-class Outcome:
-    """The reply of one verb about one target (rendered by the CLI)."""
-
-    target: dict
-    state: str
-    holds: list[str]
-    stage: int | None
-    applied: list[dict]
-    pending: list[dict]
-    errors: list[dict]
-    message: str = ""
-    plans: list[dict] = field(default_factory=list)
-    reverted: list[dict] = field(default_factory=list)
-    rolled_back: bool = False
-    partial: bool = False
-    cases: list[dict] = field(default_factory=list)
-    unreachable: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
+def retry_delay(failures: int) -> float:
+    """Return the pause before the next try of a stage that failed `failures` times."""
+    return min(RETRY_MAX, RETRY_FIRST * 2 ** max(0, failures - 1))
 
 
 class Engine:
@@ -172,6 +155,15 @@ class Engine:
                 if case.stage < 0 and not dry_run:
                     # The first stage failed (a backup, say): the case never started.
                     self.journal.close_case(case.id, "failed", self.caller, self.now())
+                elif not dry_run:
+                    # Not every minute: the stage is tried again after a growing pause
+                    # (a caller's own suspend still tries at once).
+                    retry_at = self.now() + retry_delay(case.failures + 1)
+                    error = "; ".join(e["message"] for e in log.errors)[:500]
+                    failures = self.journal.stage_failed(case.id, error, retry_at)
+                    self.audit("stage.retry_later", server=case.server, kind=case.kind,
+                               name=case.name, case_id=case.id, stage=stage.index,
+                               failures=failures, retry_at=iso(retry_at), outcome="failed")
                 return
             if not dry_run:
                 later = [s for s in pb.stages if s.index > stage.index]
@@ -242,56 +234,14 @@ class Engine:
             except AgentError as exc:
                 self.audit("tick.failed", server=case.server, name=case.name,
                            case_id=case.id, outcome="failed", error=str(exc))
-                outcomes.append(Outcome(_target(target), "partial", [], None, [], [],
+                outcomes.append(Outcome(target_dict(target), "partial", [], None, [], [],
                                         [{"step": "tick", "message": str(exc)}]))
         return outcomes
 
     def report(self, target: tuple, log: RunLog | None = None, message: str = "") -> Outcome:
         """Return the current state of `target`, with what this call did."""
-        log = log or RunLog()
-        cases = self.journal.open_cases(*target)
-        active = self.journal.active_changes(*target)
-        applied = [{"step": c.step, "stage": c.stage, "at": _iso(c.at),
-                    "changed": c.seq in log.changed} for c in active if c.state == "done"]
-        pending = []
-        for case in cases:
-            try:
-                pb = self.book(case.playbook)
-            except AgentError:
-                continue
-            for stage in pb.stages:
-                if stage.index > case.stage:
-                    due = _iso(case.started_at + stage.after)
-                    pending += [{"step": s.name, "due": due, "hold": case.hold}
-                                for s in stage.steps]
-        stuck = any(c.state != "done" for c in active)
-        if stuck or log.partial:
-            state = "partial"
-        elif not cases:
-            state = "partial" if active else "active"
-        else:
-            state = "suspended" if any(c.step != "backup" for c in active) else "scheduled"
-        return Outcome(_target(target), state, sorted({c.hold for c in cases}),
-                       max((c.stage for c in cases), default=None) if cases else None,
-                       applied, pending, log.errors, message, log.plans, log.reverted,
-                       log.rolled_back, log.partial or stuck, [_case_dict(c) for c in cases]
-                       + [{"stuck": c.step, "error": c.error} for c in active
-                          if c.state == "stuck"], log.unreachable)
+        return outcome.build(self.journal, self.book, target, log or RunLog(), message)
 
     def history(self, server_name: str, account: str) -> list[dict[str, Any]]:
         _server, target = self.account_target(server_name, account)
         return self.journal.events(*target)
-
-
-def _case_dict(case: Case) -> dict:
-    return {"id": case.id, "hold": case.hold, "playbook": case.playbook, "stage": case.stage,
-            "started": _iso(case.started_at),
-            "next_due": _iso(case.next_due_at) if case.next_due_at is not None else None}
-
-
-def _target(target: tuple) -> dict:
-    return {"server": target[0], "kind": target[1], "name": target[2]}
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))

@@ -57,6 +57,8 @@ class Case:
     stage: int
     next_due_at: float | None
     status: str
+    failures: int = 0
+    last_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,14 @@ class Journal:
         return _case(self.db.execute("SELECT * FROM cases WHERE id=?", (case_id,)).fetchone())
 
     def set_stage(self, case_id: str, stage: int, next_due_at: float | None) -> None:
-        self.db.execute("UPDATE cases SET stage=?, next_due_at=? WHERE id=?",
-                        (stage, next_due_at, case_id))
+        self.db.execute("UPDATE cases SET stage=?, next_due_at=?, failures=0, last_error=NULL "
+                        "WHERE id=?", (stage, next_due_at, case_id))
+
+    def stage_failed(self, case_id: str, error: str, retry_at: float) -> int:
+        """Count one more failure of the case's next stage; return the count."""
+        self.db.execute("UPDATE cases SET failures=failures+1, last_error=?, next_due_at=? "
+                        "WHERE id=?", (error, retry_at, case_id))
+        return self.case(case_id).failures
 
     def close_case(self, case_id: str, status: str, by: str | None, now: float) -> None:
         self.db.execute("UPDATE cases SET status=?, closed_at=?, closed_by=?, next_due_at=NULL "
@@ -173,7 +181,7 @@ class Journal:
 def _case(row: sqlite3.Row) -> Case:
     return Case(row["id"], row["server"], row["kind"], row["name"], row["hold"],
                 row["playbook"], row["reason"], row["caller"], row["started_at"], row["stage"],
-                row["next_due_at"], row["status"])
+                row["next_due_at"], row["status"], row["failures"], row["last_error"])
 
 
 def _change(row: sqlite3.Row) -> Change:

@@ -16,10 +16,18 @@ from pathlib import Path
 
 from agent.errors import Busy, JournalError
 
+
+def _v2_stage_failures(conn: sqlite3.Connection) -> None:
+    """Version 2: a case counts the failures of its next stage (for the retry backoff)."""
+    conn.execute("ALTER TABLE cases ADD COLUMN failures INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE cases ADD COLUMN last_error TEXT")
+
+
 # Version 1: cases, changes and events as first shipped (a file from before versioning
 # reads user_version 0 and already has exactly these tables).
-# MIGRATIONS[n] takes a version-n database to version n+1.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+# MIGRATIONS[n] takes a version-n database to version n+1; a new file is made at version 1
+# and migrated like any other, so every file takes the same path.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v2_stage_failures}
 LATEST = 1 + len(MIGRATIONS)
 
 

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from agent.engine import Outcome
+from agent.outcome import Outcome
 
 
 def outcome_dict(o: Outcome) -> dict[str, Any]:
@@ -47,6 +47,9 @@ def outcome_text(o: Outcome, dry_run: bool = False) -> str:
         lines.append(f"  case     {c['id']} hold {c['hold']}, playbook {c['playbook']}, "
                      f"stage {c['stage']} reached, next due "
                      f"{c['next_due'] or 'never (last stage reached)'}")
+        if c.get("failures"):
+            lines.append(f"  RETRY    the next stage failed {c['failures']} time(s), tried again "
+                         f"at {c['next_due']}: {c['last_error']}")
     for a in o.applied:
         lines.append(f"  applied  {a['step']:<14} stage {a['stage']}  since {a['at']}"
                      + ("  (changed now)" if a["changed"] else ""))

@@ -38,20 +38,6 @@ def test_new_database_is_at_the_latest_version_and_owner_only(tmp_path):
     assert os.stat(tmp_path / "s.db").st_mode & 0o777 == 0o600
 
 
-def test_a_database_from_before_versioning_is_adopted_with_its_rows(tmp_path):
-    old = sqlite3.connect(tmp_path / "s.db")
-    old.executescript(_SCHEMA)
-    old.execute("INSERT INTO cases (id, server, kind, name, hold, playbook, started_at) "
-                "VALUES ('c1', 'web1', 'account', 'alice', 'billing', 'standard', 1.0)")
-    old.commit()
-    old.close()
-    journal = Journal(str(tmp_path / "s.db"))
-    assert [c.id for c in journal.open_cases("web1", "account", "alice")] == ["c1"]
-    journal.close()
-    assert sqlite3.connect(tmp_path / "s.db").execute(
-        "PRAGMA user_version").fetchone()[0] == journal_db.LATEST
-
-
 def test_a_newer_database_is_refused_untouched(tmp_path):
     newer = sqlite3.connect(tmp_path / "s.db")
     newer.execute(f"PRAGMA user_version = {journal_db.LATEST + 1}")
@@ -80,26 +66,46 @@ def test_an_unreadable_database_is_json_and_exit_78_for_every_verb(tmp_path, dam
         assert "Traceback" not in out
 
 
+@pytest.mark.parametrize("version", [0, 1])
+def test_every_earlier_version_is_migrated_with_its_rows(tmp_path, version):
+    old = sqlite3.connect(tmp_path / "s.db")
+    old.executescript(_SCHEMA)  # the version-1 tables (version 0: the same, unversioned)
+    old.execute(f"PRAGMA user_version = {version}")
+    old.execute("INSERT INTO cases (id, server, kind, name, hold, playbook, started_at) "
+                "VALUES ('c1', 'web1', 'account', 'alice', 'billing', 'standard', 1.0)")
+    old.commit()
+    old.close()
+    journal = Journal(str(tmp_path / "s.db"))
+    (case,) = journal.open_cases("web1", "account", "alice")
+    assert case.id == "c1" and case.failures == 0 and case.last_error is None
+    assert journal.stage_failed("c1", "db down", 99.0) == 1
+    journal.close()
+    db = sqlite3.connect(tmp_path / "s.db")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == journal_db.LATEST
+
+
 def test_migrations_run_in_order_and_keep_the_rows(tmp_path, monkeypatch):
     journal = Journal(str(tmp_path / "s.db"))
     journal.new_case("web1", "account", "alice", "billing", "standard", None, "t", 1.0)
     journal.close()
     ran = []
+    latest = journal_db.LATEST
 
-    def to_2(conn):
-        ran.append(2)
+    def add_column(conn):
+        ran.append("add")
         conn.execute("ALTER TABLE changes ADD COLUMN driver TEXT")
 
-    def to_3(conn):
-        ran.append(3)
+    def fill_column(conn):
+        ran.append("fill")
         conn.execute("UPDATE changes SET driver = 'linux'")
 
-    monkeypatch.setattr(journal_db, "MIGRATIONS", {1: to_2, 2: to_3})
-    monkeypatch.setattr(journal_db, "LATEST", 3)
+    monkeypatch.setattr(journal_db, "MIGRATIONS", {**journal_db.MIGRATIONS,
+                                                   latest: add_column, latest + 1: fill_column})
+    monkeypatch.setattr(journal_db, "LATEST", latest + 2)
     journal = Journal(str(tmp_path / "s.db"))
-    assert ran == [2, 3]
+    assert ran == ["add", "fill"]
     assert len(journal.open_cases("web1", "account", "alice")) == 1
     journal.close()
     db = sqlite3.connect(tmp_path / "s.db")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == latest + 2
     assert "driver" in [r[1] for r in db.execute("PRAGMA table_info(changes)")]

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from agent.outcome import iso
 from tests.conftest import Agent
 from tests.hosts import clients
 from tests.hosts.provision import write_config
@@ -59,9 +60,21 @@ def test_database_down_during_db_lock_rolls_the_stage_back(agent_env, host, tmp_
         assert outcome["state"] == "scheduled" and outcome["stage"] == 0
         assert clients.ftp_login(host, "alice_ftp", "ftp-pass-1") == "ok"
         assert snapshot(host) == before
+        # Not re-applied and rolled back every minute: the stage waits out a backoff.
+        (case,) = outcome["cases"]
+        assert case["failures"] == 1 and case["last_error"], case
+        assert case["next_due"] == iso(START + 1.5 + 60), case
+        passwd = host.path("/etc/pure-ftpd/pureftpd.passwd").stat().st_mtime_ns
+        agent.now = START + 30
+        rc, reply, out = agent("tick")
+        assert rc == 0 and reply["processed"] == [], out
+        assert host.path("/etc/pure-ftpd/pureftpd.passwd").stat().st_mtime_ns == passwd
+        rc, _reply, text = agent.text("status", host.name, "alice")
+        assert "RETRY" in text and "failed 1 time(s)" in text, text
     finally:
         host.start_mariadb()
-    tick_locks_then_lift(agent, host, before)  # the next tick applies the stage that failed
+    agent.now = START + 62
+    tick_locks_then_lift(agent, host, before)  # the tick after the pause applies the stage
 
 
 def test_sshd_killed_mid_stage_then_recovered(agent_env, host, tmp_path):
