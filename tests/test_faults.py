@@ -121,3 +121,35 @@ def test_failing_configtest_puts_files_back(agent_env, host):
     finally:
         host.run(["a2enmod", "-q", "headers"])
         host.run(["/usr/sbin/apache2ctl", "graceful"])
+
+
+# apache2ctl whose graceful fails while the marker exists: the include is already removed
+# when it fails, so the files look restored while Apache still serves the landing page.
+FAILING_GRACEFUL = """#!/bin/sh
+if [ "$1" = graceful ] && [ -e /tmp/sa-nograceful ]; then echo "graceful refused" >&2; exit 1; fi
+exec /usr/sbin/apache2ctl "$@"
+"""
+
+
+def test_files_back_but_apache_not_reloaded_converges(agent_env, host, tmp_path):
+    wrapper = host.path("/usr/local/bin/nograceful-apachectl")
+    wrapper.write_text(FAILING_GRACEFUL)
+    os.chmod(wrapper, 0o755)
+    before = tree_state(host, *WATCHED)
+    agent = _agent_with(host, tmp_path, agent_env, apachectl="/usr/local/bin/nograceful-apachectl")
+    srv = Server(name=host.name, panel="linux", transport="ssh", host=host.address)
+    rc, _reply, out = agent("suspend", host.name, "alice", "--playbook", "web-now")
+    assert rc == 0, out
+    host.path("/tmp/sa-nograceful").write_text("")
+    try:
+        rc, reply, out = agent("unsuspend", host.name, "alice")
+        assert rc == 3, out  # the graceful failed: stuck, said so
+        assert tree_state(host, *WATCHED) == before  # the files look restored...
+        assert looks_suspended(fetch(srv, "shop.test", "/", False))  # ...Apache does not
+    finally:
+        host.path("/tmp/sa-nograceful").unlink()
+    rc, reply, out = agent("unsuspend", host.name, "alice")
+    assert rc == 0 and reply["state"] == "active", out
+    assert fetch(srv, "shop.test", "/", False).status_code == 200
+    assert tree_state(host, *WATCHED) == before
+    wrapper.unlink()

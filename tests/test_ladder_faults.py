@@ -143,3 +143,28 @@ def test_lock_where_dovecot_does_not_look_is_reported_failed(agent_env, host, tm
         assert snapshot(host) == before
     finally:
         host.run(["rm", "-rf", "/etc/vmail-copy"])
+
+
+def test_dropin_removed_but_sshd_not_told_converges(agent_env, host, tmp_path):
+    good = _agent(host, tmp_path, agent_env, "nohup")
+    books = agent_env.config.parent.parent / "playbooks"
+    (books / "logins-now.yaml").write_text(
+        "stages:\n  - after: 0s\n    steps: [backup, panel_lock]\n")
+    before = snapshot(host)
+    rc, _reply, out = good("suspend", host.name, "alice", "--playbook", "logins-now")
+    assert rc == 0, out
+    assert logins(host)["ssh_key"] != "ok"
+    # Same state database; the HUP cannot reach sshd (its pid file is elsewhere), so the
+    # drop-in is removed but the running sshd keeps denying alice.
+    lost_cfg = good.config.with_name("lost.yaml")
+    lost_cfg.write_text(good.config.read_text().replace(
+        "    connect_timeout: 5\n",
+        "    connect_timeout: 5\n    linux:\n      sshd_pid_file: /run/elsewhere.pid\n"))
+    rc, reply, out = Agent(lost_cfg, host)("unsuspend", host.name, "alice")
+    assert rc == 3, out
+    assert not host.path("/etc/ssh/sshd_config.d/suspension-agent-alice.conf").exists()
+    assert logins(host)["ssh_key"] != "ok"
+    rc, reply, out = good("unsuspend", host.name, "alice")
+    assert rc == 0 and reply["state"] == "active", out
+    assert logins(host)["ssh_key"] == "ok"
+    assert snapshot(host) == before

@@ -97,8 +97,9 @@ class LandingPage:
         actions: list = [Write(current[s.path], s) for s in before if current[s.path] != s]
         actions += [Run(["rmdir", "--ignore-fail-on-non-empty", "--", d])
                     for d in reversed(dirs) if found[d].exists]
-        if not actions:
-            return Plan(self.name, note="landing page already removed")
+        # Reload even when the files are already back: a run that died (or a graceful that
+        # failed) after the removal left Apache serving the include it had loaded. The
+        # journal only asks for this revert while the change is in effect or in flux.
         actions += _reload_actions(ctx.server.linux)
         return Plan(self.name, actions, undo=undo)
 

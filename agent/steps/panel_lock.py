@@ -72,7 +72,10 @@ class PanelLock:
         before = FileState.from_dict(undo["dropin"])
         current = snapshot(ctx.conn, [before.path])[before.path]
         if current != before:
-            actions += [Write(current, before), Run([paths.sshd, "-t"]), _reload(paths)]
+            actions.append(Write(current, before))
+        # HUP even when the drop-in is already gone: a run that died between the removal
+        # and the HUP left sshd denying the account with files that look restored.
+        actions += [Run([paths.sshd, "-t"]), _reload(paths)]
         return Plan(self.name, actions, undo=undo)
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
