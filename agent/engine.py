@@ -149,8 +149,10 @@ class Engine:
         """Apply every stage of the case that is due now, in order, stopping at a failure."""
         now = self.now()
         for stage in pb.stages:
-            if stage.index <= case.stage or case.started_at + stage.after > now:
+            if case.started_at + stage.after > now:
                 continue
+            # A stage already reached is applied again too: apply_stage skips what is in
+            # effect, and puts back what an interrupted unsuspend had already undone.
             if not runner.apply_stage(case, stage, log, dry_run):
                 if case.stage < 0 and not dry_run:
                     # The first stage failed (a backup, say): the case never started.
@@ -165,7 +167,7 @@ class Engine:
                                name=case.name, case_id=case.id, stage=stage.index,
                                failures=failures, retry_at=iso(retry_at), outcome="failed")
                 return
-            if not dry_run:
+            if not dry_run and stage.index > case.stage:
                 later = [s for s in pb.stages if s.index > stage.index]
                 next_due = case.started_at + later[0].after if later else None
                 self.journal.set_stage(case.id, stage.index, next_due)

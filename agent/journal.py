@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from agent import journal_db
+from agent import failpoints, journal_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cases (
@@ -133,6 +133,7 @@ class Journal:
             "INSERT INTO changes (case_id, server, kind, name, step, stage, state, undo, at, "
             "updated_at) VALUES (?,?,?,?,?,?,'intent',?,?,?)",
             (case.id, case.server, case.kind, case.name, step, stage, json.dumps(undo), now, now))
+        failpoints.hit("journal")
         return int(cur.lastrowid)
 
     def mark(self, seq: int, state: str, now: float, undo: dict | None = None,
@@ -143,6 +144,7 @@ class Journal:
         else:
             self.db.execute("UPDATE changes SET state=?, updated_at=?, error=?, undo=? "
                             "WHERE seq=?", (state, now, error, json.dumps(undo), seq))
+        failpoints.hit("journal")
 
     def active_changes(self, server: str, kind: str, name: str) -> list[Change]:
         rows = self.db.execute(

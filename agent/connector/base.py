@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from agent import failpoints
 from agent.errors import BatchFailed, CommandFailed, StepError, TransferError
 
 log = structlog.get_logger("agent.connector")
@@ -140,6 +141,7 @@ class Connector(ABC):
         shown = quote(argv)
         log.debug("command", server=self.name, argv=shown)
         result = self._exec(argv, stdin, timeout)
+        failpoints.hit("command")
         if result.rc not in ok_codes:
             raise CommandFailed(shown, result.rc, result.err)
         return result

@@ -135,15 +135,17 @@ class SSHConnector(Connector):
 def _open_socket(host: str, port: int, timeout: float, name: str) -> socket.socket:
     """Return a TCP connection to host:port with TCP_NODELAY; raise Unreachable.
 
-    A refused connection is tried again for about a second: sshd re-executes itself on
-    SIGHUP (after an sshd_config change) and refuses connections for that moment.
+    A refused connection is tried again until `timeout` has passed: sshd re-executes itself
+    on SIGHUP (after an sshd_config change, ours included) and refuses connections until
+    it listens again, which takes more than a second on a loaded machine.
     """
-    for attempt in range(_REFUSED_RETRIES + 1):
+    deadline = time.monotonic() + timeout
+    while True:
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
             break
         except ConnectionRefusedError as exc:
-            if attempt == _REFUSED_RETRIES:
+            if time.monotonic() >= deadline:
                 raise Unreachable(f"{name}: cannot reach {host}:{port}: {exc}") from exc
             time.sleep(0.2)
         except OSError as exc:
@@ -151,9 +153,6 @@ def _open_socket(host: str, port: int, timeout: float, name: str) -> socket.sock
     # Without TCP_NODELAY each small SSH packet waits on Nagle (~40 ms an exec).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
-
-
-_REFUSED_RETRIES = 5
 
 
 class _Timeout(Exception):

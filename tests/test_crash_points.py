@@ -1,0 +1,68 @@
+"""Killed at any journal transition, the next call converges (agent/failpoints.py).
+
+For every N, the agent is SIGKILLed right after its N-th journal transition of an `immediate`
+suspend (then unsuspended), and of an unsuspend (then suspended again, then unsuspended);
+each time the host is compared from outside with what it should be: files, lock states,
+HTTP, and the customer's own logins.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.failpoints import ENV
+from tests.test_ladder import logins, mail_works, snapshot, web_suspended
+
+pytestmark = pytest.mark.testhost
+
+KILLED = -9
+
+
+def _all_locked(host) -> None:
+    assert web_suspended(host)
+    assert all(v.startswith("auth failed") for v in mail_works(host).values())
+    assert all(v != "ok" for v in logins(host).values())
+
+
+def _all_open(host, before) -> None:
+    assert not web_suspended(host)
+    assert mail_works(host) == {"imap": "ok", "pop": "ok", "smtp_auth": "ok"}
+    assert logins(host) == dict.fromkeys(logins(host), "ok")
+    assert snapshot(host) == before
+
+
+def test_killed_suspend_at_every_transition_then_unsuspend_restores(agent_env, host):
+    before = snapshot(host)
+    for n in range(1, 40):
+        rc, _reply, out = agent_env("suspend", host.name, "alice", "--playbook", "immediate",
+                                    env={ENV: f"journal:{n}"})
+        if rc != KILLED:
+            assert rc == 0 and n > 12, (n, out)  # every transition walked
+            _all_locked(host)
+            rc, _reply, out = agent_env("unsuspend", host.name, "alice")
+            assert rc == 0, out
+            break
+        rc, reply, out = agent_env("unsuspend", host.name, "alice")
+        assert rc == 0 and reply["state"] == "active", (n, out)
+        _all_open(host, before)
+    else:
+        pytest.fail("the suspend never finished")
+    _all_open(host, before)
+
+
+def test_killed_unsuspend_at_every_transition_then_resuspend_relocks(agent_env, host):
+    before = snapshot(host)
+    rc, _reply, out = agent_env("suspend", host.name, "alice", "--playbook", "immediate")
+    assert rc == 0, out
+    for n in range(1, 40):
+        rc, _reply, out = agent_env("unsuspend", host.name, "alice", env={ENV: f"journal:{n}"})
+        if rc != KILLED:
+            assert rc == 0 and n > 12, (n, out)
+            _all_open(host, before)
+            break
+        # Payment bounced after all: suspend again; every step must be in force again.
+        rc, reply, out = agent_env("suspend", host.name, "alice", "--playbook", "immediate")
+        assert rc == 0 and reply["state"] == "suspended", (n, out)
+        _all_locked(host)
+    else:
+        pytest.fail("the unsuspend never finished")
