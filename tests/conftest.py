@@ -54,12 +54,14 @@ def agent_env(host, tmp_path):
     yield agent
     # One failure stays one failure: lift whatever the test left suspended, then put back
     # anything still different from the provisioned host (a stuck revert, a killed run).
-    for account in ("alice", "bob"):
-        for hold in ("billing", "abuse", "manual"):
-            try:
-                agent("unsuspend", host.name, account, "--hold", hold, timeout=60)
-            except subprocess.TimeoutExpired:
-                pass
+    try:
+        _rc, reply, _out = agent("status", timeout=60)
+        for target in (reply or {}).get("targets", []):
+            for hold in target["holds"] or ["billing"]:
+                agent("unsuspend", host.name, target["target"]["name"], "--hold", hold,
+                      timeout=60)
+    except subprocess.TimeoutExpired:
+        pass
     leftovers = host.baseline.restore(host)
     if leftovers:
         print(f"teardown restored the test host: {leftovers[:10]}")
