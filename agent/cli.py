@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -24,13 +23,12 @@ from agent.errors import (
     HostKeyRefused,
     JournalError,
 )
+from agent.forced import forced_args
 from agent.journal import Journal
 from agent.ladder import ladder
 from agent.outcome import Outcome
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUSY, EXIT_CONFIG = 0, 1, 2, 3, 75, 78
-# Verbs a forced-command caller (the billing system) may run through serve-ssh.
-SSH_VERBS = ("suspend", "unsuspend", "status", "plan", "history", "check")
 
 
 @dataclass
@@ -253,25 +251,8 @@ def preview_landing(g: Globals, language: str | None) -> None:
 @click.pass_obj
 def serve_ssh(g: Globals, caller: str) -> None:
     """Forced-command entry: run the verb in $SSH_ORIGINAL_COMMAND with JSON output."""
-    raw = os.environ.get("SSH_ORIGINAL_COMMAND", "")
-    try:
-        words = shlex.split(raw)
-    except ValueError as exc:
-        raise BadInput(f"cannot parse the SSH command: {exc}") from exc
-    if words[:1] == ["suspension-agent"]:
-        words = words[1:]
-    # A billing system may ask for a dry run (its "test connection" button): the one global
-    # option it may choose, before the verb.
-    dry_run = g.dry_run or words[:1] == ["--dry-run"]
-    if words[:1] == ["--dry-run"]:
-        words = words[1:]
-    if not words or words[0] not in SSH_VERBS:
-        raise BadInput(f"allowed verbs over SSH: {', '.join(SSH_VERBS)}")
-    if any(w.startswith("--config") for w in words):
-        raise BadInput("--config cannot be chosen over SSH")
+    args = forced_args(os.environ.get("SSH_ORIGINAL_COMMAND", ""), g.config_path, g.dry_run)
     os.environ["SUSPENSION_AGENT_CALLER"] = f"ssh:{caller}"
-    args = ((["--config", g.config_path] if g.config_path else []) + ["--json"]
-            + (["--dry-run"] if dry_run else []) + words)
     main(args)
 
 

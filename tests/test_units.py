@@ -113,3 +113,16 @@ def test_vhost_parser_takes_only_hooked_blocks():
     hosts = parse_vhosts(files, "/etc/apache2/suspension-agent/alice/")
     assert [(h.port, h.tls, h.names) for h in hosts] == [
         (80, False, ("a.test", "www.a.test", "x.a.test")), (443, True, ("a.test",))]
+
+
+def test_forced_command_words():
+    from agent.forced import forced_args
+
+    assert forced_args("suspend web1 alice --hold billing", None, False) == [
+        "--json", "suspend", "web1", "alice", "--hold", "billing"]
+    assert forced_args("suspension-agent --dry-run unsuspend web1 alice", "/c.yaml", False) == [
+        "--config", "/c.yaml", "--json", "--dry-run", "unsuspend", "web1", "alice"]
+    for bad in ("", "tick", "rm -rf /", "status --config=/etc/shadow", "suspend 'web1",
+                "--dry-run", "--json status"):
+        with pytest.raises(BadInput):
+            forced_args(bad, None, False)
