@@ -32,6 +32,12 @@ def _agent(host, tmp_path, agent_env, name: str, **linux) -> Agent:
     return Agent(cfg, host)
 
 
+def one_stage(agent_env, name: str, steps: str) -> None:
+    """Write playbook `name`: the given steps at once."""
+    books = agent_env.config.parent.parent / "playbooks"
+    (books / f"{name}.yaml").write_text(f"stages:\n  - after: 0s\n    steps: [{steps}]\n")
+
+
 def tick_locks_then_lift(agent: Agent, host, before: dict) -> None:
     """Ensure a tick now applies the lock stage, and unsuspend puts everything back exactly."""
     rc, _reply, out = agent("tick")
@@ -132,9 +138,7 @@ def test_lock_where_dovecot_does_not_look_is_reported_failed(agent_env, host, tm
     host.run(["cp", "-a", "/etc/vmail", "/etc/vmail-copy"])
     try:
         agent = _agent(host, tmp_path, agent_env, "wrongdir", vmail_dir="/etc/vmail-copy")
-        books = agent_env.config.parent.parent / "playbooks"
-        (books / "mail-now.yaml").write_text(
-            "stages:\n  - after: 0s\n    steps: [backup, mail_block]\n")
+        one_stage(agent_env, "mail-now", "backup, mail_block")
         before = snapshot(host)
         rc, reply, out = agent("suspend", host.name, "alice", "--playbook", "mail-now")
         assert rc == 1, out
@@ -147,9 +151,7 @@ def test_lock_where_dovecot_does_not_look_is_reported_failed(agent_env, host, tm
 
 def test_dropin_removed_but_sshd_not_told_converges(agent_env, host, tmp_path):
     good = _agent(host, tmp_path, agent_env, "nohup")
-    books = agent_env.config.parent.parent / "playbooks"
-    (books / "logins-now.yaml").write_text(
-        "stages:\n  - after: 0s\n    steps: [backup, panel_lock]\n")
+    one_stage(agent_env, "logins-now", "backup, panel_lock")
     before = snapshot(host)
     rc, _reply, out = good("suspend", host.name, "alice", "--playbook", "logins-now")
     assert rc == 0, out

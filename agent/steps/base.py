@@ -185,18 +185,19 @@ class Step(Protocol):
         """Probe from outside; raise VerifyFailed when the effect is not what it should be."""
 
 
+def file_state(found: FileData, server: str) -> FileState:
+    """Return a verified read as a FileState; a path that is not a regular file is refused."""
+    if not found.exists:
+        return FileState(found.path, False)
+    if found.data is None:
+        raise StepError(f"{found.path} on {server} is a {found.kind}, not a regular file")
+    return FileState(found.path, True, found.data, found.mode, f"{found.uid}:{found.gid}")
+
+
 def snapshot(conn: Connector, paths: list[str]) -> dict[str, FileState]:
     """Return the current state of each path (whole verified content, mode, owner), in one
     round trip; a path that exists but is not a regular file is refused."""
-    states = {}
-    for path, found in conn.read_many(paths).items():
-        if not found.exists:
-            states[path] = FileState(path, False)
-            continue
-        if found.data is None:
-            raise StepError(f"{path} on {conn.name} is a {found.kind}, not a regular file")
-        states[path] = FileState(path, True, found.data, found.mode, f"{found.uid}:{found.gid}")
-    return states
+    return {path: file_state(found, conn.name) for path, found in conn.read_many(paths).items()}
 
 
 # The runner sets a list here while a step is applied: every action carried out adds its

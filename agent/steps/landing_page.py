@@ -15,7 +15,16 @@ from typing import Any
 from agent import landing
 from agent.drivers import linux
 from agent.errors import StepError
-from agent.steps.base import Context, FileState, Plan, Run, Write, carry_out, snapshot
+from agent.steps.base import (
+    Context,
+    FileState,
+    Plan,
+    Run,
+    Write,
+    carry_out,
+    file_state,
+    snapshot,
+)
 
 LANDING_URL = "/.suspension-agent-landing/"
 _LANDING_RE = "/\\.suspension-agent-landing/"
@@ -93,7 +102,7 @@ class LandingPage:
         before = [FileState.from_dict(d) for d in undo["before"]]
         dirs = undo["created_dirs"]
         found = ctx.conn.read_many([s.path for s in before] + dirs)
-        current = {s.path: _state(found[s.path], ctx) for s in before}
+        current = {s.path: file_state(found[s.path], ctx.server.name) for s in before}
         actions: list = [Write(current[s.path], s) for s in before if current[s.path] != s]
         actions += [Run(["rmdir", "--ignore-fail-on-non-empty", "--", d])
                     for d in reversed(dirs) if found[d].exists]
@@ -124,10 +133,3 @@ def _reload_actions(paths) -> list[Run]:  # noqa: ANN001 - LinuxPaths
     # configtest first: a broken include must never reach a running Apache.
     return [Run([paths.apachectl, "configtest"]), Run([paths.apachectl, "graceful"])]
 
-
-def _state(found, ctx: Context) -> FileState:  # noqa: ANN001 - connector FileData
-    if not found.exists:
-        return FileState(found.path, False)
-    if found.data is None:
-        raise StepError(f"{found.path} on {ctx.server.name} is a {found.kind}, not a file")
-    return FileState(found.path, True, found.data, found.mode, f"{found.uid}:{found.gid}")
