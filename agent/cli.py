@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import click
 
-from agent import audit, landing, render
+from agent import audit, recovery, render
 from agent import config as config_mod
 from agent.engine import HOLDS, Engine
 from agent.errors import (
@@ -22,10 +22,10 @@ from agent.errors import (
     ConfigError,
     HostKeyRefused,
     JournalError,
+    Unreachable,
 )
 from agent.forced import forced_args
 from agent.journal import Journal
-from agent.ladder import ladder
 from agent.outcome import Outcome
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUSY, EXIT_CONFIG = 0, 1, 2, 3, 75, 78
@@ -156,47 +156,50 @@ def unsuspend(g: Globals, server: str, account: str | None, reseller: str | None
 @click.argument("account", required=False)
 @click.pass_obj
 def status(g: Globals, server: str | None, account: str | None) -> None:
-    """Show the state of one account, or of every tracked target."""
-    engine = _engine(g)
-    if account is not None and server is not None:
-        _s, target = engine.account_target(server, account)
-        _finish(g, engine.report(target))
-    if server is not None:
-        engine.server(server)
-    outcomes = [engine.report(t) for t in engine.journal.targets(server)]
-    _emit(g, {"ok": all(o.ok for o in outcomes),
-              "targets": [render.outcome_dict(o) for o in outcomes]},
-          "\n".join(render.outcome_text(o) for o in outcomes) or "nothing is suspended")
-    sys.exit(EXIT_OK)
+    """Show the state of one account, or of every tracked target.
 
-
-@cli.command()
-@click.argument("server")
-@click.argument("account")
-@click.option("--playbook", metavar="NAME")
-@click.pass_obj
-def plan(g: Globals, server: str, account: str, playbook: str | None) -> None:
-    """Print the whole ladder with the exact commands of each step; change nothing."""
+    With SERVER, the server's own case records are read too: a record naming a case the
+    journal does not know is reported as an error (exit 1) that names `recover`.
+    """
     engine = _engine(g)
     try:
-        stages = ladder(engine, server, account, playbook)
+        if account is not None and server is not None:
+            _s, target = engine.account_target(server, account)
+            o = engine.report(target)
+            errors, warnings = _records_view(engine, server, account)
+            o.errors += errors.get(target, [])
+            o.warnings += warnings
+            _finish(g, o)
+        errors, warnings = {}, []
+        if server is not None:
+            engine.server(server)
+            errors, warnings = _records_view(engine, server, None)
+        targets = set(engine.journal.targets(server)) | set(errors)
+        outcomes = [engine.report(t) for t in sorted(targets)]
     finally:
         engine.close()
-    errors = [{"step": e["step"], "message": e["error"]}
-              for st in stages for e in st["steps"] if "error" in e]
-    _emit(g, {"ok": not errors, "target": {"server": server, "kind": "account", "name": account},
-              "stages": stages, "errors": errors}, render.ladder_text(stages))
-    sys.exit(EXIT_FAILED if errors else EXIT_OK)
+    for o in outcomes:
+        o.errors += errors.get((o.target["server"], o.target["kind"], o.target["name"]), [])
+    ok = all(o.ok for o in outcomes)
+    _emit(g, {"ok": ok, "targets": [render.outcome_dict(o) for o in outcomes]}
+          | ({"warnings": warnings} if warnings else {}),
+          "\n".join([render.outcome_text(o) for o in outcomes]
+                    + [f"WARNING {w}" for w in warnings]) or "nothing is suspended")
+    sys.exit(EXIT_OK if ok else EXIT_FAILED)
 
 
-@cli.command()
-@click.argument("server")
-@click.argument("account")
-@click.pass_obj
-def history(g: Globals, server: str, account: str) -> None:
-    """Show every recorded event of an account."""
-    events = _engine(g).history(server, account)
-    _emit(g, {"ok": True, "events": events}, render.history_text(events))
+def _records_view(engine: Engine, server: str,
+                  account: str | None) -> tuple[dict[tuple, list], list[str]]:
+    """Return errors per target for server records the journal does not know, and warnings.
+
+    A server that cannot be reached leaves the journal's view as the answer, with a warning.
+    """
+    try:
+        lost = recovery.unknown_to_journal(engine, server, account)
+    except (Unreachable, HostKeyRefused, AuthFailed) as exc:
+        return {}, [f"the server's case records could not be read ({exc}); this is the "
+                    "journal's view only"]
+    return {t: [recovery.warning(server, t[2], ids)] for t, ids in lost.items()}, []
 
 
 @cli.command()
@@ -214,44 +217,17 @@ def tick(g: Globals) -> None:
     sys.exit(_exit_for_many(outcomes))
 
 
-@cli.command()
-@click.argument("server", required=False)
-@click.pass_obj
-def check(g: Globals, server: str | None) -> None:
-    """Read-only: validate config, reach each server, report its capabilities."""
-    from agent.checks import check_servers
-
-    engine = _engine(g)
-    try:
-        report = check_servers(engine, server)
-    finally:
-        engine.close()
-    ok = all(r["ok"] for r in report)
-    _emit(g, {"ok": ok, "servers": report}, "\n".join(
-        f"{r['server']}: {'ok' if r['ok'] else 'PROBLEM'}\n" + "\n".join(
-            f"  {line}" for line in r["lines"]) for r in report))
-    # Only unreachable servers wrong: retry later (75); anything else needs fixing (1).
-    failing = [r for r in report if not r["ok"]]
-    sys.exit(EXIT_OK if ok else EXIT_BUSY if all(r["unreachable"] for r in failing)
-             else EXIT_FAILED)
-
-
-@cli.command("preview-landing")
-@click.option("--language", help="en, es, pt, nl, de or fr (default: branding.language).")
-@click.pass_obj
-def preview_landing(g: Globals, language: str | None) -> None:
-    """Render the landing page to stdout with the configured branding."""
-    cfg = config_mod.load(g.config_path)
-    click.echo(landing.render(cfg.landing_pages_dir, cfg.branding, language), nl=False)
-
-
 @cli.command("serve-ssh")
 @click.option("--caller", default="billing", show_default=True,
               help="Who this SSH key belongs to (recorded in the audit log).")
 @click.pass_obj
 def serve_ssh(g: Globals, caller: str) -> None:
     """Forced-command entry: run the verb in $SSH_ORIGINAL_COMMAND with JSON output."""
-    args = forced_args(os.environ.get("SSH_ORIGINAL_COMMAND", ""), g.config_path, g.dry_run)
+    try:
+        args = forced_args(os.environ.get("SSH_ORIGINAL_COMMAND", ""), g.config_path,
+                           g.dry_run)
+    except BadInput as exc:
+        _fail(True, EXIT_USAGE, str(exc))  # the caller is a program: a refusal is JSON too
     os.environ["SUSPENSION_AGENT_CALLER"] = f"ssh:{caller}"
     main(args)
 
@@ -291,3 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail(as_json, EXIT_BUSY, str(exc))
     except AgentError as exc:
         _fail(as_json, EXIT_FAILED, str(exc))
+
+
+# The admin verbs (recover, check, preview-landing) register themselves on `cli`.
+from agent import cli_admin  # noqa: E402, F401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -72,6 +73,9 @@ class Server:
     connect_timeout: int = 10
     sudo: bool = False
     probe_address: str | None = None
+    # Owner-only directory on the server for its own copy of each case (agent/records.py);
+    # not beside landing_dir, so neither step ever makes a folder the other one uses.
+    records_dir: str = "/var/lib/suspension-agent-cases"
     http_port: int = 80
     https_port: int = 443
     protected_accounts: tuple[str, ...] = ()
@@ -114,8 +118,8 @@ class Config:
 _TOP = {"state_db", "audit_log", "lock_wait_seconds", "playbooks_dir", "landing_pages_dir",
         "default_playbook", "branding", "protected_accounts", "servers"}
 _SERVER = {"panel", "transport", "host", "port", "user", "key_file", "known_hosts",
-           "connect_timeout", "sudo", "probe_address", "http_port", "https_port",
-           "protected_accounts", "linux"}
+           "connect_timeout", "sudo", "probe_address", "records_dir", "http_port",
+           "https_port", "protected_accounts", "linux"}
 _BRANDING = {f.name for f in fields(Branding)}
 _LINUX = {f.name for f in fields(LinuxPaths)}
 
@@ -148,10 +152,13 @@ def _server(name: str, doc: object, problems: Problems, base: Path) -> Server | 
     kw["sudo"] = boolean(d, "sudo", path, problems, False)
     kw["user"] = string(d, "user", path, problems, default="root")
     kw["protected_accounts"] = tuple(string_list(d, "protected_accounts", path, problems))
-    for key in ("host", "probe_address"):
+    for key in ("host", "probe_address", "records_dir"):
         value = string(d, key, path, problems, required=(key == "host" and transport == "ssh"))
         if value is not None:
             kw[key] = value
+    if not re.fullmatch(r"/[A-Za-z0-9._/-]*", kw.get("records_dir", "/")):
+        problems.add(join(path, "records_dir"), "must be an absolute path on the server "
+                     "(letters, digits, '.', '_', '-' and '/')")
     if transport == "ssh":
         for key in ("key_file", "known_hosts"):
             value = string(d, key, path, problems, required=True)

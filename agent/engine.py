@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent import drivers, ids, outcome, playbooks
+from agent import drivers, ids, outcome, playbooks, recovery
 from agent.audit import Auditor
 from agent.config import Config, Server
 from agent.connector import Connector, connect
@@ -112,6 +112,15 @@ class Engine:
     def _suspend_locked(self, server: Server, target: tuple, pb: Playbook, hold: str,
                         reason: str | None, dry_run: bool, log: RunLog) -> str:
         runner = Runner(self, server, self._conn(server), target)
+        taken = recovery.begin(self, runner, dry_run)
+        try:
+            message = self._suspend_steps(runner, server, target, pb, hold, reason, dry_run, log)
+        finally:
+            recovery.settle(runner, log, dry_run)
+        return "; ".join(m for m in (taken, message) if m)
+
+    def _suspend_steps(self, runner: Runner, server: Server, target: tuple, pb: Playbook,
+                       hold: str, reason: str | None, dry_run: bool, log: RunLog) -> str:
         if not dry_run and not runner.recover(log):
             return "a change could not be undone earlier and still cannot; nothing new was applied"
         case = next((c for c in self.journal.open_cases(*target) if c.hold == hold), None)
@@ -189,6 +198,15 @@ class Engine:
     def _unsuspend_locked(self, server: Server, target: tuple, hold: str, dry_run: bool,
                           log: RunLog) -> str:
         runner = Runner(self, server, self._conn(server), target)
+        taken = recovery.begin(self, runner, dry_run)
+        try:
+            message = self._lift(runner, target, hold, dry_run, log)
+        finally:
+            recovery.settle(runner, log, dry_run)
+        return "; ".join(m for m in (taken, message) if m)
+
+    def _lift(self, runner: Runner, target: tuple, hold: str, dry_run: bool,
+              log: RunLog) -> str:
         if not dry_run:
             runner.recover(log, retry_stuck=False)  # revert_all below retries those
         cases = self.journal.open_cases(*target)
@@ -225,16 +243,20 @@ class Engine:
                     if fresh.status != "open":
                         continue
                     runner = Runner(self, server, self._conn(server), target)
-                    if dry_run or runner.recover(log):
-                        self.advance(runner, fresh, pb, log, dry_run=dry_run)
-                    outcomes.append(self.report(target, log, ""))
+                    taken = recovery.begin(self, runner, dry_run)
+                    try:
+                        if dry_run or runner.recover(log):
+                            self.advance(runner, fresh, pb, log, dry_run=dry_run)
+                    finally:
+                        recovery.settle(runner, log, dry_run)
+                    outcomes.append(self.report(target, log, taken))
             except Unreachable as exc:
                 # Not silent: cron mail / the journal must show a server that stays away.
                 outcomes.append(self._unreachable(target, log, exc))
             except Busy:
                 continue  # another run has this target; the next tick picks it up
             except AgentError as exc:
-                self.audit("tick.failed", server=case.server, name=case.name,
+                self.audit("tick.failed", server=case.server, kind=case.kind, name=case.name,
                            case_id=case.id, outcome="failed", error=str(exc))
                 outcomes.append(Outcome(target_dict(target), "partial", [], None, [], [],
                                         [{"step": "tick", "message": str(exc)}]))

@@ -34,7 +34,7 @@ def account(name: str, panel: str = "linux") -> str:
         raise BadInput("account name is empty")
     if len(name) > limit:
         raise BadInput(f"account name {_show(name)} is longer than {limit} characters ({panel})")
-    if not pattern.match(name):
+    if not pattern.fullmatch(name):
         raise BadInput(
             f"account name {_show(name)} is not valid on {panel}: use lower-case letters, "
             "digits, '_' or '-' (and the panel's own rules)"
@@ -44,14 +44,14 @@ def account(name: str, panel: str = "linux") -> str:
 
 def server_name(name: str) -> str:
     """Return `name` when it is a valid server name as used in the config."""
-    if not _SERVER_NAME.match(name or ""):
+    if not _SERVER_NAME.fullmatch(name or ""):
         raise BadInput(f"server name {_show(name)} is not valid")
     return name
 
 
 def playbook_name(name: str) -> str:
     """Return `name` when it is a valid playbook name (a file stem in playbooks/)."""
-    if not _PLAYBOOK_NAME.match(name or ""):
+    if not _PLAYBOOK_NAME.fullmatch(name or ""):
         raise BadInput(f"playbook name {_show(name)} is not valid")
     return name
 
@@ -59,13 +59,13 @@ def playbook_name(name: str) -> str:
 def domain(name: str) -> str:
     """Return the lower-cased domain when it is a valid host name; raise BadInput otherwise."""
     lowered = (name or "").lower().rstrip(".")
-    if not _DOMAIN.match(lowered):
+    if not _DOMAIN.fullmatch(lowered):
         raise BadInput(f"domain {_show(name)} is not a valid host name")
     return lowered
 
 
 def database(name: str) -> str:
     """Return `name` when it is a plain MariaDB database name (no quoting needed)."""
-    if not _DB_NAME.match(name or ""):
+    if not _DB_NAME.fullmatch(name or ""):
         raise BadInput(f"database name {_show(name)} is not valid")
     return name

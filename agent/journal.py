@@ -101,6 +101,29 @@ class Journal:
     def case(self, case_id: str) -> Case:
         return _case(self.db.execute("SELECT * FROM cases WHERE id=?", (case_id,)).fetchone())
 
+    def has_case(self, case_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM cases WHERE id=?", (case_id,)).fetchone() is not None
+
+    def import_case(self, target: tuple[str, str, str], case: dict[str, Any],
+                    status: str = "open") -> None:
+        """Add a case read back from the server's own record, under its original id."""
+        self.db.execute(
+            "INSERT INTO cases (id, server, kind, name, hold, playbook, reason, caller, "
+            "started_at, stage, next_due_at, status, failures, last_error) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (case["id"], *target, case["hold"], case["playbook"], case.get("reason"),
+             case.get("caller"), case["started_at"], case["stage"], case.get("next_due_at"),
+             status, case.get("failures", 0), case.get("last_error")))
+
+    def import_change(self, target: tuple[str, str, str], change: dict[str, Any]) -> int:
+        """Add a change read back from the server's own record, in its recorded state."""
+        cur = self.db.execute(
+            "INSERT INTO changes (case_id, server, kind, name, step, stage, state, undo, at, "
+            "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (change["case_id"], *target, change["step"], change["stage"], change["state"],
+             json.dumps(change["undo"]), change["at"], change["at"]))
+        return int(cur.lastrowid)
+
     def set_stage(self, case_id: str, stage: int, next_due_at: float | None) -> None:
         self.db.execute("UPDATE cases SET stage=?, next_due_at=?, failures=0, last_error=NULL "
                         "WHERE id=?", (stage, next_due_at, case_id))

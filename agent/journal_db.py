@@ -86,7 +86,8 @@ def _migrate(conn: sqlite3.Connection, path: str, schema: str) -> None:
 
 def _unreadable(path: str, exc: Exception) -> JournalError:
     return JournalError(f"state database {path} cannot be read ({exc}); nothing was changed. "
-                        "Move it aside and restore it from a backup of the control host")
+                        "Move it aside, then run `suspension-agent recover SERVER` for each "
+                        "server: the servers' own case records rebuild what is suspended")
 
 
 class _Rows:

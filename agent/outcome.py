@@ -31,6 +31,7 @@ class Outcome:
     partial: bool = False
     cases: list[dict] = field(default_factory=list)
     unreachable: bool = False
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -21,6 +21,8 @@ def outcome_dict(o: Outcome) -> dict[str, Any]:
         d["reverted"] = o.reverted
     if o.cases:
         d["cases"] = o.cases
+    if o.warnings:
+        d["warnings"] = o.warnings
     return d
 
 
@@ -59,6 +61,7 @@ def outcome_text(o: Outcome, dry_run: bool = False) -> str:
         lines.append(f"  pending  {p['step']:<14} due {p['due']} ({p['hold']})")
     for e in o.errors:
         lines.append(f"  ERROR    {e['step']}: {e['message']}")
+    lines += [f"  WARNING  {w}" for w in o.warnings]
     return "\n".join(lines)
 
 

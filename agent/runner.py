@@ -13,6 +13,7 @@ from agent.errors import AgentError, Unreachable
 from agent.journal import Case, Change
 from agent.locks import target_lock
 from agent.playbooks import Stage
+from agent.records import Records
 from agent.steps.base import CARRIED, Context, carry_out
 
 # Steps whose revert goes before all others on unsuspend: what visitors see.
@@ -48,6 +49,7 @@ class Runner:
         self.server = server
         self.conn = conn
         self.target = target
+        self.records = Records(conn, server.records_dir, self.journal, target)
 
     def context(self, case_id: str, params: dict | None = None) -> Context:
         return Context(self.engine.config, self.server, self.conn, self.target[2], case_id,
@@ -79,6 +81,8 @@ class Runner:
                     continue
                 seq = self.journal.intent(case, spec.name, stage.index, plan.undo, ctx.now)
                 self.audit("step.intent", **self._where(case.id, spec.name, hold=case.hold))
+                # The server's own record holds the intent too, before the server is touched.
+                self.records.sync()
                 carried: list[str] = []
                 token = CARRIED.set(carried)
                 try:
@@ -199,7 +203,9 @@ class Runner:
                 continue
             self.audit("recovery.found", **self._where(change.case_id, change.step,
                                                        state=change.state))
-            if change.step == "backup":
+            if change.step == "backup" and change.state in ("intent", "stuck"):
+                # A backup that never finished (or whose cleanup failed): its partial archive
+                # goes. One that finished (a revert interrupted) stays verified and reusable.
                 self._abandon_backup(change)
                 continue
             self.revert_one(change.seq, change.step, change.case_id, change.undo, log)

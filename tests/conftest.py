@@ -129,4 +129,5 @@ def tree_state(host: TestHost, *folders: str) -> dict[str, tuple]:
     return state
 
 
-WATCHED = ("/etc/apache2", "/var/lib/suspension-agent", "/home/alice", "/home/bob")
+WATCHED = ("/etc/apache2", "/var/lib/suspension-agent", "/var/lib/suspension-agent-cases",
+           "/home/alice", "/home/bob")

@@ -1,7 +1,8 @@
 """Killed at any journal transition, the next call converges (agent/failpoints.py).
 
-For every N, the agent is SIGKILLed right after its N-th journal transition of an `immediate`
-suspend (then unsuspended), and of an unsuspend (then suspended again, then unsuspended);
+For every N, the agent is SIGKILLed right after its N-th journal transition, and in a second
+walk right after its N-th remote command, of an `immediate` suspend (then unsuspended), and of
+an unsuspend (then suspended again, then unsuspended);
 each time the host is compared from outside with what it should be: files, lock states,
 HTTP, and the customer's own logins.
 """
@@ -41,13 +42,20 @@ def _all_open(host, before) -> None:
     assert snapshot(host) == before
 
 
-def test_killed_suspend_at_every_transition_then_unsuspend_restores(agent_env, host):
+# Upper bounds of the walks; each walk fails if the run is never left unkilled before them.
+LIMIT = {"journal": 40, "command": 120}
+# Fewer crash points than this means the hook did not count what it should.
+AT_LEAST = {"journal": 12, "command": 20}
+
+
+def walk_suspend(agent_env, host, kind: str) -> None:
+    """Kill an `immediate` suspend after its N-th `kind` event for every N; unsuspend each time."""
     before = snapshot(host)
-    for n in range(1, 40):
+    for n in range(1, LIMIT[kind]):
         rc, _reply, out = agent_env("suspend", host.name, "alice", "--playbook", "immediate",
-                                    env={ENV: f"journal:{n}"})
+                                    env={ENV: f"{kind}:{n}"})
         if rc != KILLED:
-            assert rc == 0 and n > 12, (n, out)  # every transition walked
+            assert rc == 0 and n > AT_LEAST[kind], (n, out)  # every point walked
             _all_locked(host)
             rc, _reply, out = agent_env("unsuspend", host.name, "alice")
             assert rc == 0, out
@@ -60,14 +68,15 @@ def test_killed_suspend_at_every_transition_then_unsuspend_restores(agent_env, h
     _all_open(host, before)
 
 
-def test_killed_unsuspend_at_every_transition_then_resuspend_relocks(agent_env, host):
+def walk_unsuspend(agent_env, host, kind: str) -> None:
+    """Kill an unsuspend after its N-th `kind` event for every N; suspend again each time."""
     before = snapshot(host)
     rc, _reply, out = agent_env("suspend", host.name, "alice", "--playbook", "immediate")
     assert rc == 0, out
-    for n in range(1, 40):
-        rc, _reply, out = agent_env("unsuspend", host.name, "alice", env={ENV: f"journal:{n}"})
+    for n in range(1, LIMIT[kind]):
+        rc, _reply, out = agent_env("unsuspend", host.name, "alice", env={ENV: f"{kind}:{n}"})
         if rc != KILLED:
-            assert rc == 0 and n > 12, (n, out)
+            assert rc == 0 and n > AT_LEAST[kind] // 2, (n, out)
             _all_open(host, before)
             break
         # Payment bounced after all: suspend again; every step must be in force again.
@@ -77,3 +86,19 @@ def test_killed_unsuspend_at_every_transition_then_resuspend_relocks(agent_env, 
         _all_locked(host)
     else:
         pytest.fail("the unsuspend never finished")
+
+
+def test_killed_suspend_at_every_transition_then_unsuspend_restores(agent_env, host):
+    walk_suspend(agent_env, host, "journal")
+
+
+def test_killed_unsuspend_at_every_transition_then_resuspend_relocks(agent_env, host):
+    walk_unsuspend(agent_env, host, "journal")
+
+
+def test_killed_suspend_after_every_command_then_unsuspend_restores(agent_env, host):
+    walk_suspend(agent_env, host, "command")
+
+
+def test_killed_unsuspend_after_every_command_then_resuspend_relocks(agent_env, host):
+    walk_unsuspend(agent_env, host, "command")

@@ -170,3 +170,45 @@ def test_dropin_removed_but_sshd_not_told_converges(agent_env, host, tmp_path):
     assert rc == 0 and reply["state"] == "active", out
     assert logins(host)["ssh_key"] == "ok"
     assert snapshot(host) == before
+
+
+# usermod that waits while the marker exists, so the link can be cut in the middle of the
+# unsuspend's parallel reverts.
+STALLED_USERMOD = """#!/bin/sh
+while [ -e /tmp/sa-slow ]; do sleep 0.1; done
+exec /usr/sbin/usermod "$@"
+"""
+
+
+def test_link_lost_mid_unsuspend_is_retry_later_and_the_next_call_finishes(
+        agent_env, host, tmp_path):
+    """Observation 4: Unreachable while reverting is 75 with the journal holding what was in
+    flux (not 3 with stuck changes), and the next unsuspend finishes exactly."""
+    wrapper = host.path("/usr/local/bin/stalled-usermod")
+    wrapper.write_text(STALLED_USERMOD)
+    os.chmod(wrapper, 0o755)
+    agent = _agent(host, tmp_path, agent_env, "lostlink",
+                   usermod="/usr/local/bin/stalled-usermod")
+    before = snapshot(host)
+    rc, _reply, out = agent("suspend", host.name, "alice", "--playbook", "immediate")
+    assert rc == 0, out
+    host.path("/tmp/sa-slow").write_text("")
+    try:
+        proc = agent.spawn("unsuspend", host.name, "alice")
+        deadline = time.monotonic() + 60
+        while mail_works(host)["imap"] != "ok":  # reverts under way; usermod now waits
+            assert time.monotonic() < deadline and proc.poll() is None, "never reached reverts"
+            time.sleep(0.1)
+        host.kill_sshd()
+    finally:
+        host.path("/tmp/sa-slow").unlink()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 75, out + err
+    assert "nothing was rolled back" in out, out
+    host.start_sshd()
+    rc, reply, out = agent("status", host.name, "alice")
+    assert not any("stuck" in c for c in reply.get("cases", [])), out  # nothing for a human
+    rc, reply, out = agent("unsuspend", host.name, "alice")
+    assert rc == 0 and reply["state"] == "active", out
+    assert logins(host) == dict.fromkeys(logins(host), "ok")
+    assert snapshot(host) == before

@@ -19,8 +19,20 @@ from agent.drivers import linux
 from agent.errors import VerifyFailed
 from agent.steps.base import Context, FileState, Plan, Run, Write, carry_out, snapshot
 
-# Constant script: the pid file path arrives as $1, never spliced into the text.
-_HUP_SSHD = 'pid=$(cat -- "$1") && case "$pid" in *[!0-9]*|"") exit 3;; esac && kill -HUP "$pid"'
+# Constant script; the pid file path arrives as $1, never spliced into the text. sshd answers
+# SIGHUP by re-executing itself, re-reading its config and rewriting its pid file before it
+# accepts again; a second HUP while it is still starting kills it (no handler yet). So: wait
+# until the pid file is 0.3 s old (sshd settled), HUP, then wait until sshd has rewritten its
+# pid file, i.e. the running daemon has read the files as they are now.
+_HUP_SSHD = (
+    'pid=$(cat -- "$1") && case "$pid" in *[!0-9]*|"") exit 3;; esac; i=0; '
+    'while [ "$i" -lt 100 ]; do age=$(( $(date +%s%N) - $(stat -c %.9Y -- "$1" | tr -d .) )); '
+    '[ "$age" -ge 300000000 ] && break; sleep 0.05; i=$((i+1)); done; '
+    'before=$(stat -c %.9Y -- "$1") && kill -HUP "$pid" || exit 3; i=0; '
+    'while [ "$i" -lt 200 ]; do sleep 0.05; now=$(stat -c %.9Y -- "$1" 2>/dev/null) && '
+    '[ "$now" != "$before" ] && exit 0; i=$((i+1)); done; '
+    'echo "sshd (pid $pid) did not restart within 10 s of SIGHUP" >&2; exit 4'
+)
 
 
 def dropin_path(ctx: Context) -> str:
@@ -91,6 +103,13 @@ class PanelLock:
         want = paths.nologin_shell if suspended else undo["shell"]
         if shell != want:
             problems.append(f"the shell is {shell}, expected {want}")
+        # The running daemon: its pid file (rewritten at each start) must be no older than the
+        # last change in the drop-in folder, else the files below are not what sshd enforces.
+        started, changed = (int(x.replace(".", "")) for x in ctx.conn.run(
+            ["stat", "-c", "%.9Y", "--", paths.sshd_pid_file, paths.sshd_config_dir]).text.split())
+        if started < changed:
+            problems.append("the running sshd has not re-read its config since the drop-in "
+                            f"folder {paths.sshd_config_dir} changed")
         effective = ctx.conn.run([paths.sshd, "-T", "-C",
                                   f"user={ctx.account},host=probe.invalid,addr=192.0.2.1"]).text
         denied = any(line.split()[0] == "denyusers" and ctx.account in line.split()[1:]

@@ -15,7 +15,8 @@ from pathlib import Path
 from tests.hosts.testhost import TestHost
 
 # Folders and files the agent's steps read or write on the linux driver.
-FOLDERS = ("/etc/apache2", "/var/lib/suspension-agent", "/home/alice", "/home/bob",
+FOLDERS = ("/etc/apache2", "/var/lib/suspension-agent", "/var/lib/suspension-agent-cases",
+           "/home/alice", "/home/bob",
            "/etc/vmail", "/etc/exim4/suspension-agent", "/etc/pure-ftpd",
            "/etc/ssh/sshd_config.d")
 FILES = ("/etc/passwd", "/etc/shadow", "/etc/passwd-", "/etc/shadow-", "/etc/group",

@@ -1,0 +1,96 @@
+"""The admin's verbs: plan, history, recover, check and preview-landing (registered on `cli`)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from agent import config as config_mod
+from agent import landing, recovery, render
+from agent.cli import EXIT_BUSY, EXIT_FAILED, EXIT_OK, Globals, _emit, _engine, _exit_for_many, cli
+from agent.ladder import ladder
+
+
+@cli.command()
+@click.argument("server")
+@click.argument("account")
+@click.option("--playbook", metavar="NAME")
+@click.pass_obj
+def plan(g: Globals, server: str, account: str, playbook: str | None) -> None:
+    """Print the whole ladder with the exact commands of each step; change nothing."""
+    engine = _engine(g)
+    try:
+        stages = ladder(engine, server, account, playbook)
+    finally:
+        engine.close()
+    errors = [{"step": e["step"], "message": e["error"]}
+              for st in stages for e in st["steps"] if "error" in e]
+    _emit(g, {"ok": not errors, "target": {"server": server, "kind": "account", "name": account},
+              "stages": stages, "errors": errors}, render.ladder_text(stages))
+    sys.exit(EXIT_FAILED if errors else EXIT_OK)
+
+
+@cli.command()
+@click.argument("server")
+@click.argument("account")
+@click.pass_obj
+def history(g: Globals, server: str, account: str) -> None:
+    """Show every recorded event of an account."""
+    events = _engine(g).history(server, account)
+    _emit(g, {"ok": True, "events": events}, render.history_text(events))
+
+
+
+@cli.command()
+@click.argument("server")
+@click.argument("account", required=False)
+@click.pass_obj
+def recover(g: Globals, server: str, account: str | None) -> None:
+    """Rebuild the journal's view of SERVER (or ACCOUNT) from the server's own case records.
+
+    For a lost, truncated or corrupted state database (moved aside first): every case the
+    server's records carry is taken back into the journal with its undo data, so that
+    `unsuspend` then restores each account exactly. Nothing on the accounts changes.
+    """
+    engine = _engine(g)
+    try:
+        outcomes = recovery.recover(engine, server, account, g.dry_run)
+    finally:
+        engine.close()
+    _emit(g, {"ok": all(o.ok for o in outcomes),
+              "recovered": [render.outcome_dict(o) for o in outcomes]},
+          "\n".join(render.outcome_text(o, g.dry_run) for o in outcomes)
+          or "no case records on the server")
+    sys.exit(_exit_for_many(outcomes))
+
+
+@cli.command()
+@click.argument("server", required=False)
+@click.pass_obj
+def check(g: Globals, server: str | None) -> None:
+    """Read-only: validate config, reach each server, report its capabilities."""
+    from agent.checks import check_servers
+
+    engine = _engine(g)
+    try:
+        report = check_servers(engine, server)
+    finally:
+        engine.close()
+    ok = all(r["ok"] for r in report)
+    _emit(g, {"ok": ok, "servers": report}, "\n".join(
+        f"{r['server']}: {'ok' if r['ok'] else 'PROBLEM'}\n" + "\n".join(
+            f"  {line}" for line in r["lines"]) for r in report))
+    # Only unreachable servers wrong: retry later (75); anything else needs fixing (1).
+    failing = [r for r in report if not r["ok"]]
+    sys.exit(EXIT_OK if ok else EXIT_BUSY if all(r["unreachable"] for r in failing)
+             else EXIT_FAILED)
+
+
+@cli.command("preview-landing")
+@click.option("--language", help="en, es, pt, nl, de or fr (default: branding.language).")
+@click.pass_obj
+def preview_landing(g: Globals, language: str | None) -> None:
+    """Render the landing page to stdout with the configured branding."""
+    cfg = config_mod.load(g.config_path)
+    click.echo(landing.render(cfg.landing_pages_dir, cfg.branding, language), nl=False)

@@ -1,0 +1,192 @@
+"""The server's own record of each case: the journal is not the only copy of what to undo.
+
+For every target with an open case or a change in effect, the server holds an owner-only
+file `<records_dir>/<kind>-<name>.json` carrying the case ids, holds and playbooks, and for
+each change its step, state and the undo data a revert needs (prior shell and hash, which
+mailboxes and users the agent locked, prior file contents). It is written before a change
+touches the server (right after the journal's intent) and brought in step with the journal
+at the end of every call; it is removed once nothing is left to undo.
+
+A record that names a case this journal does not know (the state database was lost,
+truncated or restored from an old backup) is taken over: the case and its changes are
+imported into the journal before anything else happens on that target, so a later
+`unsuspend` puts back exactly what was changed. `status` reports such records; `recover`
+imports them for every account of a server at once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from agent.connector import Connector
+from agent.errors import CommandFailed, StepError
+from agent.journal import ACTIVE, Journal
+
+FORMAT = "suspension-agent case record"
+VERSION = 1
+_CASE_KEYS = ("id", "hold", "playbook", "reason", "caller", "started_at", "stage",
+              "next_due_at", "failures", "last_error")
+_CHANGE_KEYS = ("seq", "case_id", "step", "stage", "state", "undo", "at")
+# Constant scripts; the directory arrives as $1. Making it notes in `.created` the folders
+# that did not exist before (top first), so that removing the last record removes exactly
+# those and a host with nothing suspended carries nothing of the agent's.
+_MAKE_DIR = (
+    'set -e; made=; p=$1; while [ ! -d "$p" ]; do made="$p\n$made"; p=$(dirname -- "$p"); '
+    'done; mkdir -p -- "$1"; chmod 0700 -- "$1"; '
+    'if [ -n "$made" ]; then printf "$made" > "$1/.created"; chmod 0600 "$1/.created"; fi'
+)
+_REMOVE = (
+    'rm -f -- "$2" || exit 1; for f in "$1"/*.json; do [ -e "$f" ] && exit 0; done; '
+    '[ -f "$1/.created" ] || exit 0; list=$(tac -- "$1/.created"); rm -f -- "$1/.created"; '
+    'printf "%s\n" "$list" | while IFS= read -r p; do [ -n "$p" ] || continue; '
+    'rmdir -- "$p" 2>/dev/null || break; done; exit 0'
+)
+
+
+def path_for(records_dir: str, target: tuple[str, str, str]) -> str:
+    """Return where the server keeps the record of `target` (names were validated)."""
+    return f"{records_dir}/{target[1]}-{target[2]}.json"
+
+
+def render(journal: Journal, target: tuple[str, str, str]) -> bytes | None:
+    """Return the record the journal's view of `target` calls for, or None when empty."""
+    cases = journal.open_cases(*target)
+    changes = journal.active_changes(*target)
+    if not cases and not changes:
+        return None
+    doc = {
+        "format": FORMAT, "version": VERSION,
+        "target": {"server": target[0], "kind": target[1], "name": target[2]},
+        "cases": [{k: getattr(c, k) for k in _CASE_KEYS} for c in cases],
+        # A change whose case was closed (lifted while a revert is stuck) keeps its case id;
+        # the case itself is listed from the changes so the record stays self-contained.
+        "changes": [{"seq": c.seq, "case_id": c.case_id, "step": c.step, "stage": c.stage,
+                     "state": c.state, "undo": c.undo, "at": c.at} for c in changes],
+    }
+    return json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record read back from a server: its cases and changes, checked for shape."""
+
+    path: str
+    cases: list[dict[str, Any]]
+    changes: list[dict[str, Any]]
+
+    @property
+    def case_ids(self) -> set[str]:
+        return {c["id"] for c in self.cases} | {c["case_id"] for c in self.changes}
+
+
+def parse(path: str, data: bytes, target: tuple[str, str, str]) -> Record:
+    """Return the record in `data`; raise StepError when it is not one this agent wrote."""
+    try:
+        doc = json.loads(data)
+        ok = (doc["format"] == FORMAT and doc["version"] == VERSION
+              and doc["target"]["kind"] == target[1] and doc["target"]["name"] == target[2])
+        cases = [{k: c[k] for k in _CASE_KEYS} for c in doc["cases"]]
+        changes = [{k: c[k] for k in _CHANGE_KEYS} for c in doc["changes"]]
+        ok = ok and all(c["state"] in ACTIVE and isinstance(c["undo"], dict) for c in changes)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StepError(f"{path} is not a case record this agent can read ({exc})") from exc
+    if not ok:
+        raise StepError(f"{path} is not a version-{VERSION} case record of {target[2]}")
+    return Record(path, cases, changes)
+
+
+class Records:
+    """Keeps one target's record on the server in step with the journal, for one call."""
+
+    def __init__(self, conn: Connector, records_dir: str, journal: Journal,
+                 target: tuple[str, str, str]) -> None:
+        self.conn = conn
+        self.dir = records_dir
+        self.journal = journal
+        self.target = target
+        self.path = path_for(records_dir, target)
+        self._on_server: bytes | None = None
+        self._known = False
+
+    @property
+    def found(self) -> bool:
+        """True when `load` found a record on the server."""
+        return bool(self._on_server)
+
+    def load(self) -> Record | None:
+        """Read the server's record of the target (None when there is none)."""
+        marker = f"{self.dir}/.created"
+        found = self.conn.read_many([self.path, marker])
+        data = found[self.path].data if found[self.path].exists else None
+        if found[self.path].exists and data is None:
+            raise StepError(f"{self.path} on {self.conn.name} is a {found[self.path].kind}, "
+                            "not a case record; move it away")
+        self._on_server, self._known = data, True
+        # Folders made for a record that was never written (a run killed in between): an
+        # empty record stands for "maybe something to clean", so the next sync tidies up.
+        if data is None and found[marker].exists:
+            self._on_server = b""
+        return parse(self.path, data, self.target) if data is not None else None
+
+    def unknown_cases(self, record: Record | None) -> list[str]:
+        """Return the record's case ids that the journal has never seen."""
+        if record is None:
+            return []
+        return sorted(cid for cid in record.case_ids if not self.journal.has_case(cid))
+
+    def take_over(self, record: Record | None) -> list[str]:
+        """Import the record's unknown cases and their changes; return their ids."""
+        unknown = self.unknown_cases(record)
+        if not unknown or record is None:
+            return []
+        for case in record.cases:
+            if case["id"] in unknown:
+                self.journal.import_case(self.target, case)
+        for change in sorted(record.changes, key=lambda c: c["seq"]):
+            if change["case_id"] in unknown:
+                if not self.journal.has_case(change["case_id"]):
+                    # Its case was lifted before the loss: bring it back closed.
+                    self.journal.import_case(self.target, {
+                        "id": change["case_id"], "hold": "billing", "playbook": "unknown",
+                        "started_at": change["at"], "stage": change["stage"]}, "lifted")
+                self.journal.import_change(self.target, change)
+        return unknown
+
+    def sync(self) -> None:
+        """Make the server's record say what the journal says (remove it when empty)."""
+        data = render(self.journal, self.target)
+        if self._known and data == self._on_server:
+            return
+        try:
+            if data is None:
+                # The folders made for the records go with the last one (a concurrent first
+                # write that finds them gone makes them again, see _write).
+                self.conn.run(["sh", "-c", _REMOVE, "sh", self.dir, self.path])
+            else:
+                self._write(data)
+        except CommandFailed as exc:
+            raise StepError(f"cannot keep the case record {self.path} on {self.conn.name}: "
+                            f"{exc}") from exc
+        self._on_server, self._known = data, True
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.conn.write(self.path, data, 0o600, "0:0")
+        except CommandFailed:
+            # First record on this server: make the owner-only directory, then try again.
+            self.conn.run(["sh", "-c", _MAKE_DIR, "sh", self.dir])
+            self.conn.write(self.path, data, 0o600, "0:0")
+
+
+def list_targets(conn: Connector, records_dir: str) -> list[tuple[str, str]]:
+    """Return (kind, name) of every record on the server."""
+    out = conn.run(["find", records_dir, "-maxdepth", "1", "-type", "f", "-name", "*.json",
+                    "-printf", "%f\\n"], ok_codes=(0, 1)).text
+    found = []
+    for line in out.splitlines():
+        kind, _, name = line.removesuffix(".json").partition("-")
+        if kind == "account" and name:
+            found.append((kind, name))
+    return sorted(found)

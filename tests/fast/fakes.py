@@ -1,0 +1,180 @@
+"""An in-memory server for the fast tier: files, accounts, every command recorded, failures
+on cue.
+
+FakeConnector subclasses the real Connector and implements only `_exec`, so `run`,
+`run_batch`, `read_many`, `write` and `stat_many` are the real code: the fake answers the
+connector's own helper scripts (read, write, stat, batch) the way a shell on the server
+would, against a dict of files. Each logical command is recorded in `log` as an argv:
+`["read", *paths]`, `["stat", *paths]`, `["write", path]`, or the argv itself (batched
+commands one by one), and `fail` makes the n-th match of a predicate raise an exception
+(Unreachable, CommandTimeout, a crash) or exit with a status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.connector import base
+from agent.connector.base import Connector, Result
+
+Argv = list[str]
+Match = Callable[[Argv], bool]
+# Commands that only look: what a dry run may send.
+READ_ONLY = ("read", "stat", "getent", "true")
+
+
+class Crash(BaseException):  # noqa: N818 - stands for a kill -9, not an error to handle
+    """Stands for the agent being killed: no `except AgentError` catches it."""
+
+
+@dataclass
+class FakeFile:
+    data: bytes
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass
+class Failure:
+    match: Match
+    error: BaseException | type[BaseException] | int
+    skip: int = 0
+    times: int = 1
+    stderr: str = "injected failure"
+
+
+def is_(*words: str) -> Match:
+    """Return a predicate matching an argv that starts with `words`."""
+    return lambda argv: argv[:len(words)] == list(words)
+
+
+class FakeConnector(Connector):
+    """One fake server; thread-safe (reverts run side by side)."""
+
+    def __init__(self, name: str = "web1", accounts: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.accounts = accounts if accounts is not None else {"alice": "/home/alice",
+                                                                "bob": "/home/bob"}
+        self.files: dict[str, FakeFile] = {}
+        self.log: list[Argv] = []
+        self.failures: list[Failure] = []
+        self.closed = 0
+        self._lock = threading.RLock()
+
+    # -- test controls --------------------------------------------------------------------
+    def fail(self, match: Match, error: BaseException | type[BaseException] | int = 1, *,
+             skip: int = 0, times: int = 1) -> Failure:
+        """Fail the (skip+1)-th command matching `match`, and the next `times`-1 ones
+        (-1: every one from then on)."""
+        failure = Failure(match, error, skip, times)
+        self.failures.append(failure)
+        return failure
+
+    def heal(self) -> None:
+        self.failures.clear()
+
+    def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        self.files[path] = FakeFile(data, mode)
+
+    def snapshot(self) -> dict[str, tuple[bytes, int, int, int]]:
+        with self._lock:
+            return {p: (f.data, f.mode, f.uid, f.gid) for p, f in self.files.items()}
+
+    def changing(self) -> list[Argv]:
+        """Return every logged command that could have changed something."""
+        return [a for a in self.log if a[0].rsplit("/", 1)[-1] not in READ_ONLY]
+
+    def close(self) -> None:
+        self.closed += 1
+
+    # -- the transport --------------------------------------------------------------------
+    def _exec(self, argv: list[str], stdin: bytes | None, timeout: float) -> Result:
+        with self._lock:
+            if argv[:2] == ["sh", "-c"] and len(argv) >= 4:
+                script, args = argv[2], argv[4:]
+                if script == base._READ_SCRIPT:
+                    return self._checked(["read", *args], lambda: self._read(args))
+                if script == base._STAT_SCRIPT:
+                    return self._checked(["stat", *args], lambda: self._stat(args))
+                if script == base._WRITE_SCRIPT:
+                    return self._checked(["write", args[0]], lambda: self._write(args, stdin))
+                if script == base._BATCH_SCRIPT:
+                    return self._batch(args)
+            return self._checked(list(argv), lambda: self._command(list(argv), stdin))
+
+    def _checked(self, logical: Argv, body: Callable[[], Result]) -> Result:
+        self.log.append(logical)
+        fire: Failure | None = None
+        for failure in self.failures:  # each failure counts every command it matches
+            if failure.times == 0 or not failure.match(logical):
+                continue
+            if failure.skip:
+                failure.skip -= 1
+            elif fire is None:
+                failure.times -= 1
+                fire = failure
+        if fire is not None:
+            if isinstance(fire.error, int):
+                return Result(fire.error, b"", fire.stderr.encode())
+            raise fire.error
+        return body()
+
+    def _read(self, paths: list[str]) -> Result:
+        out = b""
+        for path in paths:
+            f = self.files.get(path)
+            if f is None:
+                out += b"absent|||||\n"
+                continue
+            digest = hashlib.sha256(f.data).hexdigest()
+            out += (f"regular file|{f.mode:o}|{f.uid}|{f.gid}|{len(f.data)}|{digest}\n".encode()
+                    + f.data)
+        return Result(0, out, b"")
+
+    def _stat(self, paths: list[str]) -> Result:
+        lines = []
+        for path in paths:
+            f = self.files.get(path)
+            lines.append(f"absent|||||{path}" if f is None else
+                         f"regular file|{f.mode:o}|{f.uid}|{f.gid}|{len(f.data)}|{path}")
+        return Result(0, ("\n".join(lines) + "\n").encode(), b"")
+
+    def _write(self, args: list[str], stdin: bytes | None) -> Result:
+        path, mode, owner, size, digest = args
+        data = stdin or b""
+        if len(data) != int(size) or hashlib.sha256(data).hexdigest() != digest:
+            return Result(base.WRITE_MISMATCH, b"", b"received other bytes")
+        uid, _, gid = owner.partition(":")
+        self.files[path] = FakeFile(data, int(mode, 8), int(uid), int(gid))
+        return Result(0, b"", b"")
+
+    def _batch(self, operands: list[str]) -> Result:
+        index = 0
+        while operands:
+            ok, n = operands[0], int(operands[1])
+            argv, operands = operands[2:2 + n], operands[2 + n:]
+            rc = self._checked(argv, lambda a=argv: self._command(a, None)).rc
+            if str(rc) not in ok.split(","):
+                return Result(base.BATCH_FAILED, b"", f"SA-BATCH-FAILED {index} {rc}\n".encode())
+            index += 1
+        return Result(0, b"", b"")
+
+    def _command(self, argv: Argv, stdin: bytes | None) -> Result:
+        if argv[0].endswith("getent") and argv[1:2] == ["passwd"]:
+            home = self.accounts.get(argv[2])
+            if home is None:
+                return Result(2, b"", b"")
+            return Result(0, f"{argv[2]}:x:1000:1000::{home}:/bin/bash\n".encode(), b"")
+        if argv[0] == "tar" and argv[1] == "--create":
+            self.files[argv[2].removeprefix("--file=")] = FakeFile(f"tar of {argv[3]}".encode())
+        if argv[0] == "mv" and argv[2:3] == ["--"] and argv[3] in self.files:
+            self.files[argv[4]] = self.files.pop(argv[3])
+        if argv[:2] in (["rm", "-f"], ["rm", "-rf"]):
+            for path in argv[3:]:
+                for known in [p for p in self.files if p == path or p.startswith(path + "/")]:
+                    del self.files[known]
+        return Result(0, b"", b"")
