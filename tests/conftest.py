@@ -131,3 +131,12 @@ def tree_state(host: TestHost, *folders: str) -> dict[str, tuple]:
 
 WATCHED = ("/etc/apache2", "/var/lib/suspension-agent", "/var/lib/suspension-agent-cases",
            "/home/alice", "/home/bob")
+
+
+RECORDS = "var/lib/suspension-agent-cases"
+
+
+def no_records(state: dict[str, tuple]) -> dict[str, tuple]:
+    """Return a tree_state/snapshot without the server's case records (present, rightly,
+    while a case is open or a change is stuck)."""
+    return {k: v for k, v in state.items() if not k.lstrip("/").startswith(RECORDS)}

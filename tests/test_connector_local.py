@@ -77,3 +77,24 @@ def test_batch_passes_hostile_arguments_intact_and_stops_at_the_first_failure(lo
         local.run_batch([(["true"], (0,)), (["false"], (0,)), (["touch", str(marker)], (0,))])
     assert failed.value.finished == 1 and failed.value.rc == 1
     assert not marker.exists()
+
+
+def test_a_write_cut_by_a_lost_link_leaves_no_temporary_file(tmp_path):
+    """The link drops mid-write: stdin ends early and stderr is a closed pipe, as sshd leaves
+    them. The shell's complaint then raises SIGPIPE; the temporary file must still go."""
+    import subprocess
+
+    from agent.connector.base import _WRITE_SCRIPT, WRITE_MISMATCH
+
+    target = tmp_path / "shared.passwd"
+    whole = b"x" * 1000
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody reads stderr any more
+    proc = subprocess.run(["sh", "-c", _WRITE_SCRIPT, "sh", str(target), "600", "0:0",
+                           str(len(whole)), hashlib.sha256(whole).hexdigest()],
+                          input=whole[:10], stdout=subprocess.DEVNULL, stderr=write_end,
+                          check=False)
+    os.close(write_end)
+    assert proc.returncode in (WRITE_MISMATCH, 91), proc.returncode
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []

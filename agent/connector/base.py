@@ -17,10 +17,13 @@ log = structlog.get_logger("agent.connector")
 # Constant helper scripts run as `sh -c SCRIPT sh ARG...`: the arguments travel as argv
 # entries, never spliced into the script, so no input can change what the shell parses.
 # Write: the server installs the file only when it received exactly the announced size and
-# SHA-256 (a connection dropped half-way ends `cat` like a normal end of input).
+# SHA-256 (a connection dropped half-way ends `cat` like a normal end of input). The temporary
+# file goes on every exit, also when the lost link's closed pipes raise SIGPIPE or SIGHUP
+# (a signal would otherwise end the shell without running its EXIT trap).
 _WRITE_SCRIPT = (
+    't=; trap \'[ -z "$t" ] || rm -f -- "$t"\' EXIT; trap "exit 91" HUP INT TERM PIPE; '
     'set -e; d=$(dirname -- "$1"); t=$(mktemp -- "$d/.sa-tmp.XXXXXXXX"); '
-    'trap \'rm -f -- "$t"\' EXIT; cat > "$t"; n=$(wc -c < "$t"); h=$(sha256sum < "$t"); '
+    'cat > "$t"; n=$(wc -c < "$t"); h=$(sha256sum < "$t"); '
     'if [ "$((n))" != "$4" ] || [ "${h%% *}" != "$5" ]; then '
     'echo "received $((n)) bytes, expected $4 (or a different SHA-256)" >&2; exit 90; fi; '
     'chmod "$2" "$t"; chown "$3" "$t"; mv -f -- "$t" "$1"; trap - EXIT'
