@@ -58,10 +58,11 @@ def walk_suspend(agent_env, host, kind: str) -> None:
     """Kill an `immediate` suspend after its N-th `kind` event for every N; unsuspend each time."""
     before = snapshot(host)
     for n in range(1, LIMIT[kind]):
-        rc, _reply, out = agent_env("suspend", host.name, "alice", "--playbook", "immediate",
-                                    env={ENV: f"{kind}:{n}"})
-        if rc != KILLED:
-            assert rc == 0 and n > AT_LEAST[kind], (n, out)  # every point walked
+        rc, reply, out = agent_env("suspend", host.name, "alice", "--playbook", "immediate",
+                                   env={ENV: f"{kind}:{n}"})
+        if rc != KILLED:  # every point walked
+            assert rc == 0 and n > AT_LEAST[kind], (n, rc, (reply or {}).get("errors"),
+                                                    out[-2000:])
             _all_locked(host)
             rc, _reply, out = agent_env("unsuspend", host.name, "alice")
             assert rc == 0, out
@@ -80,9 +81,10 @@ def walk_unsuspend(agent_env, host, kind: str) -> None:
     rc, _reply, out = agent_env("suspend", host.name, "alice", "--playbook", "immediate")
     assert rc == 0, out
     for n in range(1, LIMIT[kind]):
-        rc, _reply, out = agent_env("unsuspend", host.name, "alice", env={ENV: f"{kind}:{n}"})
+        rc, reply, out = agent_env("unsuspend", host.name, "alice", env={ENV: f"{kind}:{n}"})
         if rc != KILLED:
-            assert rc == 0 and n > AT_LEAST[kind] // 2, (n, out)
+            assert rc == 0 and n > AT_LEAST[kind] // 2, (n, rc, (reply or {}).get("errors"),
+                                                         out[-2000:])
             _all_open(host, before)
             break
         # Payment bounced after all: suspend again; every step must be in force again.

@@ -212,3 +212,23 @@ def test_link_lost_mid_unsuspend_is_retry_later_and_the_next_call_finishes(
     assert rc == 0 and reply["state"] == "active", out
     assert logins(host) == dict.fromkeys(logins(host), "ok")
     assert snapshot(host) == before
+
+
+def test_reloads_of_sshd_side_by_side_never_kill_it(host):
+    """Two agents (or a killed agent's script still running on the server) reloading sshd at
+    once: a second SIGHUP while sshd re-executes kills it. Seen once under load in the crash
+    walk (an unsuspend answered 75: nothing listened any more). The reload script takes a
+    lock beside the pid file, so the reloads follow each other and sshd stays up."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agent.steps.panel_lock import _HUP_SSHD
+
+    def reload() -> int:
+        return host.run(["sh", "-c", _HUP_SSHD, "sh", "/run/sshd.pid"], check=False).returncode
+
+    for _round in range(4):
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            codes = list(pool.map(lambda _i: reload(), range(3)))
+        assert codes == [0, 0, 0], codes
+        assert host.port_open(22)
+    assert clients.ssh_key_login(host, "alice", host.alice_key) == "ok"

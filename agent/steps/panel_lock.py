@@ -21,10 +21,12 @@ from agent.steps.base import Context, FileState, Plan, Run, Write, carry_out, sn
 
 # Constant script; the pid file path arrives as $1, never spliced into the text. sshd answers
 # SIGHUP by re-executing itself, re-reading its config and rewriting its pid file before it
-# accepts again; a second HUP while it is still starting kills it (no handler yet). So: wait
-# until the pid file is 0.3 s old (sshd settled), HUP, then wait until sshd has rewritten its
-# pid file, i.e. the running daemon has read the files as they are now.
+# accepts again; a second HUP while it is still starting kills it (no handler yet). So, under
+# a lock beside the pid file (two agents, or a killed agent's script still running on the
+# server, never interleave): wait until the pid file is 0.3 s old (sshd settled), HUP, then
+# wait until sshd has rewritten its pid file, i.e. the running daemon read the files as now.
 _HUP_SSHD = (
+    'exec 9>>"$1.suspension-agent.lock" && flock -w 60 9 || exit 3; '
     'pid=$(cat -- "$1") && case "$pid" in *[!0-9]*|"") exit 3;; esac; i=0; '
     'while [ "$i" -lt 100 ]; do age=$(( $(date +%s%N) - $(stat -c %.9Y -- "$1" | tr -d .) )); '
     '[ "$age" -ge 300000000 ] && break; sleep 0.05; i=$((i+1)); done; '

@@ -8,7 +8,6 @@ the services take it (graceful Apache, sshd HUP, a fresh PureDB file, ACCOUNT (U
 from __future__ import annotations
 
 import os
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,10 +128,13 @@ def _reload(host: TestHost) -> None:
     host.run(["/usr/sbin/apache2ctl", "graceful"], check=False)
     host.run(["pure-pw", "mkdb", "/etc/pure-ftpd/pureftpd.pdb", "-f",
               "/etc/pure-ftpd/pureftpd.passwd"], check=False)
-    pid_file = host.path("/run/sshd.pid")
     try:
-        pid = int(pid_file.read_text().strip())
+        pid = int(host.path("/run/sshd.pid").read_text().strip())
     except (OSError, ValueError):
         return
     if pid in host.pids():  # only a process of this host's tree
-        os.kill(pid, signal.SIGHUP)
+        # The agent's own reload (locked, waits for sshd to settle and to restart): a bare
+        # SIGHUP here could land while an agent's reload has sshd re-executing, and kill it.
+        from agent.steps.panel_lock import _HUP_SSHD
+
+        host.run(["sh", "-c", _HUP_SSHD, "sh", "/run/sshd.pid"], check=False)
