@@ -54,8 +54,12 @@ class Auditor:
         self.journal = journal
         self.caller = caller
         self.log = structlog.get_logger("agent.audit")
+        # Set for a dry run: nothing is written anywhere, not even "step.failed".
+        self.muted = False
 
     def __call__(self, event: str, **fields: Any) -> None:
+        if self.muted:
+            return
         fields.setdefault("caller", self.caller)
         self.log.info(event, **fields)
         self.journal.event(time.time(), event, **dict(fields))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import click
 
-from agent import audit, recovery, render
+from agent import audit, callers, recovery, render
 from agent import config as config_mod
 from agent.engine import HOLDS, Engine
 from agent.errors import (
@@ -75,7 +75,9 @@ def _clock() -> Callable[[], float]:
 def _engine(g: Globals) -> Engine:
     cfg = config_mod.load(g.config_path)
     audit.configure(cfg.audit_log)
-    return Engine(cfg, Journal(cfg.state_db), g.caller, now=_clock())
+    engine = Engine(cfg, Journal(cfg.state_db), g.caller, now=_clock())
+    engine.audit.muted = g.dry_run  # a dry run leaves nothing in the journal, events included
+    return engine
 
 
 def _emit(g: Globals, obj: dict, text: str) -> None:
@@ -164,9 +166,11 @@ def status(g: Globals, server: str | None, account: str | None) -> None:
     engine = _engine(g)
     try:
         if account is not None and server is not None:
-            _s, target = engine.account_target(server, account)
+            srv, target = engine.account_target(server, account)
             o = engine.report(target)
             errors, warnings = _records_view(engine, server, account)
+            if not o.cases and not o.applied and not errors and not warnings:
+                engine.ensure_suspendable(srv, account)  # "active" only for a real account
             o.errors += errors.get(target, [])
             o.warnings += warnings
             _finish(g, o)
@@ -222,12 +226,22 @@ def tick(g: Globals) -> None:
               help="Who this SSH key belongs to (recorded in the audit log).")
 @click.pass_obj
 def serve_ssh(g: Globals, caller: str) -> None:
-    """Forced-command entry: run the verb in $SSH_ORIGINAL_COMMAND with JSON output."""
+    """Forced-command entry: run the verb in $SSH_ORIGINAL_COMMAND with JSON output.
+
+    The caller gets exactly its rights from `callers:` in the config (by default: the
+    billing hold only); every reply, refusals included, is one JSON object.
+    """
     try:
         args = forced_args(os.environ.get("SSH_ORIGINAL_COMMAND", ""), g.config_path,
                            g.dry_run)
+        cfg = config_mod.load(g.config_path)
+        words = args[args.index("--json") + 1:]
+        words = words[1:] if words[:1] == ["--dry-run"] else words
+        callers.check(caller, cfg.callers.get(caller, callers.DEFAULT), words)
     except BadInput as exc:
         _fail(True, EXIT_USAGE, str(exc))  # the caller is a program: a refusal is JSON too
+    except ConfigError as exc:
+        _fail(True, EXIT_CONFIG, "bad config: " + str(exc))
     os.environ["SUSPENSION_AGENT_CALLER"] = f"ssh:{caller}"
     main(args)
 

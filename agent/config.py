@@ -10,7 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from agent import PROJECT_ROOT, ids
+from agent import PROJECT_ROOT, callers, ids
+from agent.callers import CallerPolicy
 from agent.errors import BadInput, ConfigError
 from agent.schema import Problems, boolean, integer, join, mapping, string, string_list
 
@@ -113,10 +114,13 @@ class Config:
     branding: Branding
     protected_accounts: tuple[str, ...]
     servers: dict[str, Server]
+    # Accounts below this uid (and `nobody`) are system accounts: never suspended.
+    min_uid: int = 1000
+    callers: dict[str, CallerPolicy] = field(default_factory=dict)
 
 
 _TOP = {"state_db", "audit_log", "lock_wait_seconds", "playbooks_dir", "landing_pages_dir",
-        "default_playbook", "branding", "protected_accounts", "servers"}
+        "default_playbook", "branding", "protected_accounts", "servers", "min_uid", "callers"}
 _SERVER = {"panel", "transport", "host", "port", "user", "key_file", "known_hosts",
            "connect_timeout", "sudo", "probe_address", "records_dir", "http_port",
            "https_port", "protected_accounts", "linux"}
@@ -170,6 +174,10 @@ def _server(name: str, doc: object, problems: Problems, base: Path) -> Server | 
                 problems.add(join(path, key), why)
             elif key == "known_hosts" and not os.path.isfile(full):
                 problems.add(join(path, key), f"{full} does not exist")
+            elif key == "known_hosts" and os.stat(full).st_mode & 0o022:
+                # Whoever can write it can make the agent trust their host as this server.
+                problems.add(join(path, key), f"{full} is writable by group or others; "
+                             "chmod go-w it")
     lx = mapping(d.get("linux"), join(path, "linux"), problems, _LINUX)
     paths = {k: string(lx, k, join(path, "linux"), problems) for k in _LINUX if k in lx}
     kw["linux"] = LinuxPaths(**{k: v for k, v in paths.items() if v is not None})
@@ -220,21 +228,55 @@ def parse(doc: object, source: str, base: Path) -> Config:
         branding=_branding(d.get("branding"), problems),
         protected_accounts=tuple(string_list(d, "protected_accounts", "", problems)),
         servers=servers,
+        min_uid=integer(d, "min_uid", "", problems, 1000, 0, 1 << 31),
+        callers=callers.parse(d.get("callers"), problems),
     )
     if problems:
         raise ConfigError(source, problems.items)
     return config
 
 
+MAX_FILE = 1 << 20  # a config or playbook is a few KiB; anything past 1 MiB is not one
+
+
+def read_admin_file(path: str, what: str) -> object:
+    """Return the YAML document of an admin's file (config, playbook).
+
+    Ensures it is a regular file (never blocks on a FIFO, never reads a device), at most
+    MAX_FILE bytes, not writable by others, UTF-8; a parse error names the line and column
+    but never echoes the file's content (it may not be a config at all: /etc/shadow).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read {what}: {exc.strerror}"]) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(path, [f"the {what} is not a regular file"])
+        if st.st_mode & 0o002:
+            raise ConfigError(path, [f"the {what} is writable by others (mode "
+                                     f"{st.st_mode & 0o777:o}); chmod o-w it"])
+        data = os.read(fd, MAX_FILE + 1)
+        while len(data) <= MAX_FILE and (more := os.read(fd, MAX_FILE + 1 - len(data))):
+            data += more
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE:
+        raise ConfigError(path, [f"the {what} is larger than {MAX_FILE} bytes"])
+    try:
+        return yaml.safe_load(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [f"the {what} is not UTF-8 text"]) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(path, [f"malformed YAML: {problem}{where}"]) from exc
+
+
 def load(path: str | None) -> Config:
     """Read and validate the config file; raise ConfigError (exit 78) on any problem."""
     path = path or os.environ.get("SUSPENSION_AGENT_CONFIG") or DEFAULT_PATH
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(path, [f"cannot read config: {exc.strerror}"]) from exc
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, [f"malformed YAML: {exc}"]) from exc
+    doc = read_admin_file(path, "config")
     return parse(doc, path, Path(path).resolve().parent)

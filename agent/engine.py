@@ -17,7 +17,7 @@ from agent.outcome import Outcome, iso, target_dict
 from agent.playbooks import Playbook
 from agent.runner import RunLog, Runner
 
-HOLDS = ("billing", "abuse", "manual")
+HOLDS = ids.HOLDS
 # A stage that failed is tried again by `tick` after 1, 2, 4 ... minutes, at most an hour.
 RETRY_FIRST, RETRY_MAX = 60.0, 3600.0
 
@@ -62,6 +62,8 @@ class Engine:
         return server, (server.name, "account", account)
 
     def playbook(self, server: Server, name: str | None) -> Playbook:
+        if name is not None and not name:
+            raise BadInput("--playbook is empty (leave it out for the default)")
         pb = playbooks.load(self.config.playbooks_dir, name or self.config.default_playbook)
         missing = [s for s in pb.step_names() if not drivers.available(server.panel, s)]
         if missing:
@@ -70,11 +72,18 @@ class Engine:
                 f"{server.panel} driver yet; nothing was changed")
         return pb
 
-    def _ensure_exists(self, server: Server, account: str) -> None:
-        """Raise BadInput before a case is opened for an account the server does not have."""
+    def ensure_suspendable(self, server: Server, account: str) -> None:
+        """Raise BadInput before a case is opened for an account the server does not have,
+        or for a system account (uid below `min_uid`, or the overflow uid of `nobody`)."""
         if server.panel == "linux":
             from agent.drivers import linux
 
+            fields = linux.passwd_entry(self._conn(server), server.linux, account)
+            uid = int(fields[2]) if fields[2].isdigit() else -1
+            if uid < self.config.min_uid or uid == 65534:
+                raise BadInput(f"account {account!r} is a system account on {server.name} "
+                               f"(uid {uid}; customers start at min_uid {self.config.min_uid})"
+                               " and may never be suspended")
             linux.home(self._conn(server), server.linux, account)
 
     def book(self, name: str) -> Playbook:
@@ -100,6 +109,7 @@ class Engine:
         server, target = self.account_target(server_name, account)
         if hold not in HOLDS:
             raise BadInput(f"unknown hold {hold!r} (use {', '.join(HOLDS)})")
+        reason = ids.reason(reason)
         pb = self.playbook(server, playbook)
         with self._lock(target):
             log = RunLog()
@@ -126,7 +136,7 @@ class Engine:
         case = next((c for c in self.journal.open_cases(*target) if c.hold == hold), None)
         message = ""
         if case is None:
-            self._ensure_exists(server, target[2])
+            self.ensure_suspendable(server, target[2])
             if dry_run:
                 case = Case("dry-run", *target, hold, pb.name, reason, self.caller,
                             self.now(), -1, self.now(), "open")

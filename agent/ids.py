@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from agent.errors import BadInput
 
@@ -22,9 +23,34 @@ _DOMAIN = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)*{_LABEL}$")
 _DB_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
+REASON_MAX = 500
+# Why an account is held; each hold is lifted on its own (billing pays, abuse is cleared).
+HOLDS = ("billing", "abuse", "manual")
+
+
 def _show(value: str) -> str:
     shown = value if len(value) <= 40 else value[:37] + "..."
     return repr(shown)
+
+
+def printable(text: str) -> str:
+    """Return `text` with every control or format character shown as an escape (\\x1b ...),
+    so that nothing a caller stored can drive an admin's terminal or forge a line."""
+    return "".join(c if c == " " or (c.isprintable() and unicodedata.category(c) != "Cf")
+                   else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def reason(text: str | None) -> str | None:
+    """Return `text` when it is a usable --reason: printable, one line, at most REASON_MAX."""
+    if text is None:
+        return None
+    if not text.strip():
+        raise BadInput("--reason is empty (leave it out, or say why)")
+    if len(text) > REASON_MAX:
+        raise BadInput(f"--reason is {len(text)} characters; at most {REASON_MAX}")
+    if printable(text) != text:
+        raise BadInput(f"--reason holds control characters: {printable(text)[:60]!r}")
+    return text
 
 
 def account(name: str, panel: str = "linux") -> str:

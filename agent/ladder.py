@@ -15,7 +15,9 @@ def ladder(engine: Engine, server_name: str, account: str, playbook: str | None)
     Steps the server's driver does not implement are listed as not available.
     """
     server, target = engine.account_target(server_name, account)
-    pb = playbooks.load(engine.config.playbooks_dir, playbook or engine.config.default_playbook)
+    pb = engine.playbook(server, playbook) if playbook == "" else playbooks.load(
+        engine.config.playbooks_dir, playbook or engine.config.default_playbook)
+    engine.ensure_suspendable(server, account)
     runner = Runner(engine, server, engine._conn(server), target)
     out = []
     for stage in pb.stages:

@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from agent import ids
+from agent.config import read_admin_file
 from agent.errors import BadInput, ConfigError
 from agent.schema import Problems, duration, join, mapping
 
@@ -153,8 +152,4 @@ def load(directory: str, name: str) -> Playbook:
     if not path.is_file():
         known = sorted(p.stem for p in Path(directory).glob("*.yaml"))
         raise BadInput(f"unknown playbook {name!r} (known: {', '.join(known) or 'none'})")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), [f"malformed YAML: {exc}"]) from exc
-    return parse(doc, name, str(path))
+    return parse(read_admin_file(str(path), "playbook"), name, str(path))

@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+from agent.ids import printable
 from agent.outcome import Outcome
 
 
@@ -36,7 +37,7 @@ def outcome_text(o: Outcome, dry_run: bool = False) -> str:
              + (f" (holds: {', '.join(o.holds)})" if o.holds else "")
              + (f", stage {o.stage}" if o.stage is not None and o.stage >= 0 else "")]
     if o.message:
-        lines.append(f"  note: {o.message}")
+        lines.append(f"  note: {printable(o.message)}")
     for p in o.plans:
         lines.append(f"  {'revert ' if p.get('revert') else ''}{p['step']}"
                      + (f" (stage {p['stage']})" if "stage" in p else "")
@@ -44,14 +45,15 @@ def outcome_text(o: Outcome, dry_run: bool = False) -> str:
         lines += [f"    {a}" for a in p["actions"]]
     for c in o.cases:
         if "stuck" in c:
-            lines.append(f"  STUCK    {c['stuck']}: still applied, revert failed: {c['error']}")
+            lines.append(f"  STUCK    {c['stuck']}: still applied, revert failed: "
+                         f"{printable(str(c['error']))}")
             continue
         lines.append(f"  case     {c['id']} hold {c['hold']}, playbook {c['playbook']}, "
                      f"stage {c['stage']} reached, next due "
                      f"{c['next_due'] or 'never (last stage reached)'}")
         if c.get("failures"):
             lines.append(f"  RETRY    the next stage failed {c['failures']} time(s), tried again "
-                         f"at {c['next_due']}: {c['last_error']}")
+                         f"at {c['next_due']}: {printable(str(c['last_error']))}")
     for a in o.applied:
         lines.append(f"  applied  {a['step']:<14} stage {a['stage']}  since {a['at']}"
                      + ("  (changed now)" if a["changed"] else ""))
@@ -60,7 +62,7 @@ def outcome_text(o: Outcome, dry_run: bool = False) -> str:
     for p in o.pending:
         lines.append(f"  pending  {p['step']:<14} due {p['due']} ({p['hold']})")
     for e in o.errors:
-        lines.append(f"  ERROR    {e['step']}: {e['message']}")
+        lines.append(f"  ERROR    {e['step']}: {printable(str(e['message']))}")
     lines += [f"  WARNING  {w}" for w in o.warnings]
     return "\n".join(lines)
 
@@ -82,7 +84,11 @@ def history_text(events: list[dict]) -> str:
         # The commands carried out are in --json; the table says how many.
         extra = " ".join(f"{k}={len(v)} lines" if k == "actions" else f"{k}={v}"
                          for k, v in e["detail"].items())
-        lines.append(f"{when}Z  {e['event']:<18} {e['step'] or '-':<13} "
-                     f"{e['outcome'] or '-':<9} {e['hold'] or '-':<8} {e['caller'] or '-'} {extra}")
+        # Stored text (a caller's --reason, an error from the server) may hold escape
+        # sequences or newlines: shown escaped, it can neither drive the terminal nor forge
+        # a line of this table.
+        lines.append(printable(f"{when}Z  {e['event']:<18} {e['step'] or '-':<13} "
+                               f"{e['outcome'] or '-':<9} {e['hold'] or '-':<8} "
+                               f"{e['caller'] or '-'} {extra}"))
     return "\n".join(lines) or "no history"
 

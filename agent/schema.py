@@ -7,6 +7,7 @@ from typing import Any
 
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
 class Problems:
@@ -38,7 +39,10 @@ def mapping(doc: Any, path: str, problems: Problems, allowed: set[str]) -> dict:
         return {}
     for key in doc:
         if key not in allowed:
-            problems.add(join(path, key), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+            # A file that is not a config at all (say /etc/shadow) must not be echoed back.
+            shown = key if isinstance(key, str) and _PLAIN_KEY.fullmatch(key) else "<a key>"
+            problems.add(join(path, shown),
+                         f"unknown key (allowed: {', '.join(sorted(allowed))})")
     return doc
 
 
