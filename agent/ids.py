@@ -20,7 +20,6 @@ _PLAYBOOK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # RFC 1123 host names, at most 253 characters, labels up to 63.
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)*{_LABEL}$")
-_DB_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
 REASON_MAX = 500
@@ -91,7 +90,10 @@ def domain(name: str) -> str:
 
 
 def database(name: str) -> str:
-    """Return `name` when it is a plain MariaDB database name (no quoting needed)."""
-    if not _DB_NAME.fullmatch(name or ""):
-        raise BadInput(f"database name {_show(name)} is not valid")
+    """Return `name` when MariaDB allows it as a database name (its own rules: 1-64
+    characters, none of '/', '\\', '.', no control characters, no trailing space). It only
+    ever travels as one argv entry or a backquoted identifier, so '-' or ' ' are fine."""
+    if (not name or len(name) > 64 or name != name.rstrip(" ")
+            or any(c in "/\\." for c in name) or not name.isprintable()):
+        raise BadInput(f"database name {_show(name or '')} is not valid in MariaDB")
     return name

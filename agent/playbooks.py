@@ -9,13 +9,15 @@ from typing import Any
 from agent import ids
 from agent.config import read_admin_file
 from agent.errors import BadInput, ConfigError
-from agent.schema import Problems, duration, join, mapping
+from agent.schema import Problems, duration, join, mapping, size
 
 # Every step the schema knows, with its parameters and how to check each one. The step
 # registry (agent.steps) must cover exactly these names; a test keeps the two in step.
 _DUR = "duration"
+_SIZE = "size like 500M or 20G"
 STEP_PARAMS: dict[str, dict[str, Any]] = {
-    "backup": {"reuse_if_newer_than": _DUR, "databases": bool},
+    "backup": {"reuse_if_newer_than": _DUR, "databases": bool, "max_size": _SIZE,
+               "max_time": _DUR},
     "landing_page": {"language": ("en", "es", "pt", "nl", "de", "fr")},
     "mail_block": {"incoming": ("accept", "reject", "defer")},
     "ftp_lock": {},
@@ -60,6 +62,8 @@ class Playbook:
 def _param_ok(kind: Any, value: Any) -> bool:
     if kind == _DUR:
         return duration(value) is not None
+    if kind == _SIZE:
+        return size(value) is not None
     if kind is bool:
         return isinstance(value, bool)
     return value in kind

@@ -97,6 +97,23 @@ def string_list(doc: dict, key: str, path: str, problems: Problems) -> list[str]
     return list(value)
 
 
+_SIZE = re.compile(r"^(\d+)\s*([KMGT]?)$")
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def size(value: Any) -> int | None:
+    """Return bytes for '500M', '20G', '1T' (binary units) or a bare int of bytes, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if isinstance(value, str):
+        match = _SIZE.match(value.strip().upper())
+        if match and int(match.group(1)) > 0:
+            return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+    return None
+
+
 def duration(value: Any) -> int | None:
     """Return seconds for '0s', '90s', '15m', '24h', '3d' (or a bare int of seconds), else None."""
     if isinstance(value, bool):

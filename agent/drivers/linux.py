@@ -137,4 +137,19 @@ def databases(conn: Connector, paths: LinuxPaths, account: str) -> list[str]:
         raise BadInput("db_pattern must not contain quotes")
     # The account name is validated (ids.account) before it gets here; the pattern is config.
     result = conn.run(mysql_argv(paths), stdin=f"SHOW DATABASES LIKE '{pattern}';\n".encode())
-    return [ids.database(name) for name in result.text.split()]
+    # One name a line, in --batch's escaping (a name may hold spaces or '-').
+    return [ids.database(batch_value(line)) for line in result.text.split("\n") if line]
+
+
+def batch_value(field: str) -> str:
+    """Undo the mysql client's --batch escaping of one output field (\\t \\n \\0 \\\\)."""
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and i + 1 < len(field):
+            out.append({"t": "\t", "n": "\n", "0": "\0", "\\": "\\"}.get(field[i + 1],
+                                                                     field[i + 1]))
+            i += 2
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)

@@ -12,10 +12,28 @@ from typing import Any
 
 from agent.drivers import linux
 from agent.errors import AgentError, StepError
-from agent.schema import duration
+from agent.schema import duration, size
 from agent.steps.base import Context, Plan, Run, carry_out
 
 DUMP_NAME = "databases"
+# Default bound of the archive's own run: a backup that cannot finish in this time fails
+# (and nothing else happens), instead of holding the account half-suspended for hours.
+MAX_TIME = 2 * 3600
+# Constant script, run as `sh -c TAR_SCRIPT sh WARNINGS SECONDS TAR ARGS...`. The server
+# itself stops tar after SECONDS (`timeout`), so no archive keeps growing after the agent
+# gave up. GNU tar exits 1 when a file changed while it read it (the customer is writing):
+# not a failure, since the archive is still verified below; its complaints are kept in
+# WARNINGS beside the archive. Exit 2 or more is a failure with tar's own words.
+_TAR_SCRIPT = (
+    'w=$1; t=$2; shift 2; timeout -k 30 "$t" "$@" 2> "$w"; rc=$?; '
+    'if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then rm -f -- "$w"; '
+    'echo "the archive took longer than $t s (the playbook\'s max_time); stopped" >&2; '
+    'exit 124; fi; if [ "$rc" -gt 1 ]; then cat -- "$w" >&2; rm -f -- "$w"; exit "$rc"; fi; '
+    '[ -s "$w" ] || rm -f -- "$w"; exit 0'
+)
+# Constant script: the home's biggest folders (disk use, this file system only), for the
+# message when a size limit is hit.
+_BIGGEST = 'du -x --block-size=1 --max-depth=3 -- "$1" 2>/dev/null | sort -rn | head -n 6'
 
 
 class Backup:
@@ -33,6 +51,8 @@ class Backup:
         home = linux.home(ctx.conn, paths, ctx.account)
         dbs = linux.databases(ctx.conn, paths, ctx.account) if ctx.params.get(
             "databases", True) else []
+        self._within_size(ctx, home)
+        max_time = duration(ctx.params.get("max_time")) or MAX_TIME
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(ctx.now))
         archive = f"{paths.backup_dir}/{ctx.account}-{stamp}-{ctx.case_id}.tar.gz"
         staging = f"{paths.backup_dir}/.staging-{ctx.case_id}"
@@ -47,14 +67,36 @@ class Backup:
                                 f"--result-file={staging}/{DUMP_NAME}/{ctx.account}.sql"],
                                timeout=3600))
         actions += [
-            Run([paths.tar, "--create", "--gzip", f"--file={archive}.partial",
-                 "-C", "/", home.lstrip("/"), "-C", staging, DUMP_NAME], timeout=6 * 3600),
+            # --sparse: a file with holes (`truncate -s 1T`) is stored as holes, not read as
+            # a terabyte of zeros.
+            Run(["sh", "-c", _TAR_SCRIPT, "sh", f"{archive}.warnings", str(max_time),
+                 paths.tar, "--create", "--gzip", "--sparse", f"--file={archive}.partial",
+                 "-C", "/", home.lstrip("/"), "-C", staging, DUMP_NAME],
+                timeout=max_time + 120),
             Run(["mv", "-f", "--", f"{archive}.partial", archive]),
             Run(["rm", "-rf", "--", staging]),
         ]
         return Plan(self.name, actions, facts={"home": home, "databases": dbs},
                     undo={"archive": archive, "staging": staging, "home": home,
                           "databases": dbs, "reused": False})
+
+    def _within_size(self, ctx: Context, home: str) -> None:
+        """Refuse (before anything changes) a home above the playbook's `max_size` on disk,
+        naming its biggest folders; holes of sparse files do not count, as they are not
+        archived."""
+        limit = size(ctx.params.get("max_size"))
+        if not limit:
+            return
+        used = int(ctx.conn.run(["du", "-s", "-x", "--block-size=1", "--", home],
+                                timeout=3600).text.split()[0])
+        if used <= limit:
+            return
+        biggest = ctx.conn.run(["sh", "-c", _BIGGEST, "sh", home], timeout=3600).text
+        top = ", ".join(f"{p} ({_human(int(n))})" for n, p in
+                        (line.split("\t", 1) for line in biggest.splitlines()[1:] if "\t" in line))
+        raise StepError(f"the home of {ctx.account} uses {_human(used)} on disk, above the "
+                        f"playbook's backup max_size {_human(limit)}; biggest: {top or home}. "
+                        "Nothing was changed: raise max_size, or clean up, then suspend again")
 
     def _reusable(self, ctx: Context) -> dict | None:
         limit = duration(ctx.params.get("reuse_if_newer_than"))
@@ -83,7 +125,8 @@ class Backup:
 
     def clean_partial(self, ctx: Context, undo: dict[str, Any]) -> None:
         """Remove what an unfinished backup left: the staging folder and partial archive."""
-        ctx.conn.run(["rm", "-rf", "--", undo["staging"], undo["archive"] + ".partial"])
+        ctx.conn.run(["rm", "-rf", "--", undo["staging"], undo["archive"] + ".partial",
+                      undo["archive"] + ".warnings"])
 
     def _check(self, ctx: Context, undo: dict[str, Any]) -> dict[str, Any]:
         """Ensure the archive exists, lists cleanly and holds what it should; return its facts."""
@@ -101,10 +144,12 @@ class Backup:
             if f"{DUMP_NAME}/{ctx.account}.sql" not in listing:
                 raise StepError(f"backup archive {archive} does not hold the dump of {db}")
         digest = ctx.conn.run([paths.sha256sum, "--", archive], timeout=3600).text.split()[0]
+        warned = ctx.conn.read(f"{archive}.warnings")
+        warnings = warned.decode("utf-8", "replace").splitlines()[:20] if warned else []
         if undo.get("sha256") and undo["sha256"] != digest:
             raise StepError(f"backup archive {archive} changed since it was taken")
         return {"sha256": digest, "size": st.size, "entries": len(listing), "taken_at": ctx.now
-                if not undo.get("taken_at") else undo["taken_at"]}
+                if not undo.get("taken_at") else undo["taken_at"], "warnings": warnings}
 
     def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
         # Backups are kept after the suspension is lifted: the agent never deletes customer data.
@@ -113,3 +158,11 @@ class Backup:
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         if suspended:
             self._check(ctx, undo)
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
