@@ -8,7 +8,17 @@ import click
 
 from agent import config as config_mod
 from agent import landing, recovery, render
-from agent.cli import EXIT_BUSY, EXIT_FAILED, EXIT_OK, Globals, _emit, _engine, _exit_for_many, cli
+from agent.cli import (
+    EXIT_BUSY,
+    EXIT_FAILED,
+    EXIT_OK,
+    Globals,
+    _emit,
+    _engine,
+    _exit_for,
+    _exit_for_many,
+    cli,
+)
 from agent.ladder import ladder
 
 
@@ -40,6 +50,25 @@ def history(g: Globals, server: str, account: str) -> None:
     events = _engine(g).history(server, account)
     _emit(g, {"ok": True, "events": events}, render.history_text(events))
 
+
+
+@cli.command()
+@click.argument("server")
+@click.argument("account")
+@click.option("--handled", "step", metavar="STEP",
+              help="Record that STEP's stuck change was undone by hand (needs --reason).")
+@click.option("--reason", metavar="TEXT", help="What was done by hand (audited).")
+@click.pass_obj
+def resolve(g: Globals, server: str, account: str, step: str | None,
+            reason: str | None) -> None:
+    """Retry the stuck changes of ACCOUNT now, or mark one as undone by hand."""
+    engine = _engine(g)
+    try:
+        outcome = recovery.resolve(engine, server, account, step, reason, g.dry_run)
+    finally:
+        engine.close()
+    _emit(g, render.outcome_dict(outcome), render.outcome_text(outcome, g.dry_run))
+    sys.exit(_exit_for(outcome))
 
 
 @cli.command()

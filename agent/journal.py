@@ -2,7 +2,8 @@
 
 SQLite in WAL mode. A change row is written as `intent` before the server is touched and
 becomes `done` after; a revert goes `reverting` then `reverted`; a revert that failed is
-`stuck` (needs a human). An `intent` or `reverting` row found later means a run died there.
+`stuck` (needs a human: `resolve` retries it, or records as `resolved` that an admin undid
+it by hand). An `intent` or `reverting` row found later means a run died there.
 """
 
 from __future__ import annotations

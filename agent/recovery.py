@@ -124,3 +124,41 @@ def warning(server_name: str, name: str, case_ids: list[str]) -> dict:
         f"the server holds case(s) {', '.join(case_ids)} that this journal does not know "
         f"(journal lost or restored from an old copy?): run `suspension-agent recover "
         f"{server_name} {name}`; the next suspend or unsuspend of it also takes them over")}
+
+
+def resolve(engine: Engine, server_name: str, account: str, step: str | None,
+            reason: str | None, dry_run: bool) -> Outcome:
+    """Retry every stuck change of ACCOUNT now, or (with `step` and `reason`) record that an
+    admin undid that stuck step by hand.
+
+    Ensures a stuck change never needs a hand edit of the journal: either its revert runs
+    again (`stuck` becomes `reverted`, or stays stuck with the new error), or it becomes
+    `resolved` with who said so and why, in the audit trail; the server's record follows.
+    """
+    server, target = engine.account_target(server_name, account)
+    if step is not None and not ids.reason(reason):
+        raise BadInput("--handled needs --reason (what was done by hand)")
+    with engine._lock(target):
+        log = RunLog()
+        runner = Runner(engine, server, engine._conn(server), target)
+        stuck = [c for c in engine.journal.active_changes(*target) if c.state == "stuck"]
+        if step is not None:
+            mine = [c for c in stuck if c.step == step]
+            if not mine:
+                raise BadInput(f"no stuck {step} change on {account} (stuck: "
+                               f"{', '.join(c.step for c in stuck) or 'none'})")
+            if not dry_run:
+                for change in mine:
+                    engine.journal.mark(change.seq, "resolved", engine.now(),
+                                        error=f"resolved by hand: {reason}")
+                    engine.audit("change.resolved", server=target[0], kind=target[1],
+                                 name=target[2], case_id=change.case_id, step=step,
+                                 reason=reason, outcome="resolved")
+            message = f"{step} marked as undone by hand" + (" (dry run)" if dry_run else "")
+        elif dry_run:
+            message = f"would retry: {', '.join(c.step for c in stuck) or 'nothing is stuck'}"
+        else:
+            runner.recover(log)
+            message = "" if stuck else "nothing is stuck"
+        settle(runner, log, dry_run)
+    return engine.report(target, log, message)

@@ -34,6 +34,15 @@ class Run:
         conn.run(self.argv, stdin=self.stdin, ok_codes=self.ok_codes, timeout=self.timeout)
 
 
+def file_lines(data: bytes | None) -> list[str]:
+    """Return a file's lines exactly as EditLines sees them: split on "\\n" only, so a line
+    ending in "\\r" (a file edited on Windows) keeps it and is matched as it is."""
+    if not data:
+        return []
+    lines = data.decode("utf-8", "surrogateescape").split("\n")
+    return lines[:-1] if lines[-1] == "" else lines
+
+
 @dataclass(frozen=True)
 class EditLines:
     """Replace whole lines of a file in place, leaving every other line as it is.

@@ -18,8 +18,6 @@ from agent.drivers import linux
 from agent.errors import StepError, VerifyFailed
 from agent.steps.base import Context, Plan, Run, carry_out
 
-_USER = re.compile(r"^[A-Za-z0-9_.$-]{1,80}$")
-_HOST = re.compile(r"^[A-Za-z0-9_.%:/-]{1,255}$")
 # First versions with ACCOUNT LOCK (MariaDB 10.4.2 and MySQL 5.7.6 release notes).
 MIN_VERSION = {"mariadb": (10, 4, 2), "mysql": (5, 7, 6)}
 
@@ -34,12 +32,25 @@ def server_kind(version: str) -> tuple[str, tuple[int, ...]]:
 
 
 def sql_string(value: str) -> str:
-    """Quote a validated identifier as an SQL string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+    """Return `value` as an SQL string: a hex literal, the same under every sql_mode
+    (NO_BACKSLASH_ESCAPES, ANSI_QUOTES) whatever characters the name holds."""
+    return f"_utf8mb4 X'{value.encode().hex()}'" if value else "''"
+
+
+def sql_name(value: str) -> str:
+    """Return a user or host name as a backquoted identifier (backquotes doubled)."""
+    return "`" + value.replace("`", "``") + "`"
+
+
+def quotable(value: str) -> bool:
+    """Return True for a user or host name db_lock can name in a statement: MariaDB allows
+    nearly anything (`alice_x y`), but a control character in a name is refused."""
+    return bool(value) and len(value) <= 255 and value.isprintable()
 
 
 def account_users(ctx: Context) -> tuple[str, list[tuple[str, str, bool]]]:
-    """Return the server kind and the account's users as (user, host, locked)."""
+    """Return the server kind and the account's users as (user, host, locked); a user whose
+    name cannot be written in a statement is returned as locked=None (reported, skipped)."""
     paths = ctx.server.linux
     version = _query(ctx, "SELECT VERSION();")
     kind, number = server_kind(version[0][0] if version else "")
@@ -57,9 +68,8 @@ def account_users(ctx: Context) -> tuple[str, list[tuple[str, str, bool]]]:
     users = []
     for row in _query(ctx, sql):
         user, host, flag = row[0], row[1], row[2].lower()
-        if not _USER.match(user) or not _HOST.match(host):
-            raise StepError(f"database user {user!r}@{host!r} has a name db_lock will not quote")
-        users.append((user, host, flag in ("true", "y", "1")))
+        ok = quotable(user) and quotable(host)
+        users.append((user, host, flag in ("true", "y", "1") if ok else None))
     return kind, users
 
 
@@ -70,15 +80,16 @@ class DbLock:
 
     def plan(self, ctx: Context) -> Plan:
         kind, users = account_users(ctx)
-        to_lock = [(u, h) for u, h, locked in users if not locked]
+        to_lock = [(u, h) for u, h, locked in users if locked is False]
         already = [f"{u}@{h}" for u, h, locked in users if locked]
+        odd = [f"{u!r}@{h!r}" for u, h, locked in users if locked is None]
         actions: list = [_alter(ctx, u, h, "LOCK") for u, h in to_lock]
         if to_lock:
             names = sorted({u for u, _h in to_lock})
             actions.append(KillSessions(tuple(linux.mysql_argv(ctx.server.linux)), tuple(names)))
         return Plan(self.name, actions,
                     facts={"server": kind, "locked": [f"{u}@{h}" for u, h in to_lock],
-                           "already_locked": already},
+                           "already_locked": already, "skipped_odd_names": odd},
                     undo={"users": [list(x) for x in to_lock], "already_locked": already})
 
     def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
@@ -105,7 +116,7 @@ class DbLock:
 
 
 def _alter(ctx: Context, user: str, host: str, how: str) -> Run:
-    sql = f"ALTER USER {sql_string(user)}@{sql_string(host)} ACCOUNT {how};\n"
+    sql = f"ALTER USER {sql_name(user)}@{sql_name(host)} ACCOUNT {how};\n"
     return Run(linux.mysql_argv(ctx.server.linux), stdin=sql.encode())
 
 
@@ -134,4 +145,5 @@ class KillSessions:
 
 def _query(ctx: Context, sql: str) -> list[list[str]]:
     result = ctx.conn.run(linux.mysql_argv(ctx.server.linux), stdin=sql.encode())
-    return [line.split("\t") for line in result.text.splitlines() if line]
+    return [[linux.batch_value(f) for f in line.split("\t")]
+            for line in result.text.split("\n") if line]

@@ -16,7 +16,7 @@ from typing import Any
 
 from agent.drivers import linux
 from agent.errors import VerifyFailed
-from agent.steps.base import Context, EditLines, Plan, Run, carry_out
+from agent.steps.base import Context, EditLines, Plan, Run, carry_out, file_lines
 
 LOCK = "ftp"
 
@@ -97,8 +97,7 @@ class FtpLock:
 
 
 def _lines(ctx: Context, path: str) -> list[str]:
-    raw = ctx.conn.read(path)
-    return raw.decode("utf-8", "surrogateescape").splitlines() if raw is not None else []
+    return file_lines(ctx.conn.read(path))
 
 
 def _mkdb(paths) -> Run:  # noqa: ANN001 - LinuxPaths

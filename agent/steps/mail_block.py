@@ -18,7 +18,17 @@ from typing import Any
 
 from agent.errors import StepError, VerifyFailed
 from agent.steps import service_probes as probes
-from agent.steps.base import Context, EditLines, FileState, Plan, Run, Write, carry_out, snapshot
+from agent.steps.base import (
+    Context,
+    EditLines,
+    FileState,
+    Plan,
+    Run,
+    Write,
+    carry_out,
+    file_lines,
+    snapshot,
+)
 
 LOCK_PREFIX = "*LOCKED*"
 # Dovecot's passwd-file passdb re-stats its file at most once per second of its own clock
@@ -73,7 +83,7 @@ class MailBlock:
             if raw is None:
                 continue
             pairs = []
-            for line in raw.decode("utf-8", "surrogateescape").splitlines():
+            for line in file_lines(raw):
                 user, sep, rest = line.partition(":")
                 if not sep or not user or user.startswith("#"):
                     continue
@@ -97,7 +107,10 @@ class MailBlock:
         # answers: wait that second and flush, so no new login slips in, then end sessions.
         if edits:
             actions.append(_settle(paths.doveadm, [e.path for e in edits]))
-        actions += [Run([paths.doveadm, "kick", address], ok_codes=(0, 68)) for address in locked]
+        # Only names Dovecot accepts at login can hold a session ("*" would be a wildcard, a
+        # name with a space is refused at login anyway); "--" ends options ("-a@shop.test").
+        actions += [Run([paths.doveadm, "kick", "--", address], ok_codes=(0, 68))
+                    for address in locked if probes.dovecot_login_name(address)]
         undo = {"edits": [{"path": e.path, "pairs": [list(p) for p in e.pairs]} for e in edits],
                 "files": [before[f].to_dict() for f in files if not before[f].exists],
                 "locked": locked, "already_disabled": already,
@@ -150,19 +163,22 @@ class MailBlock:
         found = ctx.conn.read_many([e["path"] for e in undo["edits"]]
                                    + [d["path"] for d in undo["files"]])
         for edit in undo["edits"]:
-            raw = found[edit["path"]].data or b""
-            lines = raw.decode("utf-8", "surrogateescape").splitlines()
+            lines = file_lines(found[edit["path"]].data)
             for old, new in edit["pairs"]:
                 user = old.split(":", 1)[0]
                 if (new if suspended else old) not in lines:
                     problems.append(f"{edit['path']}: {user} is "
                                     f"{'not locked' if suspended else 'still locked'}")
-        for address in probes.dovecot_unknown(ctx.conn, paths.doveadm, undo["locked"][:3]):
+        plain = [a for a in undo["locked"] if probes.dovecot_login_name(a)]
+        for address in probes.dovecot_unknown(ctx.conn, paths.doveadm, plain[:3]):
             problems.append(f"Dovecot does not know mailbox {address}")
         for d in undo["files"]:
             if found[d["path"]].exists != suspended:
                 problems.append(f"{d['path']} should {'' if suspended else 'not '}exist")
-        mailbox = (undo["locked"] + undo["already_disabled"])[:1]
+        # Exim's ACL keys on the domain's owner, so any plain address of the account will do;
+        # with none, the hook files read above are what Exim's ACL reads.
+        mailbox = [a for a in undo["locked"] + undo["already_disabled"]
+                   if probes.plain_address(a)][:1]
         if mailbox:
             want = {"accept": 250, "reject": 550, "defer": 451}[
                 undo["incoming"] if suspended else "accept"]

@@ -13,7 +13,22 @@ _ADDRESS = re.compile(r"^[A-Za-z0-9._%+=-]{1,64}@[A-Za-z0-9.-]{1,253}$")
 PROBE_CLIENT = "192.0.2.1"  # TEST-NET-1: `exim -bh` only pretends a client came from there
 
 
-_LOOKUPS = ('d=$1; shift; for a do "$d" auth lookup "$a" >/dev/null 2>&1; rc=$?; '
+# Dovecot's default auth_username_chars: a login name with any other character is refused
+# before any passdb is asked, so such a mailbox can neither log in nor hold a session.
+_LOGIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@")
+
+
+def dovecot_login_name(address: str) -> bool:
+    """Return True when Dovecot (default auth_username_chars) accepts `address` as a login."""
+    return bool(address) and set(address) <= _LOGIN_CHARS
+
+
+def plain_address(address: str) -> bool:
+    """Return True when `address` can go into an SMTP test dialogue as it is."""
+    return bool(_ADDRESS.fullmatch(address))
+
+
+_LOOKUPS = ('d=$1; shift; for a do "$d" auth lookup -- "$a" >/dev/null 2>&1; rc=$?; '
             'case $rc in 0) ;; 67|68) echo "$a";; *) echo "error $rc $a" >&2; exit 3;; esac; done')
 
 
@@ -37,7 +52,7 @@ def exim_rcpt(conn: Connector, exim: str, address: str) -> int:
     `exim -bh` runs a real SMTP session through the live configuration and ACLs without
     accepting a message or opening a socket.
     """
-    if not _ADDRESS.match(address):
+    if not _ADDRESS.fullmatch(address):
         raise VerifyFailed(f"cannot probe odd mail address {address!r}")
     dialogue = (f"EHLO probe.invalid\r\nMAIL FROM:<>\r\nRCPT TO:<{address}>\r\n"
                 "QUIT\r\n").encode()
