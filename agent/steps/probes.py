@@ -74,9 +74,12 @@ def _one(server: Server, target: tuple, suspended: bool, token: str) -> list[str
             problems.append(f"{'https' if tls else 'http'}://{domain}/ answered "
                             f"{resp.status_code}, expected {want}")
         if suspended:
+            # The ACME exemption covers only files that exist: a missing challenge name is
+            # the landing page too (else a customer's .htaccess could serve the site there).
             acme = fetch(server, domain, f"/.well-known/acme-challenge/sa-probe-{token}", tls)
-            if acme.status_code == 503:
-                problems.append(f"{domain}: ACME challenge path is blocked (503)")
+            if not looks_suspended(acme):
+                problems.append(f"{domain}: a missing ACME challenge answered "
+                                f"{acme.status_code}, not the landing page")
     except requests.RequestException as exc:
         problems.append(f"{domain} (port {port}): no HTTP answer: {exc.__class__.__name__}")
     return problems
