@@ -60,6 +60,11 @@ def _linux(conn: Connector, p: LinuxPaths, lines: list[str]) -> bool:
                           ok_codes=(0, 1, 2)).rc == 0),
         ("the database server supports ACCOUNT LOCK", lambda: _account_lock(conn, p)),
     ]
+    passdbs = service_probes.dovecot_passdbs(conn, p.doveconf)
+    others = service_probes.foreign_passdbs(passdbs, f"{p.vmail_dir}/%d/shadow")
+    lines.append(f"Dovecot passdbs: {len(passdbs)}; not controlled by the agent: "
+                 + ("; ".join(others) or "none"))
+    ok = ok and not others
     for text, probe in probes:
         detail = ""
         try:

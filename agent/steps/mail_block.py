@@ -77,7 +77,10 @@ class MailBlock:
             raise StepError(f"{paths.exim_hook_dir} does not exist: Exim is not set up with the "
                             "suspension-agent ACL (see docs/linux-host.md)")
         edits, locked, already = [], [], []
-        for domain in mail_domains(ctx):
+        domains = mail_domains(ctx)
+        if domains:
+            _refuse_foreign_passdbs(ctx)
+        for domain in domains:
             shadow = f"{paths.vmail_dir}/{domain}/shadow"
             raw = ctx.conn.read(shadow)
             if raw is None:
@@ -156,9 +159,13 @@ class MailBlock:
     def _probe(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         paths = ctx.server.linux
         problems = []
-        if suspended and undo["locked"] and not probes.dovecot_reads(ctx.conn, paths.doveconf,
-                                                       f"{paths.vmail_dir}/%d/shadow"):
-            problems.append(f"Dovecot's passdb does not read {paths.vmail_dir}/%d/shadow")
+        if suspended and undo["locked"]:
+            pattern = f"{paths.vmail_dir}/%d/shadow"
+            passdbs = probes.dovecot_passdbs(ctx.conn, paths.doveconf)
+            if not any(pattern in p.get("args", "").split() for p in passdbs):
+                problems.append(f"Dovecot's passdb does not read {pattern}")
+            problems += [f"Dovecot also authenticates through {o}"
+                         for o in probes.foreign_passdbs(passdbs, pattern)]
         # One read for every edited file and hook file, one call for the mailbox lookups.
         found = ctx.conn.read_many([e["path"] for e in undo["edits"]]
                                    + [d["path"] for d in undo["files"]])
@@ -188,6 +195,18 @@ class MailBlock:
                                 f"expected {want}")
         if problems:
             raise VerifyFailed("; ".join(problems))
+
+
+def _refuse_foreign_passdbs(ctx: Context) -> None:
+    """Refuse (at plan time) when Dovecot could still let a locked mailbox in elsewhere."""
+    paths = ctx.server.linux
+    others = probes.foreign_passdbs(probes.dovecot_passdbs(ctx.conn, paths.doveconf),
+                                    f"{paths.vmail_dir}/%d/shadow")
+    if others:
+        raise StepError("Dovecot also authenticates through " + "; ".join(others)
+                        + f", which mail_block does not control: a mailbox locked in "
+                        f"{paths.vmail_dir}/<domain>/shadow could still log in there. Remove "
+                        "that passdb (or make it deny = yes); see docs/linux-host.md")
 
 
 def _settle(doveadm: str, files: list[str]) -> Run:

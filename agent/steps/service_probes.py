@@ -39,11 +39,39 @@ def dovecot_unknown(conn: Connector, doveadm: str, addresses: list[str]) -> list
     return conn.run(["sh", "-c", _LOOKUPS, "sh", doveadm, *addresses]).text.split()
 
 
+def dovecot_passdbs(conn: Connector, doveconf: str) -> list[dict[str, str]]:
+    """Return every passdb of Dovecot's effective configuration (`doveconf passdb`)."""
+    found: list[dict[str, str]] = []
+    current: dict[str, str] | None = None
+    for line in conn.run([doveconf, "passdb"]).text.splitlines():
+        text = line.strip()
+        if text.startswith("passdb") and text.endswith("{"):
+            current = {}
+        elif text == "}" and current is not None:
+            found.append(current)
+            current = None
+        elif current is not None and " = " in f"{text} ":
+            key, _, value = text.partition("=")
+            current[key.strip()] = value.strip()
+    return found
+
+
 def dovecot_reads(conn: Connector, doveconf: str, shadow_pattern: str) -> bool:
     """Return True when a passdb of Dovecot's configuration reads `shadow_pattern`."""
-    text = conn.run([doveconf, "passdb"]).text
-    return any(line.strip().startswith("args") and shadow_pattern in line.split()
-               for line in text.splitlines())
+    return any(shadow_pattern in p.get("args", "").split()
+               for p in dovecot_passdbs(conn, doveconf))
+
+
+def foreign_passdbs(passdbs: list[dict[str, str]], shadow_pattern: str) -> list[str]:
+    """Return the passdbs that could let a mailbox in besides the one mail_block edits.
+
+    A `deny = yes` passdb only refuses, and a master passdb needs the admin's own password,
+    so neither is a way in for the customer; anything else (pam, passwd, shadow, sql, ...)
+    would accept the mailbox's password while its passwd-file line is locked.
+    """
+    return [f"driver={p.get('driver', '?')} args={p.get('args', '') or '-'}" for p in passdbs
+            if p.get("deny") != "yes" and p.get("master") != "yes"
+            and shadow_pattern not in p.get("args", "").split()]
 
 
 def exim_rcpt(conn: Connector, exim: str, address: str) -> int:

@@ -1,0 +1,39 @@
+"""Grades whose verification cannot lie (issue 9, item 3): when Dovecot can authenticate a
+mailbox in a way mail_block does not cover, the step is refused at plan time with the
+reason, nothing changes, and `check` names the way in."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import WATCHED, no_records, tree_state
+
+pytestmark = pytest.mark.testhost
+
+DOVECOT = "/etc/dovecot/dovecot.conf"
+
+
+def _book(agent_env, name: str, step: str) -> None:
+    books = agent_env.config.parent.parent / "playbooks"
+    (books / f"{name}.yaml").write_text(
+        f"stages:\n  - after: 0s\n    steps: [backup, {step}]\n")
+
+
+def test_dovecot_with_a_pam_passdb_refuses_mail_block(agent_env, host):
+    original = host.path(DOVECOT).read_bytes()
+    host.path(DOVECOT).write_bytes(original + b"passdb {\n  driver = pam\n}\n")
+    host.run(["doveadm", "reload"])
+    try:
+        _book(agent_env, "mail-now", "mail_block")
+        before = no_records(tree_state(host, *WATCHED, "/etc/vmail"))
+        rc, reply, out = agent_env("suspend", host.name, "alice", "--playbook", "mail-now")
+        assert rc == 1, out
+        message = reply["errors"][0]["message"]
+        assert "driver=pam" in message and "mail_block does not control" in message, out
+        assert reply["state"] == "active"
+        assert no_records(tree_state(host, *WATCHED, "/etc/vmail")) == before
+        rc, reply, out = agent_env("check", host.name)
+        assert rc == 1 and "not controlled by the agent: driver=pam" in out, out
+    finally:
+        host.path(DOVECOT).write_bytes(original)
+        host.run(["doveadm", "reload"])
