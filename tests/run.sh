@@ -10,4 +10,4 @@ bash tests/setup-machine.sh
     --cov=agent.runner --cov=agent.journal --cov=agent.cli --cov=agent.records \
     --cov=agent.recovery --cov-report=term --cov-fail-under=85
 rm -f .coverage
-exec .venv/bin/python -m pytest -q --ignore=tests/fast "$@"
+exec .venv/bin/python -m pytest -q --durations=15 --ignore=tests/fast "$@"
