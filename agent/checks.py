@@ -64,7 +64,11 @@ def _linux(conn: Connector, p: LinuxPaths, lines: list[str]) -> bool:
     others = service_probes.foreign_passdbs(passdbs, f"{p.vmail_dir}/%d/shadow")
     lines.append(f"Dovecot passdbs: {len(passdbs)}; not controlled by the agent: "
                  + ("; ".join(others) or "none"))
-    ok = ok and not others
+    ftp = service_probes.pureftpd_logins(conn, p.pureftpd_auth_dir, p.pureftpd_logins)
+    foreign = service_probes.foreign_ftp_logins(ftp, p.pureftpd_pdb)
+    lines.append("Pure-FTPd login methods: " + (", ".join(ftp) or "none found")
+                 + "; not controlled by the agent: " + (", ".join(foreign) or "none"))
+    ok = ok and not others and not foreign
     for text, probe in probes:
         detail = ""
         try:

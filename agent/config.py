@@ -51,6 +51,11 @@ class LinuxPaths:
     pureftpd_passwd: str = "/etc/pure-ftpd/pureftpd.passwd"  # noqa: S105 - a path
     pureftpd_pdb: str = "/etc/pure-ftpd/pureftpd.pdb"
     ftpusers: str = "/etc/ftpusers"
+    # How Pure-FTPd authenticates. Empty: read Debian's wrapper config (the auth/ links that
+    # pure-ftpd-wrapper turns into -l options); else the -l methods it runs with, comma-
+    # separated (e.g. "puredb:/etc/pure-ftpd/pureftpd.pdb,pam"). ftp_lock refuses others.
+    pureftpd_auth_dir: str = "/etc/pure-ftpd/auth"
+    pureftpd_logins: str = ""
     # Logins: the account's password and shell, and an sshd drop-in denying the account.
     usermod: str = "/usr/sbin/usermod"
     nologin_shell: str = "/usr/sbin/nologin"

@@ -37,3 +37,24 @@ def test_dovecot_with_a_pam_passdb_refuses_mail_block(agent_env, host):
     finally:
         host.path(DOVECOT).write_bytes(original)
         host.run(["doveadm", "reload"])
+
+
+def test_pureftpd_with_unix_logins_refuses_ftp_lock(agent_env, host):
+    """Debian's pure-ftpd-wrapper turns conf/UnixAuthentication=yes into `-l unix`, which
+    checks /etc/shadow and never /etc/ftpusers: ftp_lock cannot close that login."""
+    unix = host.path("/etc/pure-ftpd/conf/UnixAuthentication")
+    original = unix.read_bytes()
+    unix.write_text("yes\n")
+    try:
+        _book(agent_env, "ftp-now", "ftp_lock")
+        before = no_records(tree_state(host, *WATCHED, "/etc/pure-ftpd"))
+        rc, reply, out = agent_env("suspend", host.name, "alice", "--playbook", "ftp-now")
+        assert rc == 1, out
+        assert "Pure-FTPd authenticates with unix" in reply["errors"][0]["message"], out
+        assert no_records(tree_state(host, *WATCHED, "/etc/pure-ftpd")) == before
+        rc, reply, out = agent_env("check", host.name)
+        assert rc == 1 and "not controlled by the agent: unix" in out, out
+    finally:
+        unix.write_bytes(original)
+    rc, reply, out = agent_env("check", host.name)
+    assert rc == 0 and "Pure-FTPd login methods: pam; not controlled by the agent: none" in out

@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from agent.drivers import linux
-from agent.errors import VerifyFailed
+from agent.errors import StepError, VerifyFailed
+from agent.steps import service_probes
 from agent.steps.base import Context, EditLines, Plan, Run, carry_out, file_lines
 
 LOCK = "ftp"
@@ -28,6 +29,13 @@ class FtpLock:
 
     def plan(self, ctx: Context) -> Plan:
         paths = ctx.server.linux
+        others = service_probes.foreign_ftp_logins(service_probes.pureftpd_logins(
+            ctx.conn, paths.pureftpd_auth_dir, paths.pureftpd_logins), paths.pureftpd_pdb)
+        if others:
+            raise StepError(f"Pure-FTPd authenticates with {', '.join(others)}, which "
+                            "ftp_lock does not control: a locked account could still log in "
+                            "(`unix` never reads /etc/ftpusers). Use puredb and pam only; see "
+                            "docs/linux-host.md")
         uid = linux.passwd_entry(ctx.conn, paths, ctx.account)[2]
         pairs, locked, already = [], [], []
         for line in _lines(ctx, paths.pureftpd_passwd):

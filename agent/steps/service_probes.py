@@ -74,6 +74,42 @@ def foreign_passdbs(passdbs: list[dict[str, str]], shadow_pattern: str) -> list[
             and shadow_pattern not in p.get("args", "").split()]
 
 
+# Each link of Debian's pure-ftpd-wrapper auth folder as `OPTION|VALUE` (the option is the
+# name of the conf file it points to, the value that file's first line).
+_WRAPPER_AUTH = ('for f in "$1"/*; do [ -e "$f" ] || continue; t=$(readlink -f -- "$f") || '
+                 'continue; printf "%s|%s\\n" "${t##*/}" "$(head -n 1 -- "$t")"; done')
+_WRAPPER_METHODS = {"PureDB": "puredb:", "MySQLConfigFile": "mysql:",
+                    "PGSQLConfigFile": "pgsql:", "LDAPConfigFile": "ldap:", "ExtAuth": "extauth:"}
+
+
+def pureftpd_logins(conn: Connector, auth_dir: str, declared: str) -> list[str]:
+    """Return the -l methods Pure-FTPd runs with: `declared` when the config says, else what
+    Debian's wrapper makes of `auth_dir` (its systemd unit starts pure-ftpd through it).
+
+    The running process cannot be asked: pure-ftpd overwrites its own argv.
+    """
+    if declared:
+        return [m.strip() for m in declared.split(",") if m.strip()]
+    methods = []
+    for line in conn.run(["sh", "-c", _WRAPPER_AUTH, "sh", auth_dir]).text.splitlines():
+        option, _, value = line.partition("|")
+        on = value.strip().lower() == "yes"
+        if option == "UnixAuthentication" and on:
+            methods.append("unix")
+        elif option == "PAMAuthentication" and on:
+            methods.append("pam")
+        elif option in _WRAPPER_METHODS and value.strip():
+            methods.append(_WRAPPER_METHODS[option] + value.strip())
+    return methods
+
+
+def foreign_ftp_logins(methods: list[str], pdb: str) -> list[str]:
+    """Return the methods ftp_lock does not control: anything but the PureDB file it edits
+    and PAM (which reads /etc/ftpusers); `unix` checks /etc/shadow and never /etc/ftpusers,
+    so the account's own FTP login would stay open."""
+    return [m for m in methods if m not in ("pam", f"puredb:{pdb}")]
+
+
 def exim_rcpt(conn: Connector, exim: str, address: str) -> int:
     """Return Exim's reply code to `RCPT TO:<address>` from an outside client.
 
