@@ -68,7 +68,9 @@ def _linux(conn: Connector, p: LinuxPaths, lines: list[str]) -> bool:
     foreign = service_probes.foreign_ftp_logins(ftp, p.pureftpd_pdb)
     lines.append("Pure-FTPd login methods: " + (", ".join(ftp) or "none found")
                  + "; not controlled by the agent: " + (", ".join(foreign) or "none"))
-    ok = ok and not others and not foreign
+    smtp = service_probes.exim_foreign_authenticators(conn, p.exim)
+    lines.append("Exim authenticators not going through Dovecot: " + (", ".join(smtp) or "none"))
+    ok = ok and not others and not foreign and not smtp
     for text, probe in probes:
         detail = ""
         try:

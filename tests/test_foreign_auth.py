@@ -58,3 +58,4 @@ def test_pureftpd_with_unix_logins_refuses_ftp_lock(agent_env, host):
         unix.write_bytes(original)
     rc, reply, out = agent_env("check", host.name)
     assert rc == 0 and "Pure-FTPd login methods: pam; not controlled by the agent: none" in out
+    assert "Exim authenticators not going through Dovecot: none" in out, out

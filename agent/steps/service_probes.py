@@ -110,6 +110,20 @@ def foreign_ftp_logins(methods: list[str], pdb: str) -> list[str]:
     return [m for m in methods if m not in ("pam", f"puredb:{pdb}")]
 
 
+def exim_foreign_authenticators(conn: Connector, exim: str) -> list[str]:
+    """Return Exim's authenticators (`exim -bP authenticators`, the live configuration)
+    whose driver is not `dovecot`: SMTP AUTH there does not go through the passdb that
+    mail_block locks."""
+    found, name = [], None
+    for line in conn.run([exim, "-bP", "authenticators"]).text.splitlines():
+        text = line.strip()
+        if text.endswith(" authenticator:"):
+            name = text.removesuffix(" authenticator:")
+        elif text.startswith("driver = ") and name and text.split(" = ", 1)[1] != "dovecot":
+            found.append(f"{name} (driver {text.split(' = ', 1)[1]})")
+    return found
+
+
 def exim_rcpt(conn: Connector, exim: str, address: str) -> int:
     """Return Exim's reply code to `RCPT TO:<address>` from an outside client.
 
