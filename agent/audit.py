@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,14 +23,20 @@ def _drop_secrets(_logger: Any, _name: str, event: dict) -> dict:
     return event
 
 
+_STREAM: list[TextIO] = []  # the log file opened by the last configure (closed by the next)
+
+
 def configure(audit_log: str | None, verbose: bool = False) -> None:
     """Send structlog events as JSON lines to `audit_log` (stderr when it cannot be opened)."""
+    while _STREAM:
+        _STREAM.pop().close()
     stream: TextIO = sys.stderr
     if audit_log:
         try:
             Path(audit_log).parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(audit_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             stream = os.fdopen(fd, "a", buffering=1, encoding="utf-8")
+            _STREAM.append(stream)
         except OSError:
             stream = sys.stderr
     structlog.configure(
@@ -50,9 +57,13 @@ def configure(audit_log: str | None, verbose: bool = False) -> None:
 class Auditor:
     """Writes one event to both the structured log and the journal's events table."""
 
-    def __init__(self, journal: Any, caller: str) -> None:
+    def __init__(self, journal: Any, caller: str,
+                 now: Callable[[], float] = time.time) -> None:
         self.journal = journal
         self.caller = caller
+        # The engine's clock: an event's time agrees with the changes it describes (and a
+        # test that injects the clock sees the same time in both).
+        self.now = now
         self.log = structlog.get_logger("agent.audit")
         # Set for a dry run: nothing is written anywhere, not even "step.failed".
         self.muted = False
@@ -62,4 +73,4 @@ class Auditor:
             return
         fields.setdefault("caller", self.caller)
         self.log.info(event, **fields)
-        self.journal.event(time.time(), event, **dict(fields))
+        self.journal.event(self.now(), event, **dict(fields))

@@ -47,7 +47,11 @@ def plan(g: Globals, server: str, account: str, playbook: str | None) -> None:
 @click.pass_obj
 def history(g: Globals, server: str, account: str) -> None:
     """Show every recorded event of an account."""
-    events = _engine(g).history(server, account)
+    engine = _engine(g)
+    try:
+        events = engine.history(server, account)
+    finally:
+        engine.close()
     _emit(g, {"ok": True, "events": events}, render.history_text(events))
 
 

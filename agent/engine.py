@@ -40,11 +40,14 @@ class Engine:
         self._connect = connector
         self._conns: dict[str, Connector] = {}
         self._books: dict[str, Playbook] = {}
-        self.audit = Auditor(journal, caller)
+        self.audit = Auditor(journal, caller, now)
 
     def close(self) -> None:
+        """Close every connection this engine opened, then the journal."""
         for conn in self._conns.values():
             conn.close()
+        self._conns.clear()
+        self.journal.close()
 
     # -- input checks (before any lock or connection) -------------------------------------
     def server(self, name: str) -> Server:
