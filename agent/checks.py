@@ -26,8 +26,7 @@ def check_servers(engine: Any, only: str | None) -> list[dict[str, Any]]:
             conn = engine._conn(server)
             conn.run(["true"])
             lines.append("reachable")
-            if server.panel == "linux":
-                ok = _linux(conn, server.linux, lines) and ok
+            ok = drivers.check(server, conn, lines) and ok
         except Unreachable as exc:
             ok, unreachable = False, True
             lines.append(f"unreachable: {exc}")
@@ -38,7 +37,7 @@ def check_servers(engine: Any, only: str | None) -> list[dict[str, Any]]:
     return reports
 
 
-def _linux(conn: Connector, p: LinuxPaths, lines: list[str]) -> bool:
+def linux_check(conn: Connector, p: LinuxPaths, lines: list[str]) -> bool:
     """Report what each step of the linux driver needs; return False when something is missing."""
     ok = True
     needed = [p.apachectl, p.mysql, p.mysqldump, p.tar, p.sha256sum, p.getent, p.doveadm,

@@ -78,16 +78,7 @@ class Engine:
     def ensure_suspendable(self, server: Server, account: str) -> None:
         """Raise BadInput before a case is opened for an account the server does not have,
         or for a system account (uid below `min_uid`, or the overflow uid of `nobody`)."""
-        if server.panel == "linux":
-            from agent.drivers import linux
-
-            fields = linux.passwd_entry(self._conn(server), server.linux, account)
-            uid = int(fields[2]) if fields[2].isdigit() else -1
-            if uid < self.config.min_uid or uid == 65534:
-                raise BadInput(f"account {account!r} is a system account on {server.name} "
-                               f"(uid {uid}; customers start at min_uid {self.config.min_uid})"
-                               " and may never be suspended")
-            linux.home(self._conn(server), server.linux, account)
+        drivers.ensure_suspendable(server, self._conn(server), account, self.config.min_uid)
 
     def book(self, name: str) -> Playbook:
         """Return playbook `name`, loaded once per engine (status reads thousands of cases)."""
