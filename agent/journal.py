@@ -72,6 +72,7 @@ class Change:
     undo: dict[str, Any]
     at: float
     error: str | None
+    driver: str = "linux"
 
 
 class Journal:
@@ -120,9 +121,10 @@ class Journal:
         """Add a change read back from the server's own record, in its recorded state."""
         cur = self.db.execute(
             "INSERT INTO changes (case_id, server, kind, name, step, stage, state, undo, at, "
-            "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "updated_at, driver) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (change["case_id"], *target, change["step"], change["stage"], change["state"],
-             json.dumps(change["undo"]), change["at"], change["at"]))
+             json.dumps(change["undo"]), change["at"], change["at"],
+             change.get("driver", "linux")))
         return int(cur.lastrowid)
 
     def set_stage(self, case_id: str, stage: int, next_due_at: float | None) -> None:
@@ -152,11 +154,13 @@ class Journal:
         return sorted({tuple(r) for r in rows if server is None or r[0] == server})
 
     # -- changes --------------------------------------------------------------------------
-    def intent(self, case: Case, step: str, stage: int, undo: dict, now: float) -> int:
+    def intent(self, case: Case, step: str, stage: int, undo: dict, now: float,
+               driver: str = "linux") -> int:
         cur = self.db.execute(
             "INSERT INTO changes (case_id, server, kind, name, step, stage, state, undo, at, "
-            "updated_at) VALUES (?,?,?,?,?,?,'intent',?,?,?)",
-            (case.id, case.server, case.kind, case.name, step, stage, json.dumps(undo), now, now))
+            "updated_at, driver) VALUES (?,?,?,?,?,?,'intent',?,?,?,?)",
+            (case.id, case.server, case.kind, case.name, step, stage, json.dumps(undo), now, now,
+             driver))
         failpoints.hit("journal")
         return int(cur.lastrowid)
 
@@ -212,4 +216,4 @@ def _case(row: sqlite3.Row) -> Case:
 
 def _change(row: sqlite3.Row) -> Change:
     return Change(row["seq"], row["case_id"], row["step"], row["stage"], row["state"],
-                  json.loads(row["undo"]), row["at"], row["error"])
+                  json.loads(row["undo"]), row["at"], row["error"], row["driver"])

@@ -23,11 +23,18 @@ def _v2_stage_failures(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE cases ADD COLUMN last_error TEXT")
 
 
+def _v3_change_driver(conn: sqlite3.Connection) -> None:
+    """Version 3: each change names the driver that made it (its revert goes to the same
+    driver). Every earlier change was made by the linux driver, the only one with steps."""
+    conn.execute("ALTER TABLE changes ADD COLUMN driver TEXT NOT NULL DEFAULT 'linux'")
+
+
 # Version 1: cases, changes and events as first shipped (a file from before versioning
 # reads user_version 0 and already has exactly these tables).
 # MIGRATIONS[n] takes a version-n database to version n+1; a new file is made at version 1
 # and migrated like any other, so every file takes the same path.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v2_stage_failures}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v2_stage_failures,
+                                                             2: _v3_change_driver}
 LATEST = 1 + len(MIGRATIONS)
 
 

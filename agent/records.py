@@ -63,7 +63,8 @@ def render(journal: Journal, target: tuple[str, str, str]) -> bytes | None:
         # A change whose case was closed (lifted while a revert is stuck) keeps its case id;
         # the case itself is listed from the changes so the record stays self-contained.
         "changes": [{"seq": c.seq, "case_id": c.case_id, "step": c.step, "stage": c.stage,
-                     "state": c.state, "undo": c.undo, "at": c.at} for c in changes],
+                     "state": c.state, "undo": c.undo, "at": c.at, "driver": c.driver}
+                    for c in changes],
     }
     return json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"
 
@@ -88,7 +89,8 @@ def parse(path: str, data: bytes, target: tuple[str, str, str]) -> Record:
         ok = (doc["format"] == FORMAT and doc["version"] == VERSION
               and doc["target"]["kind"] == target[1] and doc["target"]["name"] == target[2])
         cases = [{k: c[k] for k in _CASE_KEYS} for c in doc["cases"]]
-        changes = [{k: c[k] for k in _CHANGE_KEYS} for c in doc["changes"]]
+        changes = [{k: c[k] for k in _CHANGE_KEYS} | {"driver": str(c.get("driver", "linux"))}
+                   for c in doc["changes"]]
         ok = ok and all(c["state"] in ACTIVE and isinstance(c["undo"], dict) for c in changes)
     except (ValueError, KeyError, TypeError) as exc:
         raise StepError(f"{path} is not a case record this agent can read ({exc})") from exc

@@ -79,7 +79,8 @@ class Runner:
                     log.plans.append({"step": spec.name, "stage": stage.index,
                                       "actions": plan.describe()})
                     continue
-                seq = self.journal.intent(case, spec.name, stage.index, plan.undo, ctx.now)
+                seq = self.journal.intent(case, spec.name, stage.index, plan.undo, ctx.now,
+                                          self.server.panel)
                 self.audit("step.intent", **self._where(case.id, spec.name, hold=case.hold))
                 # The server's own record holds the intent too, before the server is touched.
                 self.records.sync()

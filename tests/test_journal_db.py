@@ -66,18 +66,25 @@ def test_an_unreadable_database_is_json_and_exit_78_for_every_verb(tmp_path, dam
         assert "Traceback" not in out
 
 
-@pytest.mark.parametrize("version", [0, 1])
+@pytest.mark.parametrize("version", list(range(journal_db.LATEST)))
 def test_every_earlier_version_is_migrated_with_its_rows(tmp_path, version):
     old = sqlite3.connect(tmp_path / "s.db")
     old.executescript(_SCHEMA)  # the version-1 tables (version 0: the same, unversioned)
+    for step in range(1, max(version, 1)):  # then the migrations that version had
+        journal_db.MIGRATIONS[step](old)
     old.execute(f"PRAGMA user_version = {version}")
     old.execute("INSERT INTO cases (id, server, kind, name, hold, playbook, started_at) "
                 "VALUES ('c1', 'web1', 'account', 'alice', 'billing', 'standard', 1.0)")
+    old.execute("INSERT INTO changes (case_id, server, kind, name, step, stage, state, undo, "
+                "at, updated_at) VALUES ('c1', 'web1', 'account', 'alice', 'backup', 0, "
+                "'done', '{}', 1.0, 1.0)")
     old.commit()
     old.close()
     journal = Journal(str(tmp_path / "s.db"))
     (case,) = journal.open_cases("web1", "account", "alice")
     assert case.id == "c1" and case.failures == 0 and case.last_error is None
+    (change,) = journal.active_changes("web1", "account", "alice")
+    assert change.step == "backup" and change.driver == "linux"  # v3: made by linux
     assert journal.stage_failed("c1", "db down", 99.0) == 1
     journal.close()
     db = sqlite3.connect(tmp_path / "s.db")
@@ -93,11 +100,11 @@ def test_migrations_run_in_order_and_keep_the_rows(tmp_path, monkeypatch):
 
     def add_column(conn):
         ran.append("add")
-        conn.execute("ALTER TABLE changes ADD COLUMN driver TEXT")
+        conn.execute("ALTER TABLE changes ADD COLUMN later TEXT")
 
     def fill_column(conn):
         ran.append("fill")
-        conn.execute("UPDATE changes SET driver = 'linux'")
+        conn.execute("UPDATE changes SET later = 'filled'")
 
     monkeypatch.setattr(journal_db, "MIGRATIONS", {**journal_db.MIGRATIONS,
                                                    latest: add_column, latest + 1: fill_column})
@@ -108,4 +115,4 @@ def test_migrations_run_in_order_and_keep_the_rows(tmp_path, monkeypatch):
     journal.close()
     db = sqlite3.connect(tmp_path / "s.db")
     assert db.execute("PRAGMA user_version").fetchone()[0] == latest + 2
-    assert "driver" in [r[1] for r in db.execute("PRAGMA table_info(changes)")]
+    assert "later" in [r[1] for r in db.execute("PRAGMA table_info(changes)")]
