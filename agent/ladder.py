@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent import drivers, playbooks, steps
+from agent import drivers, playbooks
 from agent.engine import Engine
 from agent.errors import AgentError, AuthFailed, BadInput, Busy, HostKeyRefused
 from agent.runner import Runner
@@ -28,7 +28,8 @@ def ladder(engine: Engine, server_name: str, account: str, playbook: str | None)
                                 "actions": [f"not available on the {server.panel} driver yet"]})
                 continue
             try:
-                plan = steps.get(spec.name).plan(runner.context("plan", spec.params))
+                plan = drivers.step(server.panel, spec.name).plan(
+                    runner.context("plan", spec.params))
                 entries.append({"step": spec.name, "available": True,
                                 "actions": plan.describe(), "facts": plan.facts})
             except AgentError as exc:

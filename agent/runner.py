@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent import steps
+from agent import drivers
 from agent.errors import AgentError, Unreachable
 from agent.journal import Case, Change
 from agent.locks import target_lock
@@ -69,7 +69,7 @@ class Runner:
         for spec in stage.steps:
             if spec.name in active:
                 continue
-            step = steps.get(spec.name)
+            step = drivers.step(self.server.panel, spec.name)
             ctx = self.context(case.id, spec.params)
             seq = None
             plan = None
@@ -135,9 +135,12 @@ class Runner:
         log.changed = [s for s in log.changed if s not in {d[0] for d in done_here}]
 
     def revert_one(self, seq: int, name: str, case_id: str, undo: dict, log: RunLog,
-                   dry_run: bool = False) -> bool:
-        """Undo one change from its undo data and probe it; return True when reverted."""
-        step = steps.get(name)
+                   dry_run: bool = False, driver: str | None = None) -> bool:
+        """Undo one change from its undo data and probe it; return True when reverted.
+
+        The revert goes to the driver that made the change (`driver`, from the journal).
+        """
+        step = drivers.step(driver or self.server.panel, name)
         ctx = self.context(case_id)
         try:
             plan = step.revert_plan(ctx, undo)
@@ -174,16 +177,17 @@ class Runner:
         first = [c for c in changes if c.step in FIRST_BACK]
         rest = [c for c in changes if c.step not in FIRST_BACK]
         for change in first:
-            self.revert_one(change.seq, change.step, change.case_id, change.undo, log, dry_run)
+            self.revert_one(change.seq, change.step, change.case_id, change.undo, log, dry_run,
+                            change.driver)
         if dry_run or len(rest) < 2:
             for change in rest:
                 self.revert_one(change.seq, change.step, change.case_id, change.undo, log,
-                                dry_run)
+                                dry_run, change.driver)
             return
         order = {c.step: i for i, c in enumerate(rest)}
         with ThreadPoolExecutor(max_workers=len(rest)) as pool:
-            futures = [pool.submit(self.revert_one, c.seq, c.step, c.case_id, c.undo, log)
-                       for c in rest]
+            futures = [pool.submit(self.revert_one, c.seq, c.step, c.case_id, c.undo, log,
+                                   False, c.driver) for c in rest]
         lost = [f.exception() for f in futures if isinstance(f.exception(), Unreachable)]
         others = [f.exception() for f in futures if f.exception() is not None
                   and not isinstance(f.exception(), Unreachable)]
@@ -209,13 +213,14 @@ class Runner:
                 # goes. One that finished (a revert interrupted) stays verified and reusable.
                 self._abandon_backup(change)
                 continue
-            self.revert_one(change.seq, change.step, change.case_id, change.undo, log)
+            self.revert_one(change.seq, change.step, change.case_id, change.undo, log,
+                            driver=change.driver)
         return all(c.state != "stuck" for c in self.journal.active_changes(*self.target))
 
     def _abandon_backup(self, change: Change) -> None:
         ctx = self.context(change.case_id)
         try:
-            steps.get("backup").clean_partial(ctx, change.undo)
+            drivers.step(change.driver, "backup").clean_partial(ctx, change.undo)
         except AgentError as exc:
             self.journal.mark(change.seq, "stuck", self.engine.now(), error=str(exc))
             return

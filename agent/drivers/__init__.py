@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agent.errors import BadInput
+from agent.errors import BadInput, StepUnavailable
 
 # Steps each panel's driver implements today. `plan` reports the others as "not available on
 # this driver yet" and `suspend` refuses a playbook that needs them (exit 2).
@@ -20,6 +20,19 @@ AVAILABLE_STEPS: dict[str, frozenset[str]] = {
 def available(panel: str, step: str) -> bool:
     """Return True when `step` is implemented for servers of `panel` kind."""
     return step in AVAILABLE_STEPS.get(panel, frozenset())
+
+
+def step(panel: str, name: str) -> Any:
+    """Return the implementation of step `name` on servers of `panel` kind.
+
+    Raises StepUnavailable when that driver does not implement it. (The linux driver's
+    steps still live in agent/steps; they move into agent/drivers/linux/ with issue 10.)
+    """
+    if not available(panel, name):
+        raise StepUnavailable(f"step {name!r} is not available on the {panel} driver")
+    from agent import steps
+
+    return steps.REGISTRY[name]
 
 
 def ensure_suspendable(server: Any, conn: Any, account: str, min_uid: int) -> None:
