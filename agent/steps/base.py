@@ -138,7 +138,14 @@ class Write:
             conn.run(["rm", "-f", "--", a.path])
 
 
-Action = Run | Write | EditLines
+class Action(Protocol):
+    """What a plan is made of: it says exactly what it will do, then does it (an open
+    protocol: Run, Write and EditLines here; ApiCall in agent.steps.api; a driver may add
+    its own)."""
+
+    def describe(self) -> list[str]: ...
+
+    def carry_out(self, conn: Connector) -> None: ...
 
 
 @dataclass
