@@ -10,7 +10,7 @@ from agent.config import Server
 from agent.connector.local import LocalConnector
 from agent.errors import StepError
 from agent.steps.base import EditLines
-from agent.steps.db_lock import MIN_VERSION, server_kind, sql_string
+from agent.steps.db_lock import MIN_VERSION, quotable, server_kind, sql_name, sql_string
 
 
 @pytest.fixture
@@ -74,5 +74,10 @@ def test_account_lock_version_gate(version, kind, supported):
     assert (number >= MIN_VERSION[kind]) == supported
 
 
-def test_sql_string_quotes():
-    assert sql_string("a'b\\c") == "'a''b\\\\c'"
+def test_sql_strings_and_names_hold_any_character_under_any_sql_mode():
+    # Hex literals: nothing in the name is ever parsed (quotes, backslashes, NO_BACKSLASH_
+    # ESCAPES); backquoted names double their backquotes.
+    assert sql_string("a'b\\c") == "_utf8mb4 X'6127625c63'"
+    assert sql_string("") == "''"
+    assert sql_name("alice_x y`z") == "`alice_x y``z`"
+    assert quotable("alice_x y") and not quotable("a\nb") and not quotable("")
