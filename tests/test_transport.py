@@ -126,3 +126,17 @@ def test_the_ssh_socket_does_not_wait_on_nagle(link):
     link.run(["true"])
     sock = link._client.get_transport().sock
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def test_more_commands_at_once_than_sshd_allows_sessions(link):
+    """sshd allows MaxSessions (10) sessions on one connection. Thirty commands at once from
+    thirty threads (reverts side by side, under load) must all run, on the one connection,
+    none taken for a lost link ("Unable to open channel")."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    conn = link
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        results = list(pool.map(lambda i: conn.run(["sh", "-c", f"sleep 0.3; echo {i}"]).text,
+                                range(30)))
+    assert results == [f"{i}\n" for i in range(30)]
+    assert conn.connections_opened == 1

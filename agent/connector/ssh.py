@@ -11,6 +11,13 @@ import paramiko
 from agent.connector.base import Connector, Result, quote
 from agent.errors import AuthFailed, CommandTimeout, HostKeyRefused, Unreachable
 
+# OpenSSH's sshd allows MaxSessions (default 10) open sessions on one connection; the
+# agent's threads (parallel reverts, a probe beside a settle) stay below it, and a refusal
+# while the link is alive (the server frees a slot only after the close is through) is
+# retried for SESSION_WAIT seconds instead of being taken for a lost link.
+MAX_SESSIONS = 8
+SESSION_WAIT = 10.0
+
 
 class SSHConnector(Connector):
     """Run argv lists on a server over SSH with strict host-key checking and key auth."""
@@ -26,6 +33,7 @@ class SSHConnector(Connector):
         self._lost: str | None = None
         # Reverts of independent steps run side by side on this one connection.
         self._connecting = threading.Lock()
+        self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
 
     def _connect(self) -> paramiko.SSHClient:
         s = self._server
@@ -98,11 +106,29 @@ class SSHConnector(Connector):
         raise Unreachable(why)
 
     def _exec(self, argv: list[str], stdin: bytes | None, timeout: float) -> Result:
+        with self._sessions:
+            return self._exec_one(argv, stdin, timeout)
+
+    def _open(self, client: paramiko.SSHClient) -> paramiko.Channel:
+        """Open a session channel; a refusal on a live link (sshd still counts sessions that
+        just closed against MaxSessions) is tried again for a few seconds."""
+        deadline = time.monotonic() + SESSION_WAIT
+        while True:
+            try:
+                return client.get_transport().open_session()
+            except paramiko.SSHException:
+                transport = client.get_transport()
+                if transport is None or not transport.is_active() or (
+                        time.monotonic() >= deadline):
+                    raise
+                time.sleep(0.05)
+
+    def _exec_one(self, argv: list[str], stdin: bytes | None, timeout: float) -> Result:
         client = self._ensure()
         command = quote(self._prefix + argv)
         chan = None
         try:
-            chan = client.get_transport().open_session()
+            chan = self._open(client)
             chan.settimeout(timeout)  # bounds sendall of stdin; reads wait in _drain
             chan.exec_command(command)
             if stdin:
