@@ -221,7 +221,7 @@ def test_reloads_of_sshd_side_by_side_never_kill_it(host):
     lock beside the pid file, so the reloads follow each other and sshd stays up."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from agent.steps.panel_lock import _HUP_SSHD
+    from agent.drivers.linux.panel_lock import _HUP_SSHD
 
     def reload() -> int:
         return host.run(["sh", "-c", _HUP_SSHD, "sh", "/run/sshd.pid"], check=False).returncode

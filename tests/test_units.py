@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent import PROJECT_ROOT, drivers, ids, landing, playbooks, steps
+from agent import PROJECT_ROOT, drivers, ids, landing, playbooks
 from agent.config import Branding, parse
 from agent.drivers.linux import parse_vhosts
 from agent.errors import BadInput, ConfigError
@@ -32,8 +32,11 @@ def test_shipped_playbooks_validate_and_registry_matches_schema():
     for path in Path(PROJECT_ROOT, "playbooks").glob("*.yaml"):
         pb = playbooks.load(str(path.parent), path.stem)
         assert pb.stages[0].steps[0].name == "backup"
-    assert set(steps.REGISTRY) <= set(playbooks.STEP_PARAMS)
-    assert drivers.AVAILABLE_STEPS["linux"] == frozenset(steps.REGISTRY)
+    linux = drivers.driver("linux")
+    assert set(linux.steps) <= set(playbooks.STEP_PARAMS)
+    assert drivers.step_names("linux") == sorted(linux.steps)
+    assert all(drivers.step("linux", n) is linux.steps[n] for n in linux.steps)
+    assert drivers.driver("cpanel") is None and drivers.step_names("cpanel") == []
 
 
 def test_playbook_problems_are_all_reported():

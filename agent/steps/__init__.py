@@ -1,19 +1,4 @@
-"""The step registry: playbook step names to implementations."""
-
-from __future__ import annotations
-
-from agent.steps.backup import Backup
-from agent.steps.base import Step
-from agent.steps.db_lock import DbLock
-from agent.steps.ftp_lock import FtpLock
-from agent.steps.landing_page import LandingPage
-from agent.steps.mail_block import MailBlock
-from agent.steps.panel_lock import PanelLock
-
-REGISTRY: dict[str, Step] = {step.name: step for step in (
-    Backup(), LandingPage(), MailBlock(), FtpLock(), DbLock(), PanelLock())}
-
-
-def get(name: str) -> Step:
-    """Return the implementation of step `name` (must be available; see agent.drivers)."""
-    return REGISTRY[name]
+"""What every panel's steps share: the step protocol, plans and actions (agent.steps.base),
+panel API calls (agent.steps.api), the landing include (agent.steps.landing_include), the
+HTTP landing check (agent.steps.probes) and archive verification (agent.steps.archive).
+Each panel's steps live in its driver package (agent/drivers/<panel>/)."""

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from agent import steps
 from agent.drivers import linux
+from agent.drivers.linux import driver as linux_driver
 from agent.errors import AgentError, StepError, VerifyFailed
 from agent.schema import duration
 from agent.steps.base import Context, FileState, Plan, Run, Write, carry_out, snapshot
@@ -110,8 +110,9 @@ class FakeBackup:
 
 def install(monkeypatch: pytest.MonkeyPatch) -> None:
     """Put the fake steps in the registry for one test (monkeypatch undoes it)."""
-    monkeypatch.setitem(steps.REGISTRY, "backup", FakeBackup())
+    registry = linux_driver.DRIVER.steps
+    monkeypatch.setitem(registry, "backup", FakeBackup())
     for name in LOGIN_STEPS:
         # ftp_lock edits a file shared by accounts: it takes the server-wide lock.
-        monkeypatch.setitem(steps.REGISTRY, name,
+        monkeypatch.setitem(registry, name,
                             FileStep(name, lock="ftp" if name == "ftp_lock" else None))

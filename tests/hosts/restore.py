@@ -135,6 +135,6 @@ def _reload(host: TestHost) -> None:
     if pid in host.pids():  # only a process of this host's tree
         # The agent's own reload (locked, waits for sshd to settle and to restart): a bare
         # SIGHUP here could land while an agent's reload has sshd re-executing, and kill it.
-        from agent.steps.panel_lock import _HUP_SSHD
+        from agent.drivers.linux.panel_lock import _HUP_SSHD
 
         host.run(["sh", "-c", _HUP_SSHD, "sh", "/run/sshd.pid"], check=False)

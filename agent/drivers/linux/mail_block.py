@@ -16,8 +16,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from agent.drivers.linux import service_probes as probes
 from agent.errors import StepError, VerifyFailed
-from agent.steps import service_probes as probes
 from agent.steps.base import (
     Context,
     EditLines,

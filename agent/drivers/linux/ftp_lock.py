@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from agent.drivers import linux
+from agent.drivers.linux import service_probes
 from agent.errors import StepError, VerifyFailed
-from agent.steps import service_probes
 from agent.steps.base import Context, EditLines, Plan, Run, carry_out, file_lines
 
 LOCK = "ftp"

@@ -13,6 +13,7 @@ from typing import Any
 from agent.drivers import linux
 from agent.errors import AgentError, StepError
 from agent.schema import duration, size
+from agent.steps.archive import verify_archive
 from agent.steps.base import Context, Plan, Run, carry_out
 
 DUMP_NAME = "databases"
@@ -129,27 +130,14 @@ class Backup:
                       undo["archive"] + ".warnings"])
 
     def _check(self, ctx: Context, undo: dict[str, Any]) -> dict[str, Any]:
-        """Ensure the archive exists, lists cleanly and holds what it should; return its facts."""
+        """Ensure the archive holds the home and the dump, unchanged; return its facts."""
         paths = ctx.server.linux
-        archive = undo["archive"]
-        st = ctx.conn.stat(archive)
-        if not st.exists or st.size == 0:
-            raise StepError(f"backup archive {archive} is missing or empty")
-        listing = ctx.conn.run([paths.tar, "--list", "--gzip", f"--file={archive}"],
-                               timeout=3600).text.splitlines()
-        home = undo["home"].strip("/") + "/"
-        if not any(line.startswith(home) for line in listing):
-            raise StepError(f"backup archive {archive} does not hold {home}")
-        for db in undo["databases"]:
-            if f"{DUMP_NAME}/{ctx.account}.sql" not in listing:
-                raise StepError(f"backup archive {archive} does not hold the dump of {db}")
-        digest = ctx.conn.run([paths.sha256sum, "--", archive], timeout=3600).text.split()[0]
-        warned = ctx.conn.read(f"{archive}.warnings")
-        warnings = warned.decode("utf-8", "replace").splitlines()[:20] if warned else []
-        if undo.get("sha256") and undo["sha256"] != digest:
-            raise StepError(f"backup archive {archive} changed since it was taken")
-        return {"sha256": digest, "size": st.size, "entries": len(listing), "taken_at": ctx.now
-                if not undo.get("taken_at") else undo["taken_at"], "warnings": warnings}
+        must = {undo["home"]: undo["home"].strip("/") + "/"}
+        if undo["databases"]:
+            must["the database dump"] = f"{DUMP_NAME}/{ctx.account}.sql"
+        facts = verify_archive(ctx.conn, undo["archive"], must, paths.tar, paths.sha256sum,
+                               undo.get("sha256"))
+        return {**facts, "taken_at": undo.get("taken_at") or ctx.now}
 
     def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
         # Backups are kept after the suspension is lifted: the agent never deletes customer data.

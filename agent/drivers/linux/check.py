@@ -1,0 +1,61 @@
+"""The linux driver's `check`: the binaries, files and hooks each of its steps needs, and
+every way in that the agent's locks do not cover (read-only)."""
+
+from __future__ import annotations
+
+from agent.config import LinuxPaths
+from agent.connector import Connector
+from agent.drivers import linux
+from agent.drivers.linux import service_probes
+from agent.drivers.linux.db_lock import MIN_VERSION, server_kind
+from agent.errors import AgentError
+
+
+def linux_check(conn: Connector, p: LinuxPaths, lines: list[str]) -> bool:
+    """Report what each step of the linux driver needs; return False when something is missing."""
+    ok = True
+    needed = [p.apachectl, p.mysql, p.mysqldump, p.tar, p.sha256sum, p.getent, p.doveadm,
+              p.doveconf, p.exim, p.pure_pw, p.usermod, p.nologin_shell, p.sshd,
+              p.apache_sites_dir, p.userdomains, p.exim_hook_dir, p.pureftpd_passwd,
+              p.ftpusers, p.sshd_config_dir]
+    for path, st in conn.stat_many(needed).items():
+        if not st.exists:
+            ok = False
+            lines.append(f"missing: {path}")
+    hooked = conn.run(["grep", "-RlF", "--", p.apache_hook_dir + "/", p.apache_sites_dir],
+                      ok_codes=(0, 1, 2)).text.split()
+    lines.append(f"vhost files with the suspension-agent hook: {len(hooked)}")
+    probes = [
+        (f"Dovecot's passdb reads {p.vmail_dir}/%d/shadow",
+         lambda: service_probes.dovecot_reads(conn, p.doveconf, f"{p.vmail_dir}/%d/shadow")),
+        (f"sshd_config includes {p.sshd_config_dir}",
+         lambda: conn.run(["grep", "-qsF", "--", p.sshd_config_dir, "/etc/ssh/sshd_config"],
+                          ok_codes=(0, 1, 2)).rc == 0),
+        ("the database server supports ACCOUNT LOCK", lambda: _account_lock(conn, p)),
+    ]
+    passdbs = service_probes.dovecot_passdbs(conn, p.doveconf)
+    others = service_probes.foreign_passdbs(passdbs, f"{p.vmail_dir}/%d/shadow")
+    lines.append(f"Dovecot passdbs: {len(passdbs)}; not controlled by the agent: "
+                 + ("; ".join(others) or "none"))
+    ftp = service_probes.pureftpd_logins(conn, p.pureftpd_auth_dir, p.pureftpd_logins)
+    foreign = service_probes.foreign_ftp_logins(ftp, p.pureftpd_pdb)
+    lines.append("Pure-FTPd login methods: " + (", ".join(ftp) or "none found")
+                 + "; not controlled by the agent: " + (", ".join(foreign) or "none"))
+    smtp = service_probes.exim_foreign_authenticators(conn, p.exim)
+    lines.append("Exim authenticators not going through Dovecot: " + (", ".join(smtp) or "none"))
+    ok = ok and not others and not foreign and not smtp
+    for text, probe in probes:
+        detail = ""
+        try:
+            good = probe()
+        except AgentError as exc:
+            good, detail = False, f": {exc}"
+        ok = ok and good
+        lines.append(("yes: " if good else "NO: ") + text + detail)
+    return ok
+
+
+def _account_lock(conn: Connector, p: LinuxPaths) -> bool:
+    version = conn.run(linux.mysql_argv(p), stdin=b"SELECT VERSION();\n").text.strip()
+    kind, number = server_kind(version)
+    return number >= MIN_VERSION[kind]

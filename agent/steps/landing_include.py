@@ -1,0 +1,47 @@
+"""The landing include: the Apache directives that put a site behind the 503 landing page.
+
+Panel-neutral: the linux driver writes it into each vhost's hook folder, a cPanel driver into
+EA4's userdata include folders; the directives and their guarantees are the same.
+"""
+
+from __future__ import annotations
+
+LANDING_URL = "/.suspension-agent-landing/"
+_LANDING_RE = "/\\.suspension-agent-landing/"
+HOOK_FILE = "suspension-agent.conf"
+
+
+def hook_conf(case_id: str, landing_dir: str, retry_after: int) -> str:
+    """Return the Apache include that puts one account's vhosts behind the landing page.
+
+    The one thing still served from the site is an ACME challenge: a plain file name that
+    exists as a file in the docroot's challenge folder. [END] keeps every .htaccess rewrite
+    from running for it, and the <LocationMatch> (merged after every .htaccess) makes it a
+    static file with no handler (SetHandler/AddHandler), no Options (SSI, CGI, MultiViews,
+    indexes) and text/plain. Anything else, including an internal redirect, gets the 503.
+    """
+    return f"""# BEGIN SUSPENSION-AGENT case {case_id}
+# Written by suspension-agent; removed when the suspension is lifted. Do not edit.
+Alias {LANDING_URL} {landing_dir}/
+<Directory {landing_dir}/>
+    AllowOverride None
+    Options None
+    Require all granted
+</Directory>
+ErrorDocument 503 {LANDING_URL}index.html
+RewriteEngine On
+RewriteCond %{{REQUEST_URI}} ^/\\.well-known/acme-challenge/[A-Za-z0-9_-]+$
+RewriteCond %{{DOCUMENT_ROOT}}%{{REQUEST_URI}} -f
+RewriteRule ^ - [END]
+RewriteCond %{{REQUEST_URI}} !^{_LANDING_RE}
+RewriteRule ^ - [R=503,L]
+<LocationMatch "^/\\.well-known/acme-challenge/">
+    SetHandler default-handler
+    Options None
+    ForceType text/plain
+</LocationMatch>
+Header always set Retry-After "{retry_after}"
+Header always set Cache-Control "no-store"
+Header always set X-Robots-Tag "noindex"
+# END SUSPENSION-AGENT case {case_id}
+"""
