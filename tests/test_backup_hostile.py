@@ -11,6 +11,7 @@ import time
 import pytest
 
 from tests.conftest import WATCHED, no_records, tree_state
+from tests.test_ladder_faults import one_stage
 
 pytestmark = pytest.mark.testhost
 
@@ -18,9 +19,7 @@ BACKUPS = "/var/backups/suspension-agent"
 
 
 def _book(agent_env, name: str, backup: str) -> None:
-    books = agent_env.config.parent.parent / "playbooks"
-    (books / f"{name}.yaml").write_text(
-        f"stages:\n  - after: 0s\n    steps:\n      - backup: {backup}\n      - landing_page\n")
+    one_stage(agent_env, name, f"{{backup: {backup}}}, landing_page")
 
 
 def _newest_archive(host):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import WATCHED, no_records, tree_state
+from tests.test_ladder_faults import one_stage
 
 pytestmark = pytest.mark.testhost
 
@@ -14,9 +15,7 @@ DOVECOT = "/etc/dovecot/dovecot.conf"
 
 
 def _book(agent_env, name: str, step: str) -> None:
-    books = agent_env.config.parent.parent / "playbooks"
-    (books / f"{name}.yaml").write_text(
-        f"stages:\n  - after: 0s\n    steps: [backup, {step}]\n")
+    one_stage(agent_env, name, f"backup, {step}")
 
 
 def test_dovecot_with_a_pam_passdb_refuses_mail_block(agent_env, host):
