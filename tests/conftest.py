@@ -21,12 +21,26 @@ from tests.hosts.testhost import TestHost
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def host_index(offset: int = 0) -> int:
+    """Return this test process's host index (namespace, addresses, tree).
+
+    SA_TESTHOST_INDEX lets two runs on one machine (a CI clone beside a working copy) keep
+    apart; each pytest-xdist worker (gw0, gw1, ...) gets its own host 50 indexes further on.
+    `offset` picks a further host of the same process (a second host layout).
+    """
+    base = int(os.environ.get("SA_TESTHOST_INDEX", "41"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = base + 50 * int(worker.removeprefix("gw") or 0) + offset
+    if not 1 <= index <= 254:
+        raise RuntimeError(f"test host index {index} out of 1-254 (SA_TESTHOST_INDEX={base}, "
+                           f"worker {worker})")
+    return index
+
+
 @pytest.fixture(scope="session")
 def host():
     """A running test host with accounts alice and bob; fails (never skips) under CI=true."""
-    # SA_TESTHOST_INDEX lets two runs on one machine (a CI clone beside a working copy) use
-    # their own namespace, addresses and tree.
-    index = int(os.environ.get("SA_TESTHOST_INDEX", "41"))
+    index = host_index()
     h = TestHost("t1" if index == 41 else f"t{index}", index)
     try:
         h.up()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -19,6 +20,8 @@ PACKAGES = (
     "openssh-server", "apache2", "mariadb-server", "mariadb-client", "openssl",
     "ca-certificates", "dovecot-imapd", "dovecot-pop3d", "exim4-daemon-heavy", "pure-ftpd",
     "nftables", "procps", "iproute2", "netbase", "sudo",
+    # The panel simulators (cPanel's whmapi1/uapi command lines and scripts) are Python.
+    "python3",
 )
 # Commands run inside the fresh tree once, to turn it into a web host template.
 _CONFIGURE = (
@@ -55,6 +58,17 @@ def ensure_image() -> Path:
     root = folder / "root"
     if (folder / ".complete").exists():
         return root
+    CACHE.mkdir(parents=True, exist_ok=True)
+    # Test workers start side by side (pytest -n): one builds, the others wait for it.
+    with open(CACHE / ".build.lock", "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".complete").exists():
+            _build(folder, root)
+    return root
+
+
+def _build(folder: Path, root: Path) -> None:
+    """Build the image into `folder` (debootstrap and `_CONFIGURE`), marking it complete."""
     if shutil.which("debootstrap") is None:
         raise RuntimeError("debootstrap is not installed (apt-get install -y debootstrap)")
     if folder.exists():
@@ -67,7 +81,6 @@ def ensure_image() -> Path:
     for argv in _CONFIGURE:
         _run(["chroot", str(root), *argv])
     (folder / ".complete").write_text("ok\n")
-    return root
 
 
 def _remove_tree(path: Path) -> None:
