@@ -1,0 +1,123 @@
+"""Apache as EasyApache 4 lays it out (panels.md A7 step 11, A12), on Debian's real Apache.
+
+/var/cpanel/userdata/USER/main            main_domain, addon_domains, parked_domains, sub_domains
+/var/cpanel/userdata/USER/DOMAIN[_SSL]    one vhost each: servername, serveralias, documentroot
+/etc/apache2/conf/httpd.conf              what rebuildhttpdconf compiles (Debian includes it
+                                          from sites-enabled/cpanel.conf)
+/etc/apache2/conf.d/userdata/{std,ssl}/2_4/USER[/DOMAIN]/*.conf   the EA4 include folders
+/etc/apache2/conf.d/includes/account_suspensions.conf             suspended homes (A7.11)
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from . import store, yamlish
+
+HTTPD_CONF = "/etc/apache2/conf/httpd.conf"
+INCLUDES = "/etc/apache2/conf.d/userdata"
+SUSPENSIONS = "/etc/apache2/conf.d/includes/account_suspensions.conf"
+SUSPENDED_PAGE_DIR = "/usr/local/cpanel/cgi-sys"
+CERT = "/etc/ssl/certs/testhost.pem"
+KEY = "/etc/ssl/private/testhost.key"
+
+
+def userdata(user: str, name: str) -> dict:
+    """Return /var/cpanel/userdata/USER/NAME as a dict ({} when absent)."""
+    return yamlish.load(store.read(f"{store.USERDATA_DIR}/{user}/{name}"))
+
+
+def vhost_names(user: str) -> list[str]:
+    """Return the servernames of the user's vhosts: the main domain, then every subdomain
+    (addon domains are subdomains with the addon as ServerAlias, as cPanel stores them)."""
+    main = userdata(user, "main")
+    if not main.get("main_domain"):
+        return []
+    return [main["main_domain"], *sorted(main.get("sub_domains") or [])]
+
+
+def _includes(kind: str, user: str, domain: str) -> list[str]:
+    # The include lines exist only when matching files existed at rebuild time: the reason
+    # A12 says includes take effect only after rebuildhttpdconf.
+    lines = []
+    for folder in (f"{INCLUDES}/{kind}/2_4/{user}", f"{INCLUDES}/{kind}/2_4/{user}/{domain}"):
+        if glob.glob(f"{folder}/*.conf"):
+            lines.append(f'    Include "{folder}/*.conf"\n')
+    return lines
+
+
+def _vhost(user: str, domain: str, ssl: bool) -> str:
+    data = userdata(user, f"{domain}_SSL" if ssl else domain) or userdata(user, domain)
+    aliases = data.get("serveralias") or ""
+    body = [
+        f"<VirtualHost *:{443 if ssl else 80}>\n",
+        f"    ServerName {data.get('servername', domain)}\n",
+        f"    ServerAlias {aliases}\n" if aliases else "",
+        f"    DocumentRoot {data.get('documentroot')}\n",
+        f"    ServerAdmin webmaster@{domain}\n",
+        "    UseCanonicalName Off\n",
+        f"    <IfModule mpm_itk.c>\n        AssignUserID {user} {user}\n    </IfModule>\n",
+    ]
+    if ssl:
+        body.append(f"    SSLEngine on\n    SSLCertificateFile {CERT}\n"
+                    f"    SSLCertificateKeyFile {KEY}\n")
+    # EA4: the userdata includes are the LAST directives of the vhost (A12).
+    body += _includes("ssl" if ssl else "std", user, domain)
+    body.append("</VirtualHost>\n\n")
+    return "".join(body)
+
+
+def rebuild() -> str:
+    """rebuildhttpdconf (A12): compile every account's userdata into HTTPD_CONF (std vhost on
+    80 and ssl vhost on 443 per domain); does NOT restart Apache. Returns the config text."""
+    parts = [
+        "# Built by the cPanel simulator's rebuildhttpdconf; do not edit.\n",
+        f'IncludeOptional "{SUSPENSIONS}"\n',
+        f"Alias /cgi-sys/suspendedpage.cgi {SUSPENDED_PAGE_DIR}/suspendedpage.html\n",
+        f'<Directory "{SUSPENDED_PAGE_DIR}">\n    Require all granted\n'
+        "    ForceType text/html\n</Directory>\n",
+        '<Directory "/home">\n    AllowOverride All\n    Options FollowSymLinks\n'
+        "    Require all granted\n</Directory>\n\n",
+    ]
+    for user in store.accounts():
+        for domain in vhost_names(user):
+            parts.append(_vhost(user, domain, ssl=False))
+            parts.append(_vhost(user, domain, ssl=True))
+    text = "".join(parts)
+    store.write_atomic(HTTPD_CONF, text)
+    return text
+
+
+def suspended_users() -> list[str]:
+    """Return accounts with a /var/cpanel/suspended/USER file."""
+    try:
+        names = os.listdir(store.SUSPENDED_DIR)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if not n.endswith(".lock") and store.cpuser(n))
+
+
+def write_suspensions() -> None:
+    """generate_account_suspension_include (A7 step 11): one <Directory> block per suspended
+    account's home; mod_alias answers 302 to /cgi-sys/suspendedpage.cgi (C2.1)."""
+    from .mail import home
+
+    blocks = []
+    for user in suspended_users():
+        blocks.append(f'<Directory "{home(user)}">\n    AllowOverride none\n'
+                      "    RedirectMatch ^/(?!cgi-sys/suspendedpage.cgi).* "
+                      "/cgi-sys/suspendedpage.cgi\n</Directory>\n")
+    store.write_atomic(SUSPENSIONS, "".join(blocks))
+
+
+def restart() -> tuple[int, str]:
+    """restartsrv_httpd: refuse (exit 1) when `apache2ctl configtest` fails, else a real
+    graceful restart. Returns (exit code, output)."""
+    code, out = store.run(["/usr/sbin/apache2ctl", "configtest"])
+    if code != 0:
+        return 1, f"httpd configuration test failed; not restarting:\n{out}"
+    code, out2 = store.run(["/usr/sbin/apache2ctl", "graceful"])
+    if code != 0:
+        return 1, f"httpd graceful restart failed:\n{out2}"
+    return 0, "Waiting for “httpd” to restart gracefully …\n…finished.\n“httpd” restarted.\n"
