@@ -12,6 +12,8 @@ import yaml
 
 from agent import PROJECT_ROOT, callers, ids
 from agent.callers import CallerPolicy
+from agent.drivers.cpanel import settings as cpanel_settings
+from agent.drivers.cpanel.settings import CpanelSettings
 from agent.errors import BadInput, ConfigError
 from agent.schema import Problems, boolean, integer, join, mapping, string, string_list
 
@@ -86,6 +88,8 @@ class Server:
     https_port: int = 443
     protected_accounts: tuple[str, ...] = ()
     linux: LinuxPaths = field(default_factory=LinuxPaths)
+    # The cpanel driver's paths, binaries and API channel (agent/drivers/cpanel/settings.py).
+    cpanel: CpanelSettings = field(default_factory=CpanelSettings)
 
     @property
     def address(self) -> str:
@@ -128,7 +132,7 @@ _TOP = {"state_db", "audit_log", "lock_wait_seconds", "playbooks_dir", "landing_
         "default_playbook", "branding", "protected_accounts", "servers", "min_uid", "callers"}
 _SERVER = {"panel", "transport", "host", "port", "user", "key_file", "known_hosts",
            "connect_timeout", "sudo", "probe_address", "records_dir", "http_port",
-           "https_port", "protected_accounts", "linux"}
+           "https_port", "protected_accounts", "linux", "cpanel"}
 _BRANDING = {f.name for f in fields(Branding)}
 _LINUX = {f.name for f in fields(LinuxPaths)}
 
@@ -186,6 +190,7 @@ def _server(name: str, doc: object, problems: Problems, base: Path) -> Server | 
     lx = mapping(d.get("linux"), join(path, "linux"), problems, _LINUX)
     paths = {k: string(lx, k, join(path, "linux"), problems) for k in _LINUX if k in lx}
     kw["linux"] = LinuxPaths(**{k: v for k, v in paths.items() if v is not None})
+    kw["cpanel"] = cpanel_settings.parse(d.get("cpanel"), join(path, "cpanel"), problems, base)
     return Server(**kw)
 
 

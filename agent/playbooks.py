@@ -19,7 +19,9 @@ STEP_PARAMS: dict[str, dict[str, Any]] = {
     "backup": {"reuse_if_newer_than": _DUR, "databases": bool, "max_size": _SIZE,
                "max_time": _DUR},
     "landing_page": {"language": ("en", "es", "pt", "nl", "de", "fr")},
-    "mail_block": {"incoming": ("accept", "reject", "defer")},
+    # outgoing: what happens to the account's outgoing mail; `hold` (queue it, cPanel's
+    # hold_outgoing_email) only where the driver offers it, `suspend` (reject) everywhere.
+    "mail_block": {"incoming": ("accept", "reject", "defer"), "outgoing": ("suspend", "hold")},
     "ftp_lock": {},
     "db_lock": {},
     "panel_lock": {"kill_processes": bool},

@@ -9,15 +9,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent import drivers
-from agent.errors import AgentError, Unreachable
+from agent.errors import AgentError, AuthFailed, Unreachable
 from agent.journal import Case, Change
 from agent.locks import target_lock
 from agent.playbooks import Stage
 from agent.records import Records
 from agent.steps.base import CARRIED, Context, carry_out
 
-# Steps whose revert goes before all others on unsuspend: what visitors see.
-FIRST_BACK = ("landing_page",)
+# Steps whose revert goes before all others on unsuspend, newest first: what visitors see,
+# and the panel's own suspension, whose lifting (cPanel's unsuspendacct) also lifts locks of
+# other steps that must therefore be put back by their own reverts afterwards
+# (reference/panels.md A8).
+FIRST_BACK = ("landing_page", "panel_suspend")
 
 
 def _iso(ts: float) -> str:
@@ -51,9 +54,10 @@ class Runner:
         self.target = target
         self.records = Records(conn, server.records_dir, self.journal, target)
 
-    def context(self, case_id: str, params: dict | None = None) -> Context:
+    def context(self, case_id: str, params: dict | None = None,
+                hold: str | None = None) -> Context:
         return Context(self.engine.config, self.server, self.conn, self.target[2], case_id,
-                       self.engine.now(), self.journal, dict(params or {}))
+                       self.engine.now(), self.journal, dict(params or {}), hold)
 
     def _where(self, case_id: str | None, step: str, **extra: Any) -> dict:
         return {"server": self.target[0], "kind": self.target[1], "name": self.target[2],
@@ -70,7 +74,7 @@ class Runner:
             if spec.name in active:
                 continue
             step = drivers.step(self.server.panel, spec.name)
-            ctx = self.context(case.id, spec.params)
+            ctx = self.context(case.id, spec.params, case.hold)
             seq = None
             plan = None
             try:
@@ -94,9 +98,10 @@ class Runner:
                 self.journal.mark(seq, "done", self.engine.now(), undo=undo)
                 done_here.append((seq, spec.name, ctx, undo))
                 step.verify(ctx, undo, True)
-            except Unreachable:
-                # No rollback over a dead link: the journal keeps this step's intent and the
-                # stage's done steps; the next call on the target finishes or puts them back.
+            except (Unreachable, AuthFailed):
+                # No rollback over a dead link (or with credentials the server refuses, exit
+                # 78): the journal keeps this step's intent and the stage's done steps; the
+                # next call on the target finishes or puts them back.
                 raise
             except AgentError as exc:
                 log.errors.append({"step": spec.name, "message": str(exc)})
@@ -151,7 +156,7 @@ class Runner:
             with self.shared(plan.lock):
                 carry_out(self.conn, plan.actions)
             step.verify(ctx, undo, False)
-        except Unreachable:
+        except (Unreachable, AuthFailed):
             raise  # stays `reverting` (or as it was): the next call retries it
         except AgentError as exc:
             self.journal.mark(seq, "stuck", self.engine.now(), error=str(exc))

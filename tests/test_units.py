@@ -36,7 +36,10 @@ def test_shipped_playbooks_validate_and_registry_matches_schema():
     assert set(linux.steps) <= set(playbooks.STEP_PARAMS)
     assert drivers.step_names("linux") == sorted(linux.steps)
     assert all(drivers.step("linux", n) is linux.steps[n] for n in linux.steps)
-    assert drivers.driver("cpanel") is None and drivers.step_names("cpanel") == []
+    cpanel = drivers.driver("cpanel")
+    assert set(cpanel.steps) <= set(playbooks.STEP_PARAMS)
+    assert drivers.step_names("cpanel") == sorted(cpanel.steps)
+    assert drivers.driver("directadmin") is None and drivers.step_names("directadmin") == []
 
 
 def test_playbook_problems_are_all_reported():

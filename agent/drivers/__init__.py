@@ -10,7 +10,8 @@ from agent.errors import StepUnavailable
 # The panel kinds and the module of each one's driver (imported on first use). A panel
 # kind without a driver module yet has no steps: `plan` shows them "not available on this
 # driver yet" and `suspend` refuses a playbook that needs them (exit 2).
-_MODULES: dict[str, str | None] = {"linux": "agent.drivers.linux.driver", "cpanel": None,
+_MODULES: dict[str, str | None] = {"linux": "agent.drivers.linux.driver",
+                                   "cpanel": "agent.drivers.cpanel.driver",
                                    "directadmin": None}
 
 

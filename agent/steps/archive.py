@@ -3,10 +3,12 @@ there, lists cleanly to its end, holds what it must and has the checksum recorde
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from agent.connector import Connector
-from agent.errors import StepError
+from agent.errors import AgentError, StepError
+from agent.schema import duration
 
 
 def verify_archive(conn: Connector, archive: str, must_hold: dict[str, str], tar: str,
@@ -32,3 +34,44 @@ def verify_archive(conn: Connector, archive: str, must_hold: dict[str, str], tar
     warned = conn.read(f"{archive}.warnings")
     warnings = warned.decode("utf-8", "replace").splitlines()[:20] if warned else []
     return {"sha256": digest, "size": st.size, "entries": len(listing), "warnings": warnings}
+
+
+def reusable(ctx: Any, check: Callable[[Any, dict[str, Any]], dict[str, Any]],
+             is_ours: Callable[[dict[str, Any]], bool] = lambda _found: True
+             ) -> dict[str, Any] | None:
+    """Return the undo data of the account's newest backup when the playbook's
+    `reuse_if_newer_than` allows it and `check` still finds it whole; else None.
+
+    `ctx` is a step Context; `is_ours` tells a driver's own archives from another's.
+    """
+    limit = duration(ctx.params.get("reuse_if_newer_than"))
+    if not limit or ctx.journal is None:
+        return None
+    found = ctx.journal.latest_backup(ctx.server.name, ctx.account, ctx.now - limit)
+    if found is None or not is_ours(found):
+        return None
+    try:
+        check(ctx, found)
+    except AgentError:
+        return None  # gone or altered since: take a fresh one
+    return found
+
+
+def take(ctx: Any, actions: list[Any], undo: dict[str, Any],
+         check: Callable[[Any, dict[str, Any]], dict[str, Any]],
+         clean: Callable[[Any, dict[str, Any]], None]) -> dict[str, Any]:
+    """Carry out a backup's actions and verify the archive; return the undo data with the
+    archive's facts. On any failure `clean` removes what was left and StepError says that
+    nothing else was changed."""
+    from agent.steps.base import carry_out  # base imports config; keep this module light
+
+    if not actions:
+        return undo
+    undo = dict(undo)
+    try:
+        carry_out(ctx.conn, actions)
+        undo.update(check(ctx, undo))
+    except AgentError as exc:
+        clean(ctx, undo)
+        raise StepError(f"backup failed, nothing else was changed: {exc}") from exc
+    return undo

@@ -177,6 +177,8 @@ class Context:
     now: float
     journal: Any = None  # agent.journal.Journal; typed loosely to keep steps import-light
     params: dict[str, Any] = field(default_factory=dict)
+    # The hold of the case being applied (billing, abuse, manual); None when reverting.
+    hold: str | None = None
 
     @property
     def branding(self) -> Branding:

@@ -6,6 +6,8 @@ EA4's userdata include folders; the directives and their guarantees are the same
 
 from __future__ import annotations
 
+from typing import Any
+
 LANDING_URL = "/.suspension-agent-landing/"
 _LANDING_RE = "/\\.suspension-agent-landing/"
 HOOK_FILE = "suspension-agent.conf"
@@ -45,3 +47,18 @@ Header always set Cache-Control "no-store"
 Header always set X-Robots-Tag "noindex"
 # END SUSPENSION-AGENT case {case_id}
 """
+
+
+def put_back(conn: Any, server: str, before: list[dict], created_dirs: list[str]) -> list:
+    """Return the actions that put the landing files back as `before` (FileState dicts) had
+    them and remove the folders made for them, from one read of both (the hot path of an
+    unsuspend); files already as before are left alone."""
+    from agent.steps.base import FileState, Run, Write, file_state  # base imports config
+
+    states = [FileState.from_dict(d) for d in before]
+    found = conn.read_many([st.path for st in states] + created_dirs)
+    actions: list = [Write(now, st) for st in states
+                     if (now := file_state(found[st.path], server)) != st]
+    actions += [Run(["rmdir", "--ignore-fail-on-non-empty", "--", d])
+                for d in reversed(created_dirs) if found[d].exists]
+    return actions

@@ -1,0 +1,101 @@
+"""The cpanel driver's `check`: panel and version, the API channel and what its user may do,
+and for each step whether the server has what it needs, and why not (read-only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.connector import Connector
+from agent.drivers.cpanel import db_lock
+from agent.drivers.cpanel.facts import Panel
+from agent.errors import AgentError
+from agent.steps.api import ApiRefused
+
+# WHM ACLs each step's WHM functions need (docs: "Guide to WHM Plugins - ACL Reference
+# Chart"); a token of a user with `all` (root) has every one of them.
+NEEDED_ACLS = {"acct-summary": "accountsummary", "list-accts": "listaccts/listsuspended",
+               "suspend-acct": "suspendacct/unsuspendacct"}
+
+
+def needs(s: Any) -> dict[str, list[str]]:
+    """Return, per step, the paths on the server it cannot work without."""
+    return {
+        "backup": [s.pkgacct, s.tar, s.sha256sum],
+        "landing_page": [s.userdata_dir, s.rebuildhttpdconf, s.restartsrv_httpd],
+        "mail_block": [],
+        "ftp_lock": [s.ftp_passwd_dir, s.ftpupdate],
+        "db_lock": [s.mysql],
+        "panel_lock": [s.usermod, s.getent, s.noshell],
+        "panel_suspend": [],
+    }
+
+
+def cpanel_check(server: Any, conn: Connector, lines: list[str]) -> bool:
+    """Report what the cpanel driver finds on `server`; return False when a step cannot run.
+
+    Raises TokenRefused (exit 78) when WHM refuses the token, Unreachable when the API does
+    not answer: the CLI maps those as for any other verb.
+    """
+    s = server.cpanel
+    panel = Panel(server, conn)
+    how = (f"WHM API 1 over HTTPS at {s.api_host or server.host}:{s.api_port} as {s.api_user}"
+           f" (token from {s.token_file}; CA: {s.ca_file or 'system'})"
+           if s.transport == "api" else f"{s.whmapi1} and {s.uapi} as root on the server")
+    lines.append(f"panel calls: {how}")
+    if s.transport == "cli":
+        missing = [p for p, st in conn.stat_many([s.whmapi1, s.uapi]).items() if not st.exists]
+        if missing:
+            lines.append("NO: not a cPanel server (missing " + ", ".join(missing) + ")")
+            return False
+    version = panel.query(panel.whm("version"))
+    lines.append(f"cPanel & WHM version {(version or {}).get('version', 'unknown')}")
+    ok = _privileges(panel, lines)
+    paths = sorted({p for wanted in needs(s).values() for p in wanted})
+    absent = {p for p, st in conn.stat_many(paths).items() if not st.exists}
+    lines.append(("yes" if s.userdata_dir not in absent else "NO") + ": EA4 userdata includes ("
+                 f"{s.userdata_dir}/{{std,ssl}}/{s.apache_dir}/<user>/)")
+    account_lock = _account_lock(conn, server, lines) if s.mysql not in absent else False
+    for step, wanted in needs(s).items():
+        why = [p for p in wanted if p in absent]
+        if step == "db_lock" and not why and not account_lock:
+            why = ["the database server has no ACCOUNT LOCK"]
+        lines.append(f"step {step}: " + ("available" if not why else
+                                         "NOT available: missing " + ", ".join(why)))
+        ok = ok and not why
+    return ok
+
+
+def _privileges(panel: Panel, lines: list[str]) -> bool:
+    """Report the API user's WHM privileges (`myprivs`); False when one the steps need is
+    missing."""
+    try:
+        data = panel.query(panel.whm("myprivs"))
+    except ApiRefused as exc:
+        lines.append(f"NO: cannot read the API user's privileges: {exc}")
+        return False
+    privs = (data or {}).get("privileges") if isinstance(data, dict) else None
+    granted = {k for p in (privs or []) if isinstance(p, dict) for k, v in p.items()
+               if str(v) == "1"}
+    if "all" in granted:
+        lines.append("API user privileges: all (root-level; disallowun and unsuspending a "
+                     "locked account need it)")
+        return True
+    missing = [f"{acl} ({used})" for acl, used in NEEDED_ACLS.items() if acl not in granted]
+    lines.append("API user privileges: " + (", ".join(sorted(granted)) or "none")
+                 + ("; missing " + ", ".join(missing) if missing else "")
+                 + "; without `all`, abuse holds cannot use disallowun")
+    return not missing
+
+
+def _account_lock(conn: Connector, server: Any, lines: list[str]) -> bool:
+    try:
+        version = conn.run(db_lock.mysql_argv_for(server.cpanel),
+                           stdin=b"SELECT VERSION();\n").text.strip()
+        kind, number = db_lock.server_kind(version)
+    except AgentError as exc:
+        lines.append(f"NO: cannot ask the database server its version: {exc}")
+        return False
+    good = number >= db_lock.MIN_VERSION[kind]
+    lines.append(("yes" if good else "NO") + f": {kind} {'.'.join(map(str, number))} "
+                 "supports ACCOUNT LOCK")
+    return good

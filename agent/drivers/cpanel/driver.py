@@ -1,0 +1,47 @@
+"""The cpanel driver: cPanel & WHM servers, every path, binary and API setting from
+`CpanelSettings` (the server's `cpanel:` block)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.drivers.cpanel.backup import Backup
+from agent.drivers.cpanel.check import cpanel_check
+from agent.drivers.cpanel.db_lock import DbLock
+from agent.drivers.cpanel.facts import Panel, account_name
+from agent.drivers.cpanel.ftp_lock import FtpLock
+from agent.drivers.cpanel.landing_page import LandingPage
+from agent.drivers.cpanel.mail_block import MailBlock
+from agent.drivers.cpanel.panel_lock import PanelLock
+from agent.drivers.cpanel.panel_suspend import PanelSuspend
+from agent.drivers.cpanel.settings import CpanelSettings
+from agent.errors import BadInput
+from agent.steps.base import Step
+
+
+class CpanelDriver:
+    """Its settings class, its steps by name, its account facts and its `check`."""
+
+    name = "cpanel"
+    paths = CpanelSettings
+
+    def __init__(self) -> None:
+        self.steps: dict[str, Step] = {step.name: step for step in (
+            Backup(), LandingPage(), MailBlock(), FtpLock(), DbLock(), PanelLock(),
+            PanelSuspend())}
+
+    def ensure_suspendable(self, server: Any, conn: Any, account: str, min_uid: int) -> None:
+        """Raise BadInput unless `account` is a cPanel user name (A13) that the panel knows
+        (accountsummary) with a uid from `min_uid` on; a refused token raises TokenRefused
+        (exit 78) and an API that does not answer Unreachable (75), before any case opens."""
+        summary = Panel(server, conn).summary(account_name(account))
+        uid = str(summary.get("uid", ""))
+        if uid.isdigit() and (int(uid) < min_uid or int(uid) == 65534):
+            raise BadInput(f"account {account!r} is a system account on {server.name} (uid "
+                           f"{uid}; customers start at min_uid {min_uid})")
+
+    def check(self, server: Any, conn: Any, lines: list[str]) -> bool:
+        return cpanel_check(server, conn, lines)
+
+
+DRIVER = CpanelDriver()

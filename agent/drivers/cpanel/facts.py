@@ -1,0 +1,164 @@
+"""Facts about a cPanel account, read through the panel's own API (never its files):
+exists, owner, suspension state, domains, mailboxes, FTP accounts, databases and their users.
+
+Every read goes over the server's channel (whm.channel) and is judged by its envelope; a
+list the API returns is checked for shape before anything is built from it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from agent import ids
+from agent.connector import Connector
+from agent.drivers.cpanel import whm
+from agent.errors import BadInput, StepError
+from agent.steps.api import ApiCall, ApiRefused
+
+# reference/panels.md A13 (Cpanel/Validate/Username/Core.pm). Existing accounts are checked
+# leniently (transferred accounts may start with a digit), but never a reserved name or one
+# of cPanel's own system-user prefixes (cpses session users, cptkt, cpbackup...). The
+# creation-only rule against a leading "test" is not applied: transfers keep such names.
+_NAME = re.compile(r"^[a-z0-9][-._a-z0-9]{0,15}$")
+_RESERVED = {"root", "nobody", "all", "mailman", "postgres", "virtfs", "cpanel", "whm",
+             "mysql", "apache", "named", "ftp", "mail", "dovecot", "cpanelsolr"}
+_PREFIXES = ("passwd.", "cpmydns", "cpanel", "mydns", "pg_toast", "pg_temp", "cpses", "cptkt",
+             "cpbackup")
+_SUFFIXES = (".lock", ".cache", ".yaml", ".json", ".db", "assword")
+
+
+def account_name(name: str) -> str:
+    """Return `name` when it can be an existing cPanel account (A13); raise BadInput."""
+    if not _NAME.fullmatch(name or ""):
+        raise BadInput(f"{name!r} is not a cPanel user name (1-16 of a-z 0-9 - . _, not "
+                       "starting with - or .)")
+    if (name in _RESERVED or name.startswith(_PREFIXES) or name.endswith(_SUFFIXES)
+            or not name.strip("-._0123456789")):
+        raise BadInput(f"{name!r} is a name cPanel reserves for itself, never a customer's")
+    return name
+
+
+def flag(value: Any) -> bool:
+    """Return a cPanel boolean (1/0, "1"/"0", true/false) as a bool."""
+    return str(value).strip().lower() in ("1", "true", "yes")
+
+
+class Panel:
+    """One server's panel as the driver uses it: builds calls, runs reads now, and turns
+    changes into plan actions on the channel the config chooses."""
+
+    def __init__(self, server: Any, conn: Connector) -> None:
+        self.server = server
+        self.conn = conn
+        self.s = server.cpanel
+        self.channel = whm.channel(server)
+
+    def whm(self, function: str, params: Iterable[tuple[str, str]] = (),
+            verify: str = "") -> ApiCall:
+        return ApiCall("whmapi1", function, tuple(params), verify, binary=self.s.whmapi1)
+
+    def uapi(self, user: str, function: str, params: Iterable[tuple[str, str]] = (),
+             verify: str = "") -> ApiCall:
+        return ApiCall("uapi", function, tuple(params), verify, user=user, binary=self.s.uapi)
+
+    def query(self, call: ApiCall) -> Any:
+        """Run a read-only call now and return its payload."""
+        return self.channel.call(self.conn, call)
+
+    def act(self, call: ApiCall) -> whm.PanelCall:
+        return whm.PanelCall(call, self.channel)
+
+    # -- account facts ----------------------------------------------------------------------
+    def summary(self, user: str) -> dict[str, Any]:
+        """Return accountsummary's record of `user` (A5); BadInput when there is none."""
+        try:
+            data = self.query(self.whm("accountsummary", [("user", user)]))
+        except ApiRefused as exc:
+            if "does not exist" in str(exc).lower():
+                raise BadInput(f"account {user!r} does not exist on {self.server.name}"
+                               ) from None
+            raise
+        accts = data.get("acct") if isinstance(data, dict) else None
+        if not isinstance(accts, list) or not accts or not isinstance(accts[0], dict):
+            raise StepError(f"accountsummary {user}: no account record in the reply")
+        if accts[0].get("user") != user:
+            raise StepError(f"accountsummary {user}: the reply is about another account")
+        return accts[0]
+
+    def suspended_entry(self, user: str) -> dict[str, Any] | None:
+        """Return `user`'s listsuspended entry (A5: bandwidth-limited users are listed too)."""
+        data = self.query(self.whm("listsuspended"))
+        for entry in _records(data, "account", "listsuspended"):
+            if entry.get("user") == user:
+                return entry
+        return None
+
+    def domains(self, user: str) -> dict[str, list[str]]:
+        """Return the account's domains by kind: main, addon, sub, parked."""
+        data = self.query(self.uapi(user, "DomainInfo::list_domains"))
+        if not isinstance(data, dict) or not isinstance(data.get("main_domain"), str):
+            raise StepError(f"DomainInfo::list_domains of {user}: no main_domain in the reply")
+        found = {"main": [ids.domain(data["main_domain"])]}
+        for kind in ("addon", "sub", "parked"):
+            names = data.get(f"{kind}_domains") or []
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise StepError(f"DomainInfo::list_domains of {user}: {kind}_domains is not a "
+                                "list of names")
+            found[kind] = [ids.domain(n) for n in names]
+        return found
+
+    def mailboxes(self, user: str) -> list[dict[str, Any]]:
+        """Return each mailbox as {email, login_suspended, incoming_suspended} (A6)."""
+        data = self.query(self.uapi(user, "Email::list_pops", [("skip_main", "1")]))
+        boxes = []
+        for entry in _records(data, None, "Email::list_pops"):
+            email = str(entry.get("email") or "")
+            if "@" not in email:
+                continue  # the main account's own login: panel_lock's part
+            boxes.append({"email": email, "login": flag(entry.get("suspended_login")),
+                          "incoming": flag(entry.get("suspended_incoming"))})
+        return boxes
+
+    def ftp_accounts(self, user: str) -> list[dict[str, str]]:
+        """Return the account's FTP logins of type main and sub (A6: Ftp::list_ftp)."""
+        data = self.query(self.uapi(user, "Ftp::list_ftp",
+                                    [("include_acct_types", "main|sub")]))
+        return [{"user": str(e["user"]), "type": str(e.get("type", ""))}
+                for e in _records(data, None, "Ftp::list_ftp") if e.get("user")]
+
+    def db_users(self, user: str) -> list[str]:
+        """Return the account's MySQL users (Mysql::list_users) that carry its prefix: the
+        first 8 characters of the user name and '_' (A13); any other name is refused."""
+        data = self.query(self.uapi(user, "Mysql::list_users"))
+        names = [str(e.get("user") or "") for e in _records(data, None, "Mysql::list_users")]
+        prefix = user[:8] + "_"
+        foreign = [n for n in names if not n.startswith(prefix)]
+        if foreign:
+            raise StepError(f"Mysql::list_users of {user} lists {foreign[:3]}, without the "
+                            f"account's prefix {prefix!r}; nothing was changed")
+        return sorted(set(names))
+
+    def databases(self, user: str) -> list[str]:
+        """Return the account's MySQL databases (Mysql::list_databases)."""
+        data = self.query(self.uapi(user, "Mysql::list_databases"))
+        return sorted(ids.database(str(e.get("database") or ""))
+                      for e in _records(data, None, "Mysql::list_databases"))
+
+
+def _records(data: Any, key: str | None, what: str) -> list[dict[str, Any]]:
+    """Return the list of records in a payload (at `key` of a WHM `data`, or the UAPI data
+    itself), each a dict; raise StepError on any other shape."""
+    items = data.get(key) if key is not None and isinstance(data, dict) else data
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise StepError(f"{what}: the reply is not a list of records")
+    return items
+
+
+def all_domains(found: dict[str, list[str]]) -> list[str]:
+    """Return every domain of `found` once, main first."""
+    return list(dict.fromkeys(d for kind in ("main", "addon", "sub", "parked")
+                              for d in found.get(kind, [])))

@@ -1,0 +1,103 @@
+"""landing_page on cPanel: every domain of the account answers 503 with the landing page.
+
+Mechanism: EA4's userdata includes (reference/panels.md A12). The per-user include folders
+`<userdata_dir>/std/<apache_dir>/<user>/` (HTTP) and `.../ssl/<apache_dir>/<user>/` (HTTPS)
+are included by every vhost of the user, whatever the domain's kind: the main domain, its
+subdomains, addon domains (their own vhosts) and parked domains (ServerAliases of the main
+vhost). `suspension-agent.conf` goes into both, then `rebuildhttpdconf` puts the Include
+lines into httpd.conf (it does not restart Apache, A12) and one `restartsrv_httpd` loads
+it. The directives are the shared landing include (agent.steps.landing_include): a vhost-
+level rewrite answers 503 before the site's .htaccess runs, and before the Directory-level
+redirect cPanel's own suspension adds (A7 step 11), ACME challenges exempt. If rebuild or
+restart fails, the runner puts the files back and rebuilds again from the undo data.
+Every domain is then checked from outside over HTTP and HTTPS (agent.steps.probes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent import landing
+from agent.drivers.cpanel.facts import Panel, account_name, all_domains
+from agent.errors import VerifyFailed
+from agent.steps.base import Context, FileState, Plan, Run, Write, carry_out, snapshot
+from agent.steps.landing_include import HOOK_FILE, hook_conf, put_back
+
+
+def include_paths(ctx: Context) -> list[str]:
+    """Return the account's two per-user include files: std (HTTP), then ssl (HTTPS)."""
+    s = ctx.server.cpanel
+    return [f"{s.userdata_dir}/{kind}/{s.apache_dir}/{ctx.account}/{HOOK_FILE}"
+            for kind in ("std", "ssl")]
+
+
+def _rebuild(ctx: Context) -> list[Run]:
+    # rebuildhttpdconf refuses (non-zero) a configuration that does not build; the restart
+    # happens only after it, once for the batch.
+    s = ctx.server.cpanel
+    return [Run([s.rebuildhttpdconf], timeout=600), Run([s.restartsrv_httpd], timeout=300)]
+
+
+class LandingPage:
+    """Puts a cPanel account's websites behind the landing page and takes them out again."""
+
+    name = "landing_page"
+
+    def plan(self, ctx: Context) -> Plan:
+        s = ctx.server.cpanel
+        user = account_name(ctx.account)
+        domains = Panel(ctx.server, ctx.conn).domains(user)
+        names = all_domains(domains)
+        landing_dir = f"{s.landing_dir}/{user}"
+        page_path = f"{landing_dir}/index.html"
+        page = landing.render(ctx.config.landing_pages_dir, ctx.branding,
+                              ctx.params.get("language")).encode()
+        conf = hook_conf(ctx.case_id, landing_dir, ctx.branding.retry_after).encode()
+        includes = include_paths(ctx)
+        folders = [landing_dir] + [p.rsplit("/", 1)[0] for p in includes]
+        made = _missing_dirs(ctx, folders)
+        before = snapshot(ctx.conn, [page_path, *includes])
+        actions: list = [Run(["install", "-d", "-m", "755", d]) for d in made]
+        actions.append(Write(before[page_path], FileState(page_path, True, page, 0o644, "0:0")))
+        actions += [Write(before[p], FileState(p, True, conf, 0o644, "0:0")) for p in includes]
+        actions += _rebuild(ctx)
+        probe = [[d, ctx.server.http_port, False] for d in names]
+        probe += [[d, ctx.server.https_port, True] for d in names]
+        return Plan(self.name, actions, facts={"domains": domains},
+                    undo={"before": [st.to_dict() for st in before.values()],
+                          "created_dirs": made, "includes": includes, "probe": probe})
+
+    def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
+        # A failed rebuildhttpdconf or restart leaves the files written: the runner reverts
+        # at once from the undo data (files back, rebuild, restart) or marks it stuck.
+        carry_out(ctx.conn, plan.actions)
+        return plan.undo
+
+    def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
+        actions = put_back(ctx.conn, ctx.server.name, undo["before"], undo["created_dirs"])
+        # Rebuild and restart even when the files are already back: a run that died after
+        # removing them left httpd.conf (and Apache) with the include.
+        actions += _rebuild(ctx)
+        return Plan(self.name, actions, undo=undo)
+
+    def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
+        """Re-read the include files, then ask every domain over HTTP and HTTPS."""
+        from agent.steps import probes  # imports requests: only when a probe runs
+
+        marker = f"# BEGIN SUSPENSION-AGENT case {ctx.case_id}\n".encode()
+        found = ctx.conn.read_many(undo["includes"])
+        for path in undo["includes"]:
+            there = found[path].exists and marker in (found[path].data or b"")
+            if there != suspended:
+                raise VerifyFailed(f"{path} {'lacks' if suspended else 'still holds'} the "
+                                   f"landing include of case {ctx.case_id}")
+        probes.check_landing(ctx.server, [tuple(t) for t in undo["probe"]], suspended)
+
+
+def _missing_dirs(ctx: Context, folders: list[str]) -> list[str]:
+    """Return the folders (and missing parents) that must be made, shallowest first."""
+    every = {f.rstrip("/")[:end] for f in folders for end in
+             [i for i, c in enumerate(f.rstrip("/") + "/") if c == "/" and i > 0]}
+    ordered = sorted(every, key=lambda d: (d.count("/"), d))
+    stats = ctx.conn.stat_many(ordered)
+    return [d for d in ordered if not stats[d].exists]

@@ -1,0 +1,113 @@
+"""mail_block on cPanel: mailbox logins and outgoing mail blocked; incoming mail kept.
+
+Mechanism, all cPanel's own functions (reference/panels.md A4, A6):
+- each mailbox: UAPI `Email::suspend_login` (IMAP, POP3, webmail and SMTP AUTH refused, mail
+  still delivered). Mailboxes whose login was already suspended are recorded and left as
+  they are, also at reversal.
+- the account's outgoing mail: WHM `suspend_outgoing_email` (Exim rejects mail to outside
+  addresses; playbook `outgoing: suspend`, the default) or `hold_outgoing_email` (kept in
+  Exim's queue, released at reversal; `outgoing: hold`). Not set again when already set.
+- incoming mail is accepted unless the playbook says `incoming: reject`: then each mailbox
+  gets UAPI `Email::suspend_incoming` (SMTP-time rejection). cPanel has no per-account
+  temporary rejection, so `incoming: defer` is refused at plan time on this driver.
+Every call answers "success" even when nothing changed (A8, C2.5): verify re-reads
+`Email::list_pops` and `accountsummary` and compares each flag.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.drivers.cpanel.facts import Panel, account_name, flag
+from agent.errors import StepError, VerifyFailed
+from agent.steps.base import Context, Plan, carry_out
+
+# outgoing mode -> (WHM function that sets it, the one that lifts it, accountsummary flag)
+OUTGOING = {
+    "suspend": ("suspend_outgoing_email", "unsuspend_outgoing_email", "outgoing_mail_suspended"),
+    "hold": ("hold_outgoing_email", "release_outgoing_email", "outgoing_mail_hold"),
+}
+
+
+def _calls(panel: Panel, user: str, function: str, emails: list[str]) -> list:
+    return [panel.act(panel.uapi(user, function, [("email", e)], verify="Email::list_pops"))
+            for e in emails]
+
+
+class MailBlock:
+    """Blocks a cPanel account's mailbox logins and outgoing mail, keeping incoming mail."""
+
+    name = "mail_block"
+
+    def plan(self, ctx: Context) -> Plan:
+        user = account_name(ctx.account)
+        incoming = ctx.params.get("incoming", "accept")
+        outgoing = ctx.params.get("outgoing", "suspend")
+        if incoming == "defer":
+            raise StepError("cPanel has no per-account temporary rejection of incoming mail "
+                            "(Email::suspend_incoming rejects with 5xx); use incoming: accept "
+                            "or reject on this server")
+        if outgoing not in OUTGOING:
+            raise StepError(f"mail_block outgoing: {outgoing!r} (use suspend or hold)")
+        panel = Panel(ctx.server, ctx.conn)
+        summary = panel.summary(user)
+        boxes = panel.mailboxes(user)
+        lock = [b["email"] for b in boxes if not b["login"]]
+        already = [b["email"] for b in boxes if b["login"]]
+        reject = ([b["email"] for b in boxes if not b["incoming"]]
+                  if incoming == "reject" else [])
+        set_on, _off, summary_flag = OUTGOING[outgoing]
+        outgoing_here = not flag(summary.get(summary_flag))
+        actions = _calls(panel, user, "Email::suspend_login", lock)
+        actions += _calls(panel, user, "Email::suspend_incoming", reject)
+        if outgoing_here:
+            actions.append(panel.act(panel.whm(set_on, [("user", user)],
+                                               verify="accountsummary")))
+        note = "" if outgoing_here else f"outgoing mail was already {outgoing}ed before"
+        return Plan(self.name, actions, note=note,
+                    facts={"mailboxes": lock, "already_suspended": already,
+                           "incoming_rejected": reject, "outgoing": outgoing},
+                    undo={"locked": lock, "already_locked": already,
+                          "incoming_rejected": reject,
+                          "outgoing": outgoing if outgoing_here else None})
+
+    def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
+        carry_out(ctx.conn, plan.actions)
+        return plan.undo
+
+    def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
+        """Lift exactly what this step set and is still set; mailboxes suspended before the
+        case, or deleted since, are left alone."""
+        panel = Panel(ctx.server, ctx.conn)
+        boxes = {b["email"]: b for b in panel.mailboxes(ctx.account)}
+        unlock = [e for e in undo["locked"] if boxes.get(e, {}).get("login")]
+        accept = [e for e in undo["incoming_rejected"] if boxes.get(e, {}).get("incoming")]
+        actions = _calls(panel, ctx.account, "Email::unsuspend_login", unlock)
+        actions += _calls(panel, ctx.account, "Email::unsuspend_incoming", accept)
+        if undo["outgoing"]:
+            _on, off, summary_flag = OUTGOING[undo["outgoing"]]
+            if flag(panel.summary(ctx.account).get(summary_flag)):
+                actions.append(panel.act(panel.whm(off, [("user", ctx.account)],
+                                                   verify="accountsummary")))
+        return Plan(self.name, actions, undo=undo)
+
+    def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
+        """Re-read every mailbox's flags and the account's outgoing flag from the panel."""
+        panel = Panel(ctx.server, ctx.conn)
+        boxes = {b["email"]: b for b in panel.mailboxes(ctx.account)}
+        problems = []
+        for key, emails, want in (("login", undo["locked"], suspended),
+                                  ("login", undo["already_locked"], True),
+                                  ("incoming", undo["incoming_rejected"], suspended)):
+            for email in emails:
+                if email in boxes and boxes[email][key] != want:
+                    what = "login" if key == "login" else "incoming mail"
+                    problems.append(f"{email}: {what} is {'not ' if want else 'still '}"
+                                    "suspended")
+        if undo["outgoing"]:
+            summary_flag = OUTGOING[undo["outgoing"]][2]
+            if flag(panel.summary(ctx.account).get(summary_flag)) != suspended:
+                problems.append(f"accountsummary {summary_flag} is "
+                                f"{'0' if suspended else '1'}")
+        if problems:
+            raise VerifyFailed("; ".join(problems[:8]))

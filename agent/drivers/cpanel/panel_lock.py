@@ -1,0 +1,91 @@
+"""panel_lock on cPanel: the account's own logins (cPanel, webmail as the account, SSH, SFTP).
+
+cPanel has no function that blocks only an account's login: WHM's answer is `suspendacct`
+(reference/panels.md A4: "no WHM function named suspend login exists"), which also takes
+the site, mail, databases and cron. What the agent does instead is the login part of what
+suspendacct does (A7 step 3): the account's password hash gets a `!` before it (cpsrvd and
+sshd check the system hash, so cPanel, webmail-as-the-account, SSH and SFTP logins fail)
+and its shell becomes cPanel's own `noshell` (what cPanel gives accounts without shell
+access, A8). The exact prior hash and shell are kept and put back; a hash already locked
+is left alone. Open cPanel sessions are not purged (no documented function for it); with
+`kill_processes: true` the account's processes are killed (that part cannot be undone).
+
+Side effect to know: cPanel's `listsuspended` decides "suspended" from the hash (A5), so
+while this lock is on, WHM lists the account as suspended with reason "Unknown". The
+agent's panel_suspend knows this lock is its own (see panel_suspend.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.drivers.cpanel.facts import Panel, account_name
+from agent.errors import BadInput, VerifyFailed
+from agent.steps.base import Context, Plan, Run, carry_out
+
+
+def login_state(ctx: Context) -> tuple[str, str]:
+    """Return the account's shadow hash and shell, read from the system databases."""
+    s = ctx.server.cpanel
+    found = []
+    for db in ("passwd", "shadow"):
+        result = ctx.conn.run([s.getent, db, ctx.account], ok_codes=(0, 2))
+        fields = result.text.rstrip("\n").split(":")
+        if result.rc == 2 or fields[0] != ctx.account or len(fields) < 2:
+            raise BadInput(f"account {ctx.account!r} has no {db} entry on {ctx.server.name}")
+        found.append(fields)
+    passwd, shadow = found
+    if len(passwd) < 7:
+        raise BadInput(f"the passwd entry of {ctx.account!r} is malformed")
+    return shadow[1], passwd[6]
+
+
+class PanelLock:
+    """Locks a cPanel account's password and shell; puts back exactly what was there."""
+
+    name = "panel_lock"
+
+    def plan(self, ctx: Context) -> Plan:
+        s = ctx.server.cpanel
+        user = account_name(ctx.account)
+        hashed, shell = login_state(ctx)
+        lock_here = not hashed.startswith(("!", "*"))
+        argv = [s.usermod, *(["--lock"] if lock_here else []),
+                *(["--shell", s.noshell] if shell != s.noshell else []), user]
+        actions: list = [Run(argv)] if len(argv) > 2 else []
+        if ctx.params.get("kill_processes"):
+            actions.append(Run(["pkill", "--signal", "KILL", "--uid", user], ok_codes=(0, 1)))
+        return Plan(self.name, actions, facts={"shell": shell, "locked_before": not lock_here},
+                    undo={"hash": hashed, "shell": shell, "locked_here": lock_here})
+
+    def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
+        carry_out(ctx.conn, plan.actions)
+        return plan.undo
+
+    def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
+        s = ctx.server.cpanel
+        hashed, shell = login_state(ctx)
+        # --unlock removes the one `!` --lock added; only when the hash is exactly that (an
+        # admin who changed the password meanwhile keeps the new one).
+        unlock = undo["locked_here"] and hashed == "!" + undo["hash"]
+        argv = [s.usermod, *(["--unlock"] if unlock else []),
+                *(["--shell", undo["shell"]] if shell != undo["shell"] else []), ctx.account]
+        return Plan(self.name, [Run(argv)] if len(argv) > 2 else [], undo=undo)
+
+    def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
+        """Re-read the hash and shell, and the shell the panel reports (accountsummary)."""
+        s = ctx.server.cpanel
+        hashed, shell = login_state(ctx)
+        problems = []
+        if suspended and not hashed.startswith(("!", "*")):
+            problems.append("the password hash is not locked")
+        if not suspended and undo["locked_here"] and hashed != undo["hash"]:
+            problems.append("the password hash is not the one from before the case")
+        want = s.noshell if suspended else undo["shell"]
+        if shell != want:
+            problems.append(f"the shell is {shell}, expected {want}")
+        panel_shell = Panel(ctx.server, ctx.conn).summary(ctx.account).get("shell")
+        if panel_shell not in (None, "", want):
+            problems.append(f"accountsummary reports shell {panel_shell}, expected {want}")
+        if problems:
+            raise VerifyFailed("; ".join(problems))

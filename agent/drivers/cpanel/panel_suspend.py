@@ -1,0 +1,125 @@
+"""panel_suspend on cPanel: the panel's own full suspension (`suspendacct`) as the last grade.
+
+Apply: WHM `suspendacct user=U reason="suspension-agent case <id> (<hold> hold)"`, with
+`disallowun=1` for an abuse hold (only root may lift it, reference/panels.md A4). The API
+answers result=1 even when the script refused ("already suspended", a failing pre-hook;
+A8, C2.5), so verify re-reads `accountsummary`: suspended=1, the reason carrying this case's
+id, and is_locked as asked.
+
+Never touched: an account suspended before the case (by an admin, another tool, or
+cPanel's bandwidth limit, which `listsuspended` reports too; A5, C2.9). Its plan is empty
+and its reversal does nothing, so the agent never unsuspends it. One look-alike is the
+agent's own: while its panel_lock is on, the locked hash makes `listsuspended` show the
+account as suspended for reason "Unknown" (A5); that is recognised from the journal.
+
+Reversal knows `unsuspendacct`'s traps (A8, C2.4): it always lifts the account's outgoing-mail
+suspension, strips every `*LOCKED*` from mailbox passwords and the leading `!` from the
+account's hash. So the agent records, before suspending, what was in effect (outgoing mail
+suspended or held, mailboxes with login or incoming suspended, the hash locked by its own
+panel_lock or an admin, database users locked), runs `unsuspendacct` only if the account
+is still suspended under this case's reason, and then re-applies whatever of that record
+the unsuspend lifted (`reapply.Reapply`). The runner reverts panel_suspend before every
+other step, so the steps still in effect are put back by their own reverts afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.drivers.cpanel.facts import Panel, account_name, flag
+from agent.drivers.cpanel.reapply import Reapply, before_state, differences
+from agent.errors import VerifyFailed
+from agent.steps.base import Context, Plan, carry_out
+
+BANDWIDTH = "Bandwidth Limit Exceeded"  # listsuspended's reason for bwlimited users (A5)
+
+
+def marker(case_id: str) -> str:
+    return f"suspension-agent case {case_id}"
+
+
+def _own_lock(ctx: Context) -> bool:
+    """True when this agent's panel_lock holds the account's hash locked right now."""
+    if ctx.journal is None:
+        return False
+    return any(c.step == "panel_lock" and c.undo.get("locked_here")
+               for c in ctx.journal.active_changes(ctx.server.name, "account", ctx.account))
+
+
+class PanelSuspend:
+    """Suspends a cPanel account with suspendacct; lifts exactly that, then re-applies."""
+
+    name = "panel_suspend"
+
+    def plan(self, ctx: Context) -> Plan:
+        user = account_name(ctx.account)
+        panel = Panel(ctx.server, ctx.conn)
+        summary = panel.summary(user)
+        entry = panel.suspended_entry(user)
+        reason = str((entry or {}).get("reason") or summary.get("suspendreason") or "")
+        ours = (entry is not None and not flag(summary.get("suspended"))
+                and not flag(summary.get("is_locked")) and reason in ("", "Unknown")
+                and _own_lock(ctx))
+        if reason.startswith(BANDWIDTH):
+            return Plan(self.name, note="suspended by cPanel's bandwidth limit; left to it and "
+                        "never unsuspended by the agent", undo={"suspended_here": False})
+        if (flag(summary.get("suspended")) or entry is not None) and not ours:
+            shown = reason or "no reason given"
+            return Plan(self.name, note=f"already suspended before this case ({shown}); left "
+                        "suspended, never unsuspended by the agent",
+                        undo={"suspended_here": False, "reason_before": reason})
+        hold = ctx.hold or "billing"
+        abuse = hold == "abuse"
+        params = [("user", user), ("reason", f"{marker(ctx.case_id)} ({hold} hold)"),
+                  ("disallowun", "1" if abuse else "0")]
+        before = before_state(ctx, panel, summary)
+        return Plan(self.name, [panel.act(panel.whm("suspendacct", params,
+                                                    verify="accountsummary"))],
+                    facts={"disallowun": abuse, "in_effect_before": before},
+                    undo={"suspended_here": True, "disallowun": abuse, "before": before})
+
+    def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
+        carry_out(ctx.conn, plan.actions)
+        return plan.undo
+
+    def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
+        if not undo.get("suspended_here"):
+            return Plan(self.name, note="the account was suspended before the case; left so",
+                        undo=undo)
+        panel = Panel(ctx.server, ctx.conn)
+        summary = panel.summary(ctx.account)
+        actions: list = []
+        note = ""
+        if flag(summary.get("suspended")) and marker(ctx.case_id) in str(
+                summary.get("suspendreason") or ""):
+            actions.append(panel.act(panel.whm("unsuspendacct", [("user", ctx.account)],
+                                               verify="accountsummary")))
+        elif flag(summary.get("suspended")):
+            note = (f"suspended again by someone else ({summary.get('suspendreason')}); "
+                    "left suspended")
+        actions.append(Reapply(ctx, undo["before"]))
+        return Plan(self.name, actions, note=note, undo=undo)
+
+    def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
+        """Re-read accountsummary (never trust result=1), and after a reversal also every
+        lock that was in effect before the case's suspension."""
+        if not undo.get("suspended_here"):
+            return
+        panel = Panel(ctx.server, ctx.conn)
+        summary = panel.summary(ctx.account)
+        reason = str(summary.get("suspendreason") or "")
+        problems = []
+        if suspended:
+            if not flag(summary.get("suspended")) or marker(ctx.case_id) not in reason:
+                problems.append(f"accountsummary shows suspended={summary.get('suspended')} "
+                                f"reason {reason!r}: suspendacct did not take effect")
+            if flag(summary.get("is_locked")) != undo["disallowun"]:
+                problems.append(f"is_locked is {summary.get('is_locked')}, expected "
+                                f"{int(undo['disallowun'])}")
+        else:
+            if flag(summary.get("suspended")) and marker(ctx.case_id) in reason:
+                problems.append("the account is still suspended under this case")
+            problems += differences(ctx, panel, summary, undo["before"])
+        if problems:
+            raise VerifyFailed("; ".join(problems[:8]))
+

@@ -1,0 +1,95 @@
+"""The cpanel driver's settings: every path, binary and API setting as data (`cpanel:` block).
+
+Kept free of agent imports at module level: agent.config imports this module to parse a
+server's `cpanel:` block, the same way it parses `linux:` into LinuxPaths.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+# How panel calls travel (reference/panels.md A1, A3): `cli` runs whmapi1/uapi as root on the
+# server through the server's connector; `api` calls WHM API 1 over HTTPS with a token
+# (UAPI through WHM's uapi_cpanel). Files (EA4 includes, archives, case records) always go
+# through the connector: no WHM function writes /etc/apache2 or lists an archive.
+API_TRANSPORTS = ("cli", "api")
+
+
+@dataclass(frozen=True)
+class CpanelSettings:
+    """Where the `cpanel` driver finds things on a cPanel & WHM server (all overridable)."""
+
+    transport: str = "cli"
+    # WHM API over HTTPS (transport: api). The token file lives on the agent's host, is
+    # owner-only, and holds the token alone; it is sent only in the Authorization header.
+    api_host: str = ""  # default: the server's host
+    api_port: int = 2087
+    api_user: str = "root"
+    token_file: str = ""
+    ca_file: str = ""  # CA bundle for a self-signed WHM certificate; default: system CAs
+    api_timeout: int = 60
+    # Command lines (A3: full paths, CloudLinux has other binaries on PATH).
+    whmapi1: str = "/usr/local/cpanel/bin/whmapi1"
+    uapi: str = "/usr/local/cpanel/bin/uapi"
+    pkgacct: str = "/usr/local/cpanel/scripts/pkgacct"
+    rebuildhttpdconf: str = "/usr/local/cpanel/scripts/rebuildhttpdconf"
+    restartsrv_httpd: str = "/usr/local/cpanel/scripts/restartsrv_httpd"
+    ftpupdate: str = "/usr/local/cpanel/scripts/ftpupdate"
+    version_file: str = "/usr/local/cpanel/version"
+    # EA4 userdata includes (A12): <userdata_dir>/{std,ssl}/<apache_dir>/<user>/*.conf
+    userdata_dir: str = "/etc/apache2/conf.d/userdata"
+    apache_dir: str = "2_4"
+    landing_dir: str = "/var/lib/suspension-agent/landing"
+    # pkgacct archives go to <backup_dir>/<user>-<time>-<case>/cpmove-<user>.tar.gz (A11).
+    backup_dir: str = "/home/suspension-agent-backups"
+    tar: str = "/bin/tar"
+    sha256sum: str = "/usr/bin/sha256sum"
+    # FTP accounts of a user: /etc/proftpd/<user> (what suspendacct rewrites, A7 step 12).
+    ftp_passwd_dir: str = "/etc/proftpd"  # noqa: S105 - a path
+    # Logins: the account's shadow hash and shell (cPanel's own no-shell binary, A8).
+    getent: str = "/usr/bin/getent"
+    usermod: str = "/usr/sbin/usermod"
+    noshell: str = "/usr/local/cpanel/bin/noshell"
+    # Database users: the mysql client as root (cPanel keeps root's credentials in
+    # /root/.my.cnf, read by the client itself); an extra defaults file if set.
+    mysql: str = "/usr/bin/mysql"
+    mysql_defaults_file: str = ""
+
+
+_INTS = {"api_port": (1, 65535), "api_timeout": (1, 3600)}
+KEYS = {f.name for f in fields(CpanelSettings)}
+
+
+def parse(doc: object, path: str, problems: Any, base: Path) -> CpanelSettings:
+    """Return the settings of one server's `cpanel:` block; record every problem found.
+
+    Ensures `transport: api` names an owner-only token file (relative to the config's
+    folder) and, when given, an existing CA file; the token itself is not read here.
+    """
+    from agent.config import private_file_problem  # agent.config imports this module
+    from agent.schema import integer, join, mapping, string
+
+    d = mapping(doc, path, problems, KEYS)
+    kw: dict[str, Any] = {}
+    for key in KEYS - set(_INTS):
+        if key in d:
+            value = string(d, key, path, problems,
+                           choices=API_TRANSPORTS if key == "transport" else None)
+            if value is not None:
+                kw[key] = value
+    for key, (low, high) in _INTS.items():
+        kw[key] = integer(d, key, path, problems, getattr(CpanelSettings, key), low, high)
+    for key in ("token_file", "ca_file"):
+        if kw.get(key) and not os.path.isabs(kw[key]):
+            kw[key] = str(base / kw[key])
+    if kw.get("transport") == "api":
+        if not kw.get("token_file"):
+            problems.add(join(path, "token_file"), "is required with transport: api")
+        elif why := private_file_problem(kw["token_file"]):
+            problems.add(join(path, "token_file"), why)
+    if kw.get("ca_file") and not os.path.isfile(kw["ca_file"]):
+        problems.add(join(path, "ca_file"), f"{kw['ca_file']} does not exist")
+    return CpanelSettings(**kw)
