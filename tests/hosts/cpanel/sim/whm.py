@@ -114,7 +114,7 @@ def suspendacct(caller: Caller, args: dict[str, str]) -> Reply:
         raise WhmError("You cannot suspend your own account.")
     _code, raw = suspend.suspendacct(user, args.get("reason") or "Unknown", disallow,
                                      leave_ftp)
-    return Reply(reason=f"{user}'s account has been suspended", raw=raw)
+    return Reply(raw=raw)
 
 
 def unsuspendacct(caller: Caller, args: dict[str, str]) -> Reply:
@@ -124,7 +124,7 @@ def unsuspendacct(caller: Caller, args: dict[str, str]) -> Reply:
     if accounts.is_locked(user) and caller.user != "root":
         raise WhmError(f"You do not have permission to unsuspend the locked account “{user}”.")
     _code, raw = suspend.unsuspendacct(user, _flag(args, "retain-service-proxies"))
-    return Reply(reason=f"{user}'s account is now active", raw=raw)
+    return Reply(raw=raw)
 
 
 def suspendreseller(caller: Caller, args: dict[str, str]) -> Reply:

@@ -1,0 +1,128 @@
+"""Tests' ways to talk to the cPanel simulator: the command lines inside the host, the WHM
+API over HTTPS from outside, and a reset that puts the provisioned state back."""
+
+from __future__ import annotations
+
+import json
+import ssl
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from tests.hosts.cpanel import layout, services
+from tests.hosts.testhost import TestHost
+
+
+class _HostCert(HTTPAdapter):
+    """Trust exactly the test host's own self-signed certificate (its name is no hostname,
+    so only the name check is off)."""
+
+    def __init__(self, cafile: str) -> None:
+        self.context = ssl.create_default_context(cafile=cafile)
+        self.context.check_hostname = False
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        kwargs["ssl_context"] = self.context
+        kwargs["assert_hostname"] = False
+        super().init_poolmanager(*args, **kwargs)
+
+
+def session(host: TestHost) -> requests.Session:
+    """Return a requests session that trusts only `host`'s certificate."""
+    cached = getattr(host, "_cpanel_session", None)
+    if cached is None:
+        cached = requests.Session()
+        cached.mount("https://", _HostCert(str(host.path("/etc/ssl/certs/testhost.pem"))))
+        cached.verify = str(host.path("/etc/ssl/certs/testhost.pem"))
+        host._cpanel_session = cached
+    return cached
+
+
+def whmapi1(host: TestHost, function: str, **args: str) -> dict:
+    """Run `whmapi1 --output=json FUNCTION key=value...` in the host; return the reply."""
+    argv = ["whmapi1", "--output=json", function, *(f"{k}={v}" for k, v in args.items())]
+    return json.loads(host.run(argv).stdout)
+
+
+def uapi(host: TestHost, user: str, module: str, function: str, **args: str) -> dict:
+    """Run `uapi --output=json --user=USER Module function key=value...`; return the reply."""
+    argv = ["uapi", "--output=json", f"--user={user}", module, function,
+            *(f"{k}={v}" for k, v in args.items())]
+    return json.loads(host.run(argv).stdout)
+
+
+def script(host: TestHost, name: str, *args: str) -> tuple[int, str]:
+    """Run /scripts/NAME ARGS...; return (exit code, stdout+stderr)."""
+    proc = host.run([f"/scripts/{name}", *args], check=False)
+    return proc.returncode, (proc.stdout + proc.stderr).decode()
+
+
+def api(host: TestHost, token: str | None, function: str, *, as_user: str = "root",
+        timeout: float = 30, method: str = "GET", **args: str) -> requests.Response:
+    """Call https://HOST:2087/json-api/FUNCTION?api.version=1&ARGS with the header
+    `Authorization: whm AS_USER:TOKEN` (none when `token` is None)."""
+    headers = {"Authorization": f"whm {as_user}:{token}"} if token else {}
+    url = f"https://{host.address}:{services.WHM_PORT}/json-api/{function}"
+    params = {"api.version": "1", **args}
+    if method == "POST":
+        return session(host).post(url, data=params, headers=headers, timeout=timeout)
+    return session(host).get(url, params=params, headers=headers, timeout=timeout)
+
+
+def web(host: TestHost, name: str, scheme: str = "http", path: str = "/") -> requests.Response:
+    """GET `path` of site `name` as a visitor would (no redirects followed)."""
+    return session(host).get(f"{scheme}://{host.address}{path}", headers={"Host": name},
+                             allow_redirects=False, timeout=10)
+
+
+def reset(host: TestHost) -> None:
+    """Put the provisioned state back: no faults, nobody suspended, no mailbox or outgoing
+    switch set, no EA4 include, Apache rebuilt."""
+    services.set_faults(host, None)
+    for acct in layout.ACCOUNTS:
+        host.path(f"/var/cpanel/bwlimited/{acct.user}").unlink(missing_ok=True)
+        host.path(f"/var/cpanel/suspended/{acct.user}.lock").unlink(missing_ok=True)
+        if whmapi1(host, "accountsummary", user=acct.user)["data"]["acct"][0]["suspended"] \
+                or host.path(f"/var/cpanel/suspended/{acct.user}").exists():
+            whmapi1(host, "unsuspendacct", user=acct.user)
+        whmapi1(host, "unsuspend_outgoing_email", user=acct.user)
+        whmapi1(host, "release_outgoing_email", user=acct.user)
+    for box in layout.MAILBOXES:
+        for function in ("unsuspend_login", "unsuspend_incoming", "unsuspend_outgoing",
+                         "release_outgoing"):
+            uapi(host, box.user, "Email", function, email=box.email)
+    folder = host.path("/etc/apache2/conf.d/userdata")
+    stale = [p for p in folder.rglob("*.conf")]
+    for path in stale:
+        path.unlink()
+    if stale:
+        script(host, "rebuildhttpdconf")
+        script(host, "restartsrv_httpd")
+
+
+def running_host(offset: int):  # noqa: ANN201 - a pytest fixture body (generator)
+    """Yield (TestHost, CpanelHost) for a fresh cPanel host at host_index(offset), torn down
+    after; like tests/conftest.py's `host`, a host that cannot start fails the tests under
+    CI=true or as root, and skips them only elsewhere."""
+    import os
+
+    import pytest
+
+    from tests.conftest import IN_CI, host_index
+    from tests.hosts.cpanel.provision import provision_cpanel
+
+    index = host_index(offset=offset)
+    host = TestHost(f"cp{index}", index)
+    try:
+        host.up()
+        cpanel = provision_cpanel(host)
+    except Exception as exc:  # noqa: BLE001 - any failure to start is reported the same way
+        host.down()
+        if IN_CI or os.geteuid() == 0:
+            pytest.fail(f"cPanel test host could not start: {exc}")
+        pytest.skip(f"cPanel test host needs root and debootstrap: {exc}")
+    try:
+        yield host, cpanel
+    finally:
+        host.down()

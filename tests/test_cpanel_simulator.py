@@ -1,0 +1,178 @@
+"""The cPanel simulator on a test host, checked from outside as a visitor or customer would:
+suspendacct and unsuspendacct with their real effects, the documented quirks (panels.md A4-A9,
+C2), per-mailbox switches, EA4 includes, backups and the WHM API over HTTPS."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.hosts import clients
+from tests.hosts.cpanel import calls, layout
+from tests.hosts.cpanel.calls import uapi, web, whmapi1
+
+pytestmark = pytest.mark.testhost
+
+ALICE = layout.account("alice")
+
+
+@pytest.fixture(scope="module")
+def cp():
+    """A cPanel test host of this module (host index offset 20)."""
+    yield from calls.running_host(offset=20)
+
+
+@pytest.fixture
+def host(cp):
+    """The cPanel TestHost, put back as provisioned after each test."""
+    yield cp[0]
+    calls.reset(cp[0])
+
+
+def summary(host, user):
+    return whmapi1(host, "accountsummary", user=user)["data"]["acct"][0]
+
+
+def wait_for(check, what, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not happen within {timeout}s")
+
+
+def logins(host):
+    """Every way alice's customers get in, as (name, result)."""
+    return {
+        "imap": clients.imap_login(host, "info@alice.test", "info-mail-1"),
+        "pop": clients.pop_login(host, "news@alice-addon.test", "news-mail-1"),
+        "smtp": clients.smtp_auth(host, "sales@alice.test", "sales-mail-1"),
+        "ftp-sub": clients.ftp_login(host, "ftpuser@alice.test", "ftp-pass-1"),
+        "ftp-main": clients.ftp_login(host, "alice", "alice-pass-1"),
+        "mysql": clients.mysql_login(host, "alice_shop", "shop-db-1"),
+        "ssh": clients.ssh_password_login(host, "alice", "alice-pass-1"),
+    }
+
+
+def test_suspendacct_refuses_every_login_and_redirects_every_site(host):
+    assert set(logins(host).values()) == {"ok"}
+    reply = whmapi1(host, "suspendacct", user="alice", reason="unpaid")
+    assert reply["metadata"]["result"] == 1
+    assert "alice's account has been suspended" in reply["metadata"]["output"]["raw"]
+    refused = logins(host)
+    assert all(v != "ok" for v in refused.values()), refused
+    assert "locked" in refused["mysql"]
+    for name in layout.web_domains(ALICE):
+        for scheme in ("http", "https"):
+            page = web(host, name, scheme, "/any/page?q=1")
+            assert page.status_code == 302, (name, scheme)
+            assert "/cgi-sys/suspendedpage.cgi" in page.headers["Location"]
+    shown = web(host, "alice.test", path="/cgi-sys/suspendedpage.cgi")
+    assert shown.status_code == 200 and "Account Suspended" in shown.text
+    # Incoming mail still lands (the server's "deliver" setting, A7), outgoing is refused.
+    assert clients.smtp_deliver(host, "sales@alice.test", "while suspended") == "ok"
+    code, text = clients.local_sendmail(host, "alice", "friend@outside.test", "out")
+    assert code != 0 and "suspended" in text
+    state = summary(host, "alice")
+    assert (state["suspended"], state["suspendreason"], state["shell"]) == (1, "unpaid",
+                                                                          "/bin/false")
+    assert state["outgoing_mail_suspended"] == 1
+    assert host.path("/etc/proftpd/alice").read_text() == "# Account suspended\n"
+    assert host.path("/etc/shadow").read_text().count("alice:!!") == 1
+
+    reply = whmapi1(host, "unsuspendacct", user="alice")
+    assert reply["metadata"]["result"] == 1
+    assert set(logins(host).values()) == {"ok"}
+    assert web(host, "alice.test").status_code == 200
+    assert summary(host, "alice")["shell"] == "/bin/bash"
+    assert bob_still_fine(host)
+
+
+def bob_still_fine(host):
+    return (web(host, "bob.test").status_code == 200
+            and clients.imap_login(host, "bob@bob.test", "bob-mail-1") == "ok")
+
+
+def test_suspend_and_unsuspend_answer_ok_when_the_script_refused(host):
+    # A8, C2.5: result=1 with the refusal only in metadata.output.raw.
+    reply = whmapi1(host, "unsuspendacct", user="alice")
+    assert reply["metadata"]["result"] == 1
+    assert "not in a suspended state" in reply["metadata"]["output"]["raw"]
+    whmapi1(host, "suspendacct", user="alice")
+    again = whmapi1(host, "suspendacct", user="alice", reason="second")
+    assert again["metadata"]["result"] == 1
+    assert "already suspended" in again["metadata"]["output"]["raw"]
+    assert summary(host, "alice")["suspendreason"] != "second"
+    # A5: an unknown account is the one result=0.
+    unknown = whmapi1(host, "accountsummary", user="nosuchuser")
+    assert unknown["metadata"] == {"command": "accountsummary", "result": 0, "version": 1,
+                                   "reason": "Account does not exist."}
+    assert whmapi1(host, "suspendacct", user="nosuchuser")["metadata"]["result"] == 0
+
+
+def test_unsuspendacct_lifts_an_earlier_mail_block_too(host):
+    # A8, C2.4: unsuspendacct always lifts the outgoing suspension and strips every
+    # *LOCKED* prefix, including a mailbox locked on purpose before the suspension.
+    uapi(host, "alice", "Email", "suspend_login", email="sales@alice.test")
+    whmapi1(host, "suspend_outgoing_email", user="alice")
+    assert clients.imap_login(host, "sales@alice.test", "sales-mail-1") != "ok"
+    whmapi1(host, "suspendacct", user="alice")
+    shadow = host.path("/home/alice/etc/alice.test/shadow").read_text()
+    assert "sales:*LOCKED**LOCKED*$6$" in shadow
+    whmapi1(host, "unsuspendacct", user="alice")
+    assert "*LOCKED*" not in host.path("/home/alice/etc/alice.test/shadow").read_text()
+    assert clients.imap_login(host, "sales@alice.test", "sales-mail-1") == "ok"
+    assert summary(host, "alice")["outgoing_mail_suspended"] == 0
+    assert clients.smtp_submit(host, "info@alice.test", "info-mail-1", "x@outside.test") == "ok"
+
+
+def test_listsuspended_reads_the_system_hash_and_lists_bandwidth_limits(host):
+    # A5 [SRC]: decided from /etc/shadow, not from cPanel's own files; bwlimited listed too.
+    host.path("/var/cpanel/bwlimited/bob").write_text("")
+    shadow = host.path("/etc/shadow")
+    original = shadow.read_text()
+    shadow.write_text(original.replace("\nres1:", "\nres1:!", 1))
+    try:
+        listed = {a["user"]: a for a in whmapi1(host, "listsuspended")["data"]["account"]}
+    finally:
+        shadow.write_text(original)
+    assert listed["bob"]["reason"].startswith("Bandwidth Limit Exceeded")
+    assert listed["res1"]["reason"] == "Unknown"
+    assert "alice" not in listed
+    assert summary(host, "bob")["suspended"] == 0
+
+
+def test_reseller_suspension_cascades_and_unsuspends_everything(host):
+    # A9, C2.6: alice suspended for her own reason first.
+    whmapi1(host, "suspendacct", user="alice", reason="abuse")
+    reply = whmapi1(host, "suspendreseller", user="res1", reason="reseller unpaid")
+    assert reply["metadata"]["result"] == 1
+    assert "Failed to suspend account: alice" in reply["metadata"]["output"]["raw"]
+    assert summary(host, "res1")["suspended"] == 1
+    assert summary(host, "alice")["suspendreason"] == "abuse"
+    assert summary(host, "bob")["suspended"] == 0
+    assert clients.imap_login(host, "admin@res1.test", "admin-mail-1") != "ok"
+    reply = whmapi1(host, "unsuspendreseller", user="res1")
+    assert reply["metadata"]["result"] == 1
+    # Every owned account comes back, alice's own abuse suspension included.
+    assert summary(host, "alice")["suspended"] == 0
+    assert summary(host, "res1")["suspended"] == 0
+    not_reseller = whmapi1(host, "suspendreseller", user="bob")
+    assert not_reseller["metadata"]["result"] == 0
+    assert not_reseller["metadata"]["reason"] == "Specified user is not a reseller."
+
+
+def test_locked_suspension_only_root_lifts(host, cp):
+    whmapi1(host, "suspendacct", user="alice", disallowun="1")
+    assert whmapi1(host, "listlockedaccounts")["data"]["account"] == ["alice"]
+    assert summary(host, "alice")["is_locked"] == 1
+    token = calls.services.create_token(host, "res1", "res1-lock", ("suspend-acct",
+                                                                    "acct-summary"))
+    denied = calls.api(host, token, "unsuspendacct", as_user="res1", user="alice")
+    assert denied.json()["metadata"]["result"] == 0
+    assert summary(host, "alice")["suspended"] == 1
+    root = calls.api(host, cp[1].root_token, "unsuspendacct", user="alice")
+    assert root.json()["metadata"]["result"] == 1
+    assert summary(host, "alice")["suspended"] == 0
