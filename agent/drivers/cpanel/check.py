@@ -48,7 +48,9 @@ def cpanel_check(server: Any, conn: Connector, lines: list[str]) -> bool:
             lines.append("NO: not a cPanel server (missing " + ", ".join(missing) + ")")
             return False
     version = panel.query(panel.whm("version"))
-    lines.append(f"cPanel & WHM version {(version or {}).get('version', 'unknown')}")
+    on_disk = (conn.read(s.version_file) or b"").decode("utf-8", "replace").strip()
+    lines.append(f"cPanel & WHM version {(version or {}).get('version', 'unknown')}"
+                 + (f" ({s.version_file}: {on_disk[:40]})" if on_disk else ""))
     ok = _privileges(panel, lines)
     paths = sorted({p for wanted in needs(s).values() for p in wanted})
     absent = {p for p, st in conn.stat_many(paths).items() if not st.exists}

@@ -10,6 +10,7 @@ when a channel is made and goes only into the Authorization header.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -142,7 +143,12 @@ def channel(server: Any) -> Channel:
     s: CpanelSettings = server.cpanel
     if s.transport != "api":
         return CliChannel()
-    key = (server.name, server.host, s)
+    try:  # a token replaced on disk is read again (a long-running caller, tests)
+        st = os.stat(s.token_file)
+        stamp: tuple = (st.st_mtime_ns, st.st_size, st.st_ino)
+    except OSError:
+        stamp = ()
+    key = (server.name, server.host, s, stamp)
     with _LOCK:
         if key not in _CHANNELS:
             _CHANNELS[key] = HttpsChannel(server.name, s.api_host or server.host, s)
