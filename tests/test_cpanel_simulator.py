@@ -4,8 +4,6 @@ C2), per-mailbox switches, EA4 includes, backups and the WHM API over HTTPS."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.hosts import clients
@@ -32,15 +30,6 @@ def host(cp):
 
 def summary(host, user):
     return whmapi1(host, "accountsummary", user=user)["data"]["acct"][0]
-
-
-def wait_for(check, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{what} did not happen within {timeout}s")
 
 
 def logins(host):

@@ -63,7 +63,16 @@ def _rewrite(user: str, change, only: str | None = None) -> int:  # noqa: ANN001
                 fields = new
             out.append(":".join(fields))
         store.write_atomic(path, "\n".join(out) + ("\n" if out else ""), mode=0o640)
+    if changed:
+        _settle()
     return changed
+
+
+def _settle() -> None:
+    # Dovecot rereads a passwd-file at most once per wall-clock second; cPanel flushes
+    # Dovecot's auth cache so a change counts at once (A7 step 6). Returning only after the
+    # second has turned gives callers the same: the next login sees the new file.
+    time.sleep(1.05 - (time.time() % 1.0))
 
 
 def _lock(fields: list[str]) -> list[str]:
