@@ -8,7 +8,7 @@ from typing import Any
 from agent.drivers.cpanel.backup import Backup
 from agent.drivers.cpanel.check import cpanel_check
 from agent.drivers.cpanel.db_lock import DbLock
-from agent.drivers.cpanel.facts import Panel, account_name
+from agent.drivers.cpanel.facts import Panel, account_facts, account_name
 from agent.drivers.cpanel.ftp_lock import FtpLock
 from agent.drivers.cpanel.landing_page import LandingPage
 from agent.drivers.cpanel.mail_block import MailBlock
@@ -39,6 +39,10 @@ class CpanelDriver:
         if uid.isdigit() and (int(uid) < min_uid or int(uid) == 65534):
             raise BadInput(f"account {account!r} is a system account on {server.name} (uid "
                            f"{uid}; customers start at min_uid {min_uid})")
+
+    def facts(self, server: Any, conn: Any, account: str) -> dict[str, Any]:
+        """Return the account's facts as the panel reports them (read-only)."""
+        return account_facts(Panel(server, conn), account_name(account))
 
     def check(self, server: Any, conn: Any, lines: list[str]) -> bool:
         return cpanel_check(server, conn, lines)

@@ -147,6 +147,21 @@ class Panel:
                       for e in _records(data, None, "Mysql::list_databases"))
 
 
+def account_facts(panel: Panel, user: str) -> dict[str, Any]:
+    """Return what the driver knows of an account, all from the panel: owner (its reseller,
+    or root), home (`/<partition>/<user>`, as cPanel lays it out), suspension state,
+    domains by kind, mailboxes, databases, database users and FTP logins."""
+    summary = panel.summary(user)
+    return {
+        "exists": True, "user": user, "owner": summary.get("owner"),
+        "home": f"/{str(summary.get('partition') or 'home').strip('/')}/{user}",
+        "suspended": flag(summary.get("suspended")), "locked": flag(summary.get("is_locked")),
+        "domains": panel.domains(user), "mailboxes": panel.mailboxes(user),
+        "databases": panel.databases(user), "db_users": panel.db_users(user),
+        "ftp": panel.ftp_accounts(user),
+    }
+
+
 def _records(data: Any, key: str | None, what: str) -> list[dict[str, Any]]:
     """Return the list of records in a payload (at `key` of a WHM `data`, or the UAPI data
     itself), each a dict; raise StepError on any other shape."""

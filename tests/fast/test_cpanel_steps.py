@@ -1,0 +1,68 @@
+"""Single cpanel steps against the fake cPanel: the cases the ladder tests do not reach
+(facts, FTP logins the file lacks, database users without the account's prefix, a
+mailbox deleted during the case, system accounts)."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.drivers import driver
+from agent.errors import BadInput
+from tests.fast.test_cpanel_ladder import Cp, cp  # noqa: F401 - the fixture
+
+
+def test_facts_come_from_the_panel(cp: Cp) -> None:  # noqa: F811
+    e = cp.engine()
+    found = driver("cpanel").facts(e.config.servers["cp1"], cp.fake, "alice")
+    assert found["owner"] == "root" and found["home"] == "/home/alice"
+    assert found["domains"] == {"main": ["alice.test"], "addon": ["shop.test"],
+                                "sub": ["blog.alice.test"], "parked": ["alice.example"]}
+    assert [m["email"] for m in found["mailboxes"]] == ["info@alice.test", "old@alice.test"]
+    assert found["databases"] == ["alice_wp"] and found["db_users"] == ["alice_wp"]
+    assert {f["user"] for f in found["ftp"]} == {"alice", "up@alice.test"}
+
+
+def test_ftp_lock_refuses_a_login_its_file_lacks(cp: Cp) -> None:  # noqa: F811
+    cp.alice.ftp.append(("ghost@alice.test", "sub"))
+    before = cp.fake.files["/etc/proftpd/alice"].data
+    out = cp.suspend("cp-now")
+    assert any("ghost@alice.test" in e["message"] for e in out.errors), out.errors
+    assert cp.fake.files["/etc/proftpd/alice"].data == before and not cp.alice.suspended
+
+
+def test_ftp_lock_leaves_a_login_locked_before_as_it_was(cp: Cp) -> None:  # noqa: F811
+    cp.fake.put("/etc/proftpd/alice", b"alice:$6$main:1001:1001::/home/alice:/bin/bash\n"
+                b"up@alice.test:!$6$up:1001:1001::/home/alice/up:/bin/ftpsh\n")
+    assert cp.suspend("cp-now").errors == []
+    assert b"alice:!$6$main" in cp.fake.files["/etc/proftpd/alice"].data
+    assert cp.unsuspend().errors == []
+    assert cp.fake.files["/etc/proftpd/alice"].data.count(b":!$6$") == 1
+
+
+def test_db_lock_refuses_users_without_the_account_prefix(cp: Cp) -> None:  # noqa: F811
+    cp.alice.db_users.append("bob_wp")
+    out = cp.suspend("cp-now")
+    assert any("without the account's prefix" in e["message"] for e in out.errors)
+    assert not any(cp.fake.model.mysql.values())
+
+
+def test_db_lock_keeps_a_user_locked_before_locked(cp: Cp) -> None:  # noqa: F811
+    cp.fake.model.mysql[("alice_wp", "localhost")] = True
+    assert cp.suspend("cp-now").errors == []
+    assert cp.unsuspend().errors == []
+    assert cp.fake.model.mysql == {("alice_wp", "localhost"): True,
+                                   ("alice", "localhost"): False}
+
+
+def test_a_mailbox_deleted_during_the_case_does_not_jam_the_reversal(cp: Cp) -> None:  # noqa: F811
+    assert cp.suspend("cp-mail").errors == []
+    del cp.alice.mailboxes["info@alice.test"]
+    out = cp.unsuspend()
+    assert out.errors == [] and out.state == "active", out.errors
+
+
+def test_a_system_account_is_never_suspended(cp: Cp) -> None:  # noqa: F811
+    cp.alice.uid = 500
+    with pytest.raises(BadInput, match="system account"):
+        cp.suspend("cp-now")
+    assert not [f for _a, f, _p in cp.fake.model.calls if f != "accountsummary"]
