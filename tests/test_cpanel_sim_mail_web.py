@@ -21,17 +21,8 @@ LANDING = ("RewriteEngine On\n"
            "RewriteRule ^ - [R=503,L]\n")
 
 
-@pytest.fixture(scope="module")
-def cp():
-    """A cPanel test host of this module (host index offset 21)."""
-    yield from calls.running_host(offset=21)
-
-
-@pytest.fixture
-def host(cp):
-    """The cPanel TestHost, put back as provisioned after each test."""
-    yield cp[0]
-    calls.reset(cp[0])
+# A module-wide cPanel host (host index offset 21), reset after each test.
+cp, host = calls.fixtures(offset=21)
 
 
 def test_suspend_login_blocks_one_mailbox_only(host):

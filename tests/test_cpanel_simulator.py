@@ -15,17 +15,8 @@ pytestmark = pytest.mark.testhost
 ALICE = layout.account("alice")
 
 
-@pytest.fixture(scope="module")
-def cp():
-    """A cPanel test host of this module (host index offset 20)."""
-    yield from calls.running_host(offset=20)
-
-
-@pytest.fixture
-def host(cp):
-    """The cPanel TestHost, put back as provisioned after each test."""
-    yield cp[0]
-    calls.reset(cp[0])
+# A module-wide cPanel host (host index offset 20), reset after each test.
+cp, host = calls.fixtures(offset=20)
 
 
 def summary(host, user):

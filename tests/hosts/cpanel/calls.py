@@ -101,6 +101,24 @@ def reset(host: TestHost) -> None:
         script(host, "restartsrv_httpd")
 
 
+def fixtures(offset: int) -> tuple:
+    """Return the pytest fixtures (cp, host) of a test module: `cp` a module-wide cPanel host
+    at host_index(offset) as (TestHost, CpanelHost); `host` its TestHost, reset after each
+    test. Use as `cp, host = calls.fixtures(20)`."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def cp():  # noqa: ANN202
+        yield from running_host(offset)
+
+    @pytest.fixture
+    def host(cp):  # noqa: ANN001, ANN202
+        yield cp[0]
+        reset(cp[0])
+
+    return cp, host
+
+
 def running_host(offset: int):  # noqa: ANN201 - a pytest fixture body (generator)
     """Yield (TestHost, CpanelHost) for a fresh cPanel host at host_index(offset), torn down
     after; like tests/conftest.py's `host`, a host that cannot start fails the tests under
