@@ -95,7 +95,9 @@ def test_the_ladder_runs_over_the_whm_api_and_the_token_stays_in_the_header(
     assert api.http.headers["Authorization"] == f"whm root:{TOKEN}"
     assert api.http.trust_env is False  # no proxy from the environment sees the token
     urls = {u.rsplit("/", 1)[-1] for u, _p in api.http.requests}
-    assert {"accountsummary", "suspendacct", "suspend_outgoing_email", "uapi_cpanel"} <= urls
+    assert {"accountsummary", "suspend_outgoing_email", "uapi_cpanel"} <= urls
+    # panel_lock came first: suspendacct needs --force, which only its script has.
+    assert ("script", "suspendacct") in {c[:2] for c in api.fake.model.calls}
     uapi = [dict(p) for u, p in api.http.requests if u.endswith("/json-api/uapi_cpanel")]
     assert {"api.version": "1", "cpanel.user": "alice", "cpanel.module": "Email",
             "cpanel.function": "suspend_login", "email": "info@alice.test"} in uapi

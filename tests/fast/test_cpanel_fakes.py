@@ -22,6 +22,7 @@ from tests.fast.fakes import FakeConnector, FakeFile
 WHMAPI1 = "/usr/local/cpanel/bin/whmapi1"
 UAPI = "/usr/local/cpanel/bin/uapi"
 PKGACCT = "/usr/local/cpanel/scripts/pkgacct"
+SUSPENDACCT = "/usr/local/cpanel/scripts/suspendacct"
 REBUILD = "/usr/local/cpanel/scripts/rebuildhttpdconf"
 RESTART = "/usr/local/cpanel/scripts/restartsrv_httpd"
 FTPUPDATE = "/usr/local/cpanel/scripts/ftpupdate"
@@ -81,10 +82,14 @@ class Model:
                                                     ("alice", "localhost"): False}
 
     def summary(self, user: str) -> dict:
+        # As the simulator reads A5/A8: "suspended" is judged by the system hash, so a hash
+        # locked by anyone shows as suspended, for reason "Unknown" without suspendacct.
         a = self.accounts[user]
+        by_hash = a.hash.startswith(("!", "*"))
         return {"user": user, "domain": a.main, "owner": "root", "uid": str(a.uid),
-                "shell": a.shell, "suspended": int(a.suspended),
-                "suspendreason": a.reason if a.suspended else "not suspended",
+                "shell": a.shell, "suspended": int(a.suspended or by_hash),
+                "suspendreason": a.reason if a.suspended else "Unknown" if by_hash
+                else "not suspended",
                 "is_locked": int(a.locked), "outgoing_mail_suspended": int(a.out_suspended),
                 "outgoing_mail_hold": int(a.out_hold), "diskused": "120M", "partition": "home"}
 
@@ -111,15 +116,12 @@ class Model:
         if function in self.noop:
             return whm_reply(function, None, raw="nothing happened")
         if function == "suspendacct":
-            if a.suspended:  # A8: the script refuses, the API still answers result=1
+            if not self.suspendacct(user, p.get("reason", "Unknown"),
+                                    p.get("disallowun") == "1", force=False):
+                # A8: the script refuses, the API still answers result=1
                 return whm_reply(function, None, raw=f"User '{user}' is already suspended")
-            a.suspended, a.reason, a.locked = True, p.get("reason", "Unknown"), \
-                p.get("disallowun") == "1"
-            a.saved_shell, a.shell = a.shell, "/bin/false"
-            a.hash = "!!" + a.hash
-            a.out_suspended = True  # A7 step 13
         elif function == "unsuspendacct":
-            if not a.suspended:
+            if not a.hash.startswith(("!", "*")):
                 return whm_reply(function, None, raw=f"{user} is not in a suspended state")
             a.suspended, a.locked, a.reason = False, False, ""
             a.shell, a.hash = a.saved_shell or NOSHELL, a.hash.lstrip("!")
@@ -133,6 +135,17 @@ class Model:
         else:
             return whm_reply(function, None, ok=False, reason=f"Unknown function {function}")
         return whm_reply(function, None)
+
+    def suspendacct(self, user: str, reason: str, disallow: bool, force: bool) -> bool:
+        """A7: refuses an account already suspended (by its hash) unless forced."""
+        a = self.accounts[user]
+        if (a.suspended or a.hash.startswith(("!", "*"))) and not force:
+            return False
+        a.suspended, a.reason, a.locked = True, reason, disallow
+        a.saved_shell, a.shell = a.shell, "/bin/false"
+        a.hash = "!!" + a.hash
+        a.out_suspended = True  # A7 step 13
+        return True
 
     def uapi(self, user: str, function: str, p: dict) -> dict:
         self.calls.append(("uapi", function, p))
@@ -205,6 +218,10 @@ class FakeCpanel(FakeConnector):
             if "--shell" in argv:
                 a.shell = argv[argv.index("--shell") + 1]
             return Result(0, b"", b"")
+        if argv[0] == SUSPENDACCT:  # user, reason, disallow, [--force] (A7)
+            m.calls.append(("script", "suspendacct", {"argv": argv[1:]}))
+            done = m.suspendacct(argv[1], argv[2], argv[3] == "1", "--force" in argv)
+            return Result(0 if done else 1, b"", b"" if done else b"already suspended")
         if argv[0] == PKGACCT:
             return self._pkgacct(argv[1], argv[2])
         if argv[0].endswith("tar") and argv[1] == "--list":

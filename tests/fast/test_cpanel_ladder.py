@@ -176,13 +176,14 @@ def test_abuse_hold_locks_the_suspension_for_root_only(cp: Cp) -> None:
     assert "(abuse hold)" in cp.alice.reason
 
 
-@pytest.mark.parametrize("function, step", [("suspend_outgoing_email", "mail_block"),
-                                            ("Email::suspend_login", "mail_block"),
-                                            ("suspendacct", "panel_suspend")])
+@pytest.mark.parametrize("function, step, book", [
+    ("suspend_outgoing_email", "mail_block", "cp-now"),
+    ("Email::suspend_login", "mail_block", "cp-now"),
+    ("suspendacct", "panel_suspend", "cp-suspend")])
 def test_result_1_that_changed_nothing_fails_and_rolls_back(cp: Cp, function: str,
-                                                            step: str) -> None:
+                                                            step: str, book: str) -> None:
     cp.fake.model.noop.add(function)
-    out = cp.suspend("cp-now")
+    out = cp.suspend(book)
     assert [e["step"] for e in out.errors] == [step], out.errors
     assert out.state == "active" and out.rolled_back
     a = cp.alice
@@ -279,3 +280,30 @@ def test_an_archive_without_a_database_dump_fails_the_backup(cp: Cp) -> None:
     out = cp.suspend("cp-web")
     assert "does not hold the dump of database alice_shop" in out.errors[0]["message"]
     assert cp.fake.loaded == set() and not any(p.startswith(USERDATA) for p in cp.fake.files)
+
+
+def test_suspendacct_over_the_api_unless_the_agents_own_login_lock_needs_force(cp: Cp) -> None:
+    assert cp.suspend("cp-suspend").errors == []
+    assert "suspendacct" in cp.whm_calls()
+    assert not [c for c in cp.fake.model.calls if c[0] == "script"]
+    assert cp.unsuspend().errors == [] and not cp.alice.suspended
+
+
+def test_after_the_agents_login_lock_suspendacct_is_forced_and_all_comes_back(cp: Cp) -> None:
+    hash_before = cp.alice.hash
+    out = cp.suspend("cp-now")  # panel_lock, then panel_suspend, in one stage
+    assert out.errors == [], out.errors
+    script = [c for c in cp.fake.model.calls if c[0] == "script"]
+    assert script and script[0][2]["argv"][-1] == "--force" and cp.alice.suspended
+    assert "suspendacct" not in cp.whm_calls()
+    assert cp.unsuspend().errors == []
+    assert cp.alice.hash == hash_before and not cp.alice.suspended
+    assert cp.alice.shell == "/bin/bash"
+
+
+def test_an_admins_lock_on_the_hash_counts_as_suspended_before(cp: Cp) -> None:
+    cp.alice.hash = "!" + cp.alice.hash  # locked by hand, not by the agent
+    assert cp.suspend("cp-suspend").errors == []
+    assert cp.unsuspend().errors == []
+    assert cp.alice.hash.startswith("!") and "unsuspendacct" not in cp.whm_calls()
+    assert not [c for c in cp.fake.model.calls if c[0] == "script"]

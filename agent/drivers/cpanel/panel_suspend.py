@@ -9,8 +9,10 @@ id, and is_locked as asked.
 Never touched: an account suspended before the case (by an admin, another tool, or
 cPanel's bandwidth limit, which `listsuspended` reports too; A5, C2.9). Its plan is empty
 and its reversal does nothing, so the agent never unsuspends it. One look-alike is the
-agent's own: while its panel_lock is on, the locked hash makes `listsuspended` show the
-account as suspended for reason "Unknown" (A5); that is recognised from the journal.
+agent's own: while its panel_lock is on, the locked hash makes cPanel see the account as
+suspended for reason "Unknown" (A5), recognised from the journal. suspendacct refuses such
+an account as "already suspended" (A7 step 1) and the API has no --force, so then the
+script runs instead: `scripts/suspendacct USER REASON 0|1 --force` (A7's CLI form).
 
 Reversal knows `unsuspendacct`'s traps (A8, C2.4): it always lifts the account's outgoing-mail
 suspension, strips every `*LOCKED*` from mailbox passwords and the leading `!` from the
@@ -29,7 +31,7 @@ from typing import Any
 from agent.drivers.cpanel.facts import Panel, account_name, flag
 from agent.drivers.cpanel.reapply import Reapply, before_state, differences
 from agent.errors import VerifyFailed
-from agent.steps.base import Context, Plan, carry_out
+from agent.steps.base import Context, Plan, Run, carry_out
 
 BANDWIDTH = "Bandwidth Limit Exceeded"  # listsuspended's reason for bwlimited users (A5)
 
@@ -57,8 +59,9 @@ class PanelSuspend:
         summary = panel.summary(user)
         entry = panel.suspended_entry(user)
         reason = str((entry or {}).get("reason") or summary.get("suspendreason") or "")
-        ours = (entry is not None and not flag(summary.get("suspended"))
-                and not flag(summary.get("is_locked")) and reason in ("", "Unknown")
+        # cPanel judges "suspended" by the hash (A5, A8): the agent's own panel_lock looks
+        # like a suspension for reason "Unknown", not locked.
+        ours = (reason in ("", "Unknown") and not flag(summary.get("is_locked"))
                 and _own_lock(ctx))
         if reason.startswith(BANDWIDTH):
             return Plan(self.name, note="suspended by cPanel's bandwidth limit; left to it and "
@@ -70,11 +73,19 @@ class PanelSuspend:
                         undo={"suspended_here": False, "reason_before": reason})
         hold = ctx.hold or "billing"
         abuse = hold == "abuse"
-        params = [("user", user), ("reason", f"{marker(ctx.case_id)} ({hold} hold)"),
-                  ("disallowun", "1" if abuse else "0")]
+        text = f"{marker(ctx.case_id)} ({hold} hold)"
+        if ours:
+            # suspendacct refuses an account it already sees as suspended (A7 step 1; our
+            # locked hash) and the WHM API has no --force: the script has (A7, its CLI
+            # form: user, reason, disallow, in that order). The hash stays locked meanwhile.
+            action: Any = Run([ctx.server.cpanel.suspendacct, user, text,
+                               "1" if abuse else "0", "--force"], timeout=600)
+        else:
+            action = panel.act(panel.whm("suspendacct", [
+                ("user", user), ("reason", text), ("disallowun", "1" if abuse else "0")],
+                verify="accountsummary"))
         before = before_state(ctx, panel, summary)
-        return Plan(self.name, [panel.act(panel.whm("suspendacct", params,
-                                                    verify="accountsummary"))],
+        return Plan(self.name, [action],
                     facts={"disallowun": abuse, "in_effect_before": before},
                     undo={"suspended_here": True, "disallowun": abuse, "before": before})
 

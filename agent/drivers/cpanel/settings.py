@@ -35,6 +35,9 @@ class CpanelSettings:
     whmapi1: str = "/usr/local/cpanel/bin/whmapi1"
     uapi: str = "/usr/local/cpanel/bin/uapi"
     pkgacct: str = "/usr/local/cpanel/scripts/pkgacct"
+    # suspendacct's script: only for --force, when the agent's own panel_lock makes cPanel see
+    # the account as suspended already (panel_suspend.py); otherwise the API function.
+    suspendacct: str = "/usr/local/cpanel/scripts/suspendacct"
     rebuildhttpdconf: str = "/usr/local/cpanel/scripts/rebuildhttpdconf"
     restartsrv_httpd: str = "/usr/local/cpanel/scripts/restartsrv_httpd"
     ftpupdate: str = "/usr/local/cpanel/scripts/ftpupdate"
