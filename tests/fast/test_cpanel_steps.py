@@ -66,3 +66,20 @@ def test_a_system_account_is_never_suspended(cp: Cp) -> None:  # noqa: F811
     with pytest.raises(BadInput, match="system account"):
         cp.suspend("cp-now")
     assert not [f for _a, f, _p in cp.fake.model.calls if f != "accountsummary"]
+
+
+def test_a_run_killed_half_way_through_mail_block_converges(cp: Cp) -> None:  # noqa: F811
+    from tests.fast.fakes import Crash
+
+    cp.fake.fail(lambda argv: "suspend_outgoing_email" in argv, Crash("kill -9"))
+    with pytest.raises(Crash):
+        cp.suspend("cp-mail")
+    # Killed after the mailbox lock and before the outgoing block: the journal holds the
+    # intent; the next call puts the half-done step back and applies it whole.
+    assert cp.alice.mailboxes["info@alice.test"]["login"] and not cp.alice.out_suspended
+    out = cp.suspend("cp-mail")
+    assert out.errors == [] and out.state == "suspended", out.errors
+    assert cp.alice.mailboxes["info@alice.test"]["login"] and cp.alice.out_suspended
+    assert cp.unsuspend().errors == []
+    assert not cp.alice.mailboxes["info@alice.test"]["login"] and not cp.alice.out_suspended
+    assert cp.alice.mailboxes["old@alice.test"]["login"]
