@@ -48,6 +48,10 @@ class LinuxPaths:
     doveconf: str = "/usr/bin/doveconf"
     exim: str = "/usr/sbin/exim4"
     exim_hook_dir: str = "/etc/exim4/suspension-agent"
+    # Logins listed here are refused by Dovecot whatever passdb would accept them: a
+    # passwd-file passdb with `deny = yes`, consulted first (system-user mailboxes; see
+    # docs/linux-host.md). Empty: no such passdb; system-user mail cannot be blocked.
+    dovecot_deny_file: str = "/etc/dovecot/suspension-agent.deny"
     # FTP: Pure-FTPd virtual users (PureDB) and the PAM deny list for system users.
     pure_pw: str = "/usr/bin/pure-pw"
     pureftpd_passwd: str = "/etc/pure-ftpd/pureftpd.passwd"  # noqa: S105 - a path

@@ -16,7 +16,7 @@ import pytest
 
 from agent.config import Server
 from agent.connector.ssh import SSHConnector
-from agent.errors import CommandTimeout, TransferError
+from agent.errors import CommandFailed, CommandTimeout, TransferError
 from tests.hosts.delayproxy import DelayProxy
 from tests.hosts.provision import grant_ssh
 
@@ -113,6 +113,20 @@ def test_short_stdin_is_refused_by_the_server(link, host):
         link._install(target, data[:600], 0o644, "0:0", len(data), digest)
     assert not host.path(target).exists()
     assert not [p for p in host.path("/root").iterdir() if p.name.startswith(".sa-tmp")]
+
+
+def test_a_command_that_stops_reading_its_input_answers_with_its_exit_status(link, host):
+    """A write into a folder that does not exist fails in mktemp before reading its input:
+    sshd closes the channel while the agent still sends. That is the command failing
+    (CommandFailed, the link usable), never a lost link; it once flipped with timing."""
+    data = random.Random(7).randbytes(4 * 1024 * 1024)
+    for _ in range(3):
+        result = link.run(["sh", "-c", "exit 3"], stdin=data, ok_codes=(3,))
+        assert result.rc == 3
+        with pytest.raises(CommandFailed):
+            link.write("/root/no-such-folder/file", data, 0o600, "0:0")
+    assert link.run(["echo", "alive"]).text == "alive\n"
+    assert not host.path("/root/no-such-folder").exists()
 
 
 def test_a_timeout_is_its_own_error_and_the_link_survives(link):

@@ -131,9 +131,9 @@ class SSHConnector(Connector):
             chan = self._open(client)
             chan.settimeout(timeout)  # bounds sendall of stdin; reads wait in _drain
             chan.exec_command(command)
-            if stdin:
-                chan.sendall(stdin)
-            chan.shutdown_write()
+            # A command that closed its side early answers with its exit status (below).
+            if not stdin or _send_input(client, chan, stdin):
+                chan.shutdown_write()
             out, err = _drain(chan, time.monotonic() + timeout)
             rc = chan.recv_exit_status() if chan.exit_status_ready() else -1
         except (_Timeout, TimeoutError):
@@ -179,6 +179,25 @@ def _open_socket(host: str, port: int, timeout: float, name: str) -> socket.sock
     # Without TCP_NODELAY each small SSH packet waits on Nagle (~40 ms an exec).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+def _send_input(client: paramiko.SSHClient, chan: paramiko.Channel, stdin: bytes) -> bool:
+    """Send all of `stdin`; return False when the command closed the channel first.
+
+    A command may end without reading all of its input (a write script whose `mktemp`
+    failed): sshd then closes the channel and paramiko's send says "Socket is closed". With
+    the link alive, that is the command's own answer (its exit status follows), not a lost
+    link; which of the two a failing command gets depends only on timing, so both must end
+    the same way.
+    """
+    try:
+        chan.sendall(stdin)
+        return True
+    except (OSError, paramiko.SSHException):
+        transport = client.get_transport()
+        if chan.closed and transport is not None and transport.is_active():
+            return False
+        raise
 
 
 class _Timeout(Exception):

@@ -87,7 +87,9 @@ class EditLines:
                 who = old.split(":", 1)[0]
                 raise StepError(f"{self.path}: the line of {who!r} changed since it was read; "
                                 "nothing was written")
-        text = "\n".join(lines) + ("\n" if tail is not None else "")
+        # A file left without lines is empty, not one newline: an agent-managed list that
+        # starts empty (Dovecot's deny file) is byte-identical again after the round trip.
+        text = "\n".join(lines) + ("\n" if tail is not None and lines else "")
         new_data = text.encode("utf-8", "surrogateescape")
         if new_data != data:
             conn.write(self.path, new_data, found.mode, f"{found.uid}:{found.gid}")

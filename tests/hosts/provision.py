@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from tests.hosts import ftp, logins, mail
+from tests.hosts import ftp, logins, mail, stock
 from tests.hosts.testhost import TestHost
 
 HOOK_DIR = "/etc/apache2/suspension-agent"
@@ -103,10 +103,14 @@ def site_page(account: str, domain: str) -> str:
     return f"<html><body><h1>{domain}</h1><p>site of {account}</p></body></html>\n"
 
 
-def provision(host: TestHost) -> None:
-    """Ensure the host has the ACCOUNTS with their sites, DATABASES and DB_USERS, their
-    MAILBOXES (Dovecot, Exim), FTP_USERS (Pure-FTPd), LOGIN_PASSWORDS and an SSH key for
-    alice (`host.alice_key`), with every service running."""
+def provision(host: TestHost, layout: str = "vmail") -> None:
+    """Ensure the host has the ACCOUNTS with their sites, DATABASES and DB_USERS,
+    LOGIN_PASSWORDS and an SSH key for alice (`host.alice_key`), with every service running.
+
+    Mail and FTP by `layout`: "vmail" gives the MAILBOXES (virtual, Dovecot passwd-files)
+    and FTP_USERS (PureDB); "stock" gives Debian's own setup for the accounts' system users
+    (tests/hosts/stock.py), not yet prepared for the agent.
+    """
     for account, sites in ACCOUNTS.items():
         host.run(["useradd", "--create-home", "--shell", "/bin/bash", account])
         home = Path(f"/home/{account}")
@@ -138,6 +142,10 @@ def provision(host: TestHost) -> None:
     logins.set_passwords(host, LOGIN_PASSWORDS)
     host.alice_key = logins.install_key(host, "alice")
     logins.check_sshd_layout(host)
+    if layout == "stock":
+        stock.setup(host, list(ACCOUNTS))
+        stock.start(host)
+        return
     mail.setup(host, MAIL_DOMAINS, MAILBOXES)
     ftp.setup(host, FTP_USERS)
     mail.start(host)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from agent.config import LinuxPaths
 from agent.connector import Connector
 from agent.drivers import linux
-from agent.drivers.linux import service_probes
+from agent.drivers.linux import dovecot_auth, service_probes
 from agent.drivers.linux.db_lock import MIN_VERSION, server_kind
 from agent.errors import AgentError
 
@@ -14,10 +14,16 @@ from agent.errors import AgentError
 def linux_check(conn: Connector, p: LinuxPaths, lines: list[str]) -> bool:
     """Report what each step of the linux driver needs; return False when something is missing."""
     ok = True
+    auth = dovecot_auth.read(conn, p)
+    ftp = service_probes.pureftpd_logins(conn, p.pureftpd_auth_dir, p.pureftpd_logins)
     needed = [p.apachectl, p.mysql, p.mysqldump, p.tar, p.sha256sum, p.getent, p.doveadm,
               p.doveconf, p.exim, p.pure_pw, p.usermod, p.nologin_shell, p.sshd,
-              p.apache_sites_dir, p.userdomains, p.exim_hook_dir, p.pureftpd_passwd,
-              p.ftpusers, p.sshd_config_dir]
+              p.apache_sites_dir, p.exim_hook_dir, p.ftpusers, p.sshd_config_dir]
+    # What each layout reads: the virtual mailboxes' domains, the deny passdb's list, the
+    # PureDB source file.
+    needed += [p.userdomains] if auth.vmail else []
+    needed += [p.dovecot_deny_file] if auth.system or auth.deny_first else []
+    needed += [p.pureftpd_passwd] if f"puredb:{p.pureftpd_pdb}" in ftp else []
     for path, st in conn.stat_many(needed).items():
         if not st.exists:
             ok = False
@@ -26,18 +32,17 @@ def linux_check(conn: Connector, p: LinuxPaths, lines: list[str]) -> bool:
                       ok_codes=(0, 1, 2)).text.split()
     lines.append(f"vhost files with the suspension-agent hook: {len(hooked)}")
     probes = [
-        (f"Dovecot's passdb reads {p.vmail_dir}/%d/shadow",
-         lambda: service_probes.dovecot_reads(conn, p.doveconf, f"{p.vmail_dir}/%d/shadow")),
+        ("Dovecot authenticates mailboxes in a layout the agent knows",
+         lambda: auth.vmail or auth.system),
         (f"sshd_config includes {p.sshd_config_dir}",
          lambda: conn.run(["grep", "-qsF", "--", p.sshd_config_dir, "/etc/ssh/sshd_config"],
                           ok_codes=(0, 1, 2)).rc == 0),
         ("the database server supports ACCOUNT LOCK", lambda: _account_lock(conn, p)),
     ]
-    passdbs = service_probes.dovecot_passdbs(conn, p.doveconf)
-    others = service_probes.foreign_passdbs(passdbs, f"{p.vmail_dir}/%d/shadow")
-    lines.append(f"Dovecot passdbs: {len(passdbs)}; not controlled by the agent: "
-                 + ("; ".join(others) or "none"))
-    ftp = service_probes.pureftpd_logins(conn, p.pureftpd_auth_dir, p.pureftpd_logins)
+    lines.append(f"mail layout: {auth.layout}; deny passdb {p.dovecot_deny_file or '(none)'}: "
+                 + ("consulted first" if auth.deny_first else "not consulted first"))
+    others = auth.uncovered()
+    lines.append("Dovecot passdbs not controlled by the agent: " + ("; ".join(others) or "none"))
     foreign = service_probes.foreign_ftp_logins(ftp, p.pureftpd_pdb)
     lines.append("Pure-FTPd login methods: " + (", ".join(ftp) or "none found")
                  + "; not controlled by the agent: " + (", ".join(foreign) or "none"))

@@ -9,6 +9,10 @@ is left alone and stays locked after unsuspend. Outgoing mail of the account is 
 Exim while `<exim_hook_dir>/<account>.outgoing` exists; `incoming: reject|defer` adds
 `<account>.incoming-reject|defer`, which Exim's RCPT ACL answers with 550 or 451. Open
 IMAP/POP sessions of the locked mailboxes are ended with `doveadm kick`.
+
+With system-user mailboxes (Debian's stock PAM passdb), the account's unix login is listed
+in the agent's Dovecot deny passdb instead (agent/drivers/linux/dovecot_auth.py); that file
+is shared by every account, so its edit is line-level under the server-wide "mail" lock.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from agent.drivers.linux import dovecot_auth
 from agent.drivers.linux import service_probes as probes
 from agent.errors import StepError, VerifyFailed
 from agent.steps.base import (
@@ -31,6 +36,7 @@ from agent.steps.base import (
 )
 
 LOCK_PREFIX = "*LOCKED*"
+LOCK = "mail"  # the server-wide lock around edits of the shared deny file
 # Dovecot's passwd-file passdb re-stats its file at most once per second of its own clock
 # (db-passwd-file.c: last_sync_time == ioloop_time), so a change written in second S is
 # seen by every auth request from second S+1 on. Wait on the server until its clock has
@@ -43,9 +49,12 @@ _SETTLE = ('d=$1; shift; m=0; for f do t=$(stat -c %Y -- "$f") || exit 3; '
 DISABLED_PREFIXES = (LOCK_PREFIX, "!")
 
 
-def mail_domains(ctx: Context) -> list[str]:
-    """Return the mail domains /etc/userdomains gives the account, in file order."""
+def mail_domains(ctx: Context, required: bool = True) -> list[str]:
+    """Return the mail domains /etc/userdomains gives the account, in file order; none when
+    the file is missing and not `required` (a host without virtual mailboxes)."""
     raw = ctx.conn.read(ctx.server.linux.userdomains)
+    if raw is None and not required:
+        return []
     if raw is None:
         raise StepError(f"{ctx.server.linux.userdomains} does not exist on {ctx.server.name}")
     found = []
@@ -77,9 +86,10 @@ class MailBlock:
             raise StepError(f"{paths.exim_hook_dir} does not exist: Exim is not set up with the "
                             "suspension-agent ACL (see docs/linux-host.md)")
         edits, locked, already = [], [], []
-        domains = mail_domains(ctx)
-        if domains:
-            _refuse_foreign_passdbs(ctx)
+        auth = dovecot_auth.read(ctx.conn, paths)
+        domains = mail_domains(ctx, required=auth.vmail)
+        if (domains or auth.system) and auth.uncovered():
+            _refuse(paths, auth)
         for domain in domains:
             shadow = f"{paths.vmail_dir}/{domain}/shadow"
             raw = ctx.conn.read(shadow)
@@ -100,26 +110,31 @@ class MailBlock:
                 edits.append(EditLines(shadow, tuple(pairs), tuple(
                     f"lock mailbox {p[0].split(':', 1)[0]}@{domain} (prefix {LOCK_PREFIX})"
                     for p in pairs)))
+        deny, deny_edit = _deny_plan(ctx, auth, locked, already)
         files = hook_files(ctx)
         before = snapshot(ctx.conn, files)
         note = f"# suspension-agent case {ctx.case_id}: mail of {ctx.account} blocked\n".encode()
         writes = [Write(before[f], FileState(f, True, note, 0o644, "0:0")) for f in files
                   if not before[f].exists]
-        actions: list = [*edits, *writes]
+        actions: list = [*edits, *deny_edit, *writes]
         # Dovecot looks at a changed passwd-file at most once a second and may cache passdb
         # answers: wait that second and flush, so no new login slips in, then end sessions.
-        if edits:
-            actions.append(_settle(paths.doveadm, [e.path for e in edits]))
+        settled = [e.path for e in edits] + [e.path for e in deny_edit]
+        if settled:
+            actions.append(_settle(paths.doveadm, settled))
         # Only names Dovecot accepts at login can hold a session ("*" would be a wildcard, a
         # name with a space is refused at login anyway); "--" ends options ("-a@shop.test").
-        actions += [Run([paths.doveadm, "kick", "--", address], ok_codes=(0, 68))
-                    for address in locked if probes.dovecot_login_name(address)]
+        actions += [Run([paths.doveadm, "kick", "--", login], ok_codes=(0, 68))
+                    for login in dict.fromkeys(locked + deny)
+                    if probes.dovecot_login_name(login)]
         undo = {"edits": [{"path": e.path, "pairs": [list(p) for p in e.pairs]} for e in edits],
                 "files": [before[f].to_dict() for f in files if not before[f].exists],
                 "locked": locked, "already_disabled": already,
+                "deny": {"path": paths.dovecot_deny_file, "logins": deny} if deny else None,
                 "incoming": ctx.params.get("incoming", "accept")}
-        return Plan(self.name, actions, facts={"mailboxes": locked, "already_disabled": already},
-                    undo=undo)
+        return Plan(self.name, actions, facts={"mailboxes": locked, "already_disabled": already,
+                                               "denied_logins": deny, "layout": auth.layout},
+                    undo=undo, lock=LOCK if deny else None)
 
     def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
         carry_out(ctx.conn, plan.actions)
@@ -131,6 +146,11 @@ class MailBlock:
             pairs = tuple(tuple(p) for p in edit["pairs"])
             actions.append(EditLines(edit["path"], pairs, ()).reversed(tuple(
                 f"unlock mailbox {old.split(':', 1)[0]}" for old, _new in pairs)))
+        deny = undo.get("deny")
+        if deny:
+            actions.append(EditLines(deny["path"], tuple((x, "") for x in deny["logins"]),
+                                     tuple(f"remove {x} (Dovecot may let it in again)"
+                                           for x in deny["logins"])))
         for d in undo["files"]:
             state = FileState.from_dict(d)
             current = snapshot(ctx.conn, [state.path])[state.path]
@@ -138,17 +158,17 @@ class MailBlock:
                 actions.append(Write(current, state))
         # Dovecot's settle-and-flush comes at the end of `verify`, after the probes, so the
         # wait for its clock to turn overlaps with them (it depends only on file mtimes).
-        return Plan(self.name, actions, undo=undo)
+        return Plan(self.name, actions, undo=undo, lock=LOCK if deny else None)
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         """Re-read the locks where Dovecot reads them, and ask Exim what a sender meets."""
         paths = ctx.server.linux
-        if suspended or not undo["edits"]:
+        if suspended or not _settled(undo):
             self._probe(ctx, undo, suspended)
             return
         # Unlocking: Dovecot's settle-and-flush waits for its clock to turn; it depends only
         # on the files' mtimes, so it runs beside the probes instead of after them.
-        settle = _settle(paths.doveadm, [e["path"] for e in undo["edits"]])
+        settle = _settle(paths.doveadm, _settled(undo))
         with ThreadPoolExecutor(max_workers=1) as pool:
             waiting = pool.submit(settle.carry_out, ctx.conn)
             try:
@@ -159,16 +179,28 @@ class MailBlock:
     def _probe(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         paths = ctx.server.linux
         problems = []
-        if suspended and undo["locked"]:
-            pattern = f"{paths.vmail_dir}/%d/shadow"
-            passdbs = probes.dovecot_passdbs(ctx.conn, paths.doveconf)
-            if not any(pattern in p.get("args", "").split() for p in passdbs):
-                problems.append(f"Dovecot's passdb does not read {pattern}")
-            problems += [f"Dovecot also authenticates through {o}"
-                         for o in probes.foreign_passdbs(passdbs, pattern)]
+        deny = undo.get("deny")
+        if suspended and (undo["locked"] or deny):
+            auth = dovecot_auth.read(ctx.conn, paths)
+            if undo["locked"] and not auth.vmail:
+                problems.append(f"Dovecot's passdb does not read {paths.vmail_dir}/%d/shadow")
+            problems += [f"Dovecot also authenticates through {o}" for o in auth.uncovered()]
+            if deny and not auth.deny_first:
+                problems.append(f"Dovecot does not consult {deny['path']} (deny = yes) first")
         # One read for every edited file and hook file, one call for the mailbox lookups.
         found = ctx.conn.read_many([e["path"] for e in undo["edits"]]
-                                   + [d["path"] for d in undo["files"]])
+                                   + [d["path"] for d in undo["files"]]
+                                   + ([deny["path"]] if deny else []))
+        if deny:
+            listed = file_lines(found[deny["path"]].data)
+            problems += [f"{deny['path']}: {x} is {'not ' if suspended else ''}listed"
+                         for x in deny["logins"] if (x in listed) != suspended]
+            # The running auth service's own answer: refused as disabled, whatever password.
+            for login, refused in dovecot_auth.denied(ctx.conn, paths.doveadm,
+                                                       deny["logins"][:3]).items():
+                if refused != suspended:
+                    problems.append(f"Dovecot {'lets' if refused is False else 'refuses'} "
+                                    f"{login} {'in' if refused is False else 'as disabled'}")
         for edit in undo["edits"]:
             lines = file_lines(found[edit["path"]].data)
             for old, new in edit["pairs"]:
@@ -186,6 +218,10 @@ class MailBlock:
         # with none, the hook files read above are what Exim's ACL reads.
         mailbox = [a for a in undo["locked"] + undo["already_disabled"]
                    if probes.plain_address(a)][:1]
+        if not mailbox and deny and ctx.account in deny["logins"]:
+            # A system user's mail arrives as account@<a local domain>; Exim's primary
+            # hostname is one (Debian's local_domains start with "@").
+            mailbox = [f"{ctx.account}@{probes.exim_primary_hostname(ctx.conn, paths.exim)}"]
         if mailbox:
             want = {"accept": 250, "reject": 550, "defer": 451}[
                 undo["incoming"] if suspended else "accept"]
@@ -197,16 +233,45 @@ class MailBlock:
             raise VerifyFailed("; ".join(problems))
 
 
-def _refuse_foreign_passdbs(ctx: Context) -> None:
-    """Refuse (at plan time) when Dovecot could still let a locked mailbox in elsewhere."""
-    paths = ctx.server.linux
-    others = probes.foreign_passdbs(probes.dovecot_passdbs(ctx.conn, paths.doveconf),
-                                    f"{paths.vmail_dir}/%d/shadow")
-    if others:
-        raise StepError("Dovecot also authenticates through " + "; ".join(others)
-                        + f", which mail_block does not control: a mailbox locked in "
-                        f"{paths.vmail_dir}/<domain>/shadow could still log in there. Remove "
-                        "that passdb (or make it deny = yes); see docs/linux-host.md")
+def _refuse(paths: Any, auth: dovecot_auth.DovecotAuth) -> None:
+    """Refuse (at plan time): Dovecot could still let a locked mailbox in elsewhere."""
+    raise StepError("Dovecot also authenticates through " + "; ".join(auth.uncovered())
+                    + ", which mail_block does not control: a locked mailbox could still "
+                    f"log in there. Add the deny passdb {paths.dovecot_deny_file} as Dovecot's "
+                    "first passdb (or remove the other passdb); see docs/linux-host.md")
+
+
+def _deny_plan(ctx: Context, auth: dovecot_auth.DovecotAuth, locked: list[str],
+               already: list[str]) -> tuple[list[str], list[EditLines]]:
+    """Return the logins to list in the deny file and the edit doing it (none if none).
+
+    The account's unix login when a system passdb would take it; the locked virtual
+    addresses too when some other passdb could. Logins listed before the case are left
+    there (and after it), as already disabled.
+    """
+    wanted = [ctx.account] if auth.system else []
+    if auth.others:
+        wanted += [a.lower() for a in locked if probes.dovecot_login_name(a)]
+    if not wanted:
+        return [], []
+    path = ctx.server.linux.dovecot_deny_file
+    raw = ctx.conn.read(path)
+    if raw is None:
+        raise StepError(f"{path} does not exist on {ctx.server.name}: Dovecot's deny passdb "
+                        "file must exist (empty) before mail_block can list a login in it")
+    listed = file_lines(raw)
+    add = [x for x in dict.fromkeys(wanted) if x not in listed]
+    already += [x for x in dict.fromkeys(wanted) if x in listed]
+    if not add:
+        return [], []
+    return add, [EditLines(path, tuple(("", x) for x in add),
+                           tuple(f"list {x} (Dovecot refuses it)" for x in add))]
+
+
+def _settled(undo: dict[str, Any]) -> list[str]:
+    """Return the files Dovecot rereads that this change edited."""
+    deny = undo.get("deny")
+    return [e["path"] for e in undo["edits"]] + ([deny["path"]] if deny else [])
 
 
 def _settle(doveadm: str, files: list[str]) -> Run:

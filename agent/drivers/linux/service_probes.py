@@ -56,24 +56,6 @@ def dovecot_passdbs(conn: Connector, doveconf: str) -> list[dict[str, str]]:
     return found
 
 
-def dovecot_reads(conn: Connector, doveconf: str, shadow_pattern: str) -> bool:
-    """Return True when a passdb of Dovecot's configuration reads `shadow_pattern`."""
-    return any(shadow_pattern in p.get("args", "").split()
-               for p in dovecot_passdbs(conn, doveconf))
-
-
-def foreign_passdbs(passdbs: list[dict[str, str]], shadow_pattern: str) -> list[str]:
-    """Return the passdbs that could let a mailbox in besides the one mail_block edits.
-
-    A `deny = yes` passdb only refuses, and a master passdb needs the admin's own password,
-    so neither is a way in for the customer; anything else (pam, passwd, shadow, sql, ...)
-    would accept the mailbox's password while its passwd-file line is locked.
-    """
-    return [f"driver={p.get('driver', '?')} args={p.get('args', '') or '-'}" for p in passdbs
-            if p.get("deny") != "yes" and p.get("master") != "yes"
-            and shadow_pattern not in p.get("args", "").split()]
-
-
 # Each link of Debian's pure-ftpd-wrapper auth folder as `OPTION|VALUE` (the option is the
 # name of the conf file it points to, the value that file's first line).
 _WRAPPER_AUTH = ('for f in "$1"/*; do [ -e "$f" ] || continue; t=$(readlink -f -- "$f") || '
@@ -110,18 +92,42 @@ def foreign_ftp_logins(methods: list[str], pdb: str) -> list[str]:
     return [m for m in methods if m not in ("pam", f"puredb:{pdb}")]
 
 
+# Options that make an Exim authenticator answer AUTH as a server, by driver (Exim's auth
+# drivers set `server` from these in their init; an authenticator with only client_
+# options, like the smarthost examples in Debian's template, takes no customer login).
+# Drivers not listed are counted as servers: better a false warning than a missed way in.
+_SERVER_OPTIONS = {"plaintext": ("server_condition",), "cram_md5": ("server_secret",),
+                   "dovecot": ("server_socket",), "spa": ("server_password",)}
+
+
 def exim_foreign_authenticators(conn: Connector, exim: str) -> list[str]:
-    """Return Exim's authenticators (`exim -bP authenticators`, the live configuration)
-    whose driver is not `dovecot`: SMTP AUTH there does not go through the passdb that
-    mail_block locks."""
-    found, name = [], None
+    """Return Exim's server authenticators (`exim -bP authenticators`, the live
+    configuration) whose driver is not `dovecot`: SMTP AUTH there does not go through the
+    passdb that mail_block locks."""
+    found: list[str] = []
+    blocks: list[dict[str, str]] = []
     for line in conn.run([exim, "-bP", "authenticators"]).text.splitlines():
         text = line.strip()
         if text.endswith(" authenticator:"):
-            name = text.removesuffix(" authenticator:")
-        elif text.startswith("driver = ") and name and text.split(" = ", 1)[1] != "dovecot":
-            found.append(f"{name} (driver {text.split(' = ', 1)[1]})")
+            blocks.append({"": text.removesuffix(" authenticator:")})
+        elif blocks and " = " in f"{text} ":
+            key, _, value = text.partition("=")
+            blocks[-1][key.strip()] = value.strip()
+    for block in blocks:
+        driver = block.get("driver", "?")
+        needs = _SERVER_OPTIONS.get(driver)
+        server = needs is None or any(block.get(option) for option in needs)
+        if server and driver != "dovecot":
+            found.append(f"{block['']} (driver {driver})")
     return found
+
+
+def exim_primary_hostname(conn: Connector, exim: str) -> str:
+    """Return Exim's primary_hostname (its live configuration's value)."""
+    name = conn.run([exim, "-bP", "-n", "primary_hostname"]).text.strip()
+    if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", name):
+        raise VerifyFailed(f"Exim's primary_hostname {name[:80]!r} is not a host name")
+    return name
 
 
 def exim_rcpt(conn: Connector, exim: str, address: str) -> int:
