@@ -58,3 +58,17 @@ def test_pureftpd_with_unix_logins_refuses_ftp_lock(agent_env, host):
     rc, reply, out = agent_env("check", host.name)
     assert rc == 0 and "Pure-FTPd login methods: pam; not controlled by the agent: none" in out
     assert "Exim authenticators not going through Dovecot: none" in out, out
+
+
+def test_outgoing_hold_is_refused_on_the_linux_driver(agent_env, host):
+    """`outgoing: hold` (cPanel's hold_outgoing_email) has no linux counterpart: refused at
+    plan time, nothing changed, rather than silently rejecting mail instead."""
+    books = agent_env.config.parent.parent / "playbooks"
+    (books / "hold.yaml").write_text("stages:\n  - after: 0s\n    steps:\n      - backup\n"
+                                     "      - mail_block:\n          outgoing: hold\n")
+    before = no_records(tree_state(host, *WATCHED, "/etc/vmail", "/etc/exim4"))
+    rc, reply, out = agent_env("suspend", host.name, "alice", "--playbook", "hold")
+    assert rc == 1, out
+    assert "outgoing: hold is not available on the linux driver" in out, out
+    assert reply["state"] == "active"
+    assert no_records(tree_state(host, *WATCHED, "/etc/vmail", "/etc/exim4")) == before

@@ -82,6 +82,12 @@ class MailBlock:
 
     def plan(self, ctx: Context) -> Plan:
         paths = ctx.server.linux
+        if ctx.params.get("outgoing", "suspend") != "suspend":
+            # Exim's ACL hook can only refuse; queueing the account's mail would need a
+            # router per account, which the one-time preparation does not add.
+            raise StepError("mail_block: outgoing: hold is not available on the linux driver "
+                            "(its Exim hook refuses mail, it cannot queue it); use "
+                            "outgoing: suspend")
         if not ctx.conn.stat(paths.exim_hook_dir).exists:
             raise StepError(f"{paths.exim_hook_dir} does not exist: Exim is not set up with the "
                             "suspension-agent ACL (see docs/linux-host.md)")
