@@ -8,9 +8,9 @@ import pytest
 
 from agent.config import Server
 from agent.connector.local import LocalConnector
-from agent.drivers.linux.db_lock import MIN_VERSION, quotable, server_kind, sql_name, sql_string
 from agent.errors import StepError
 from agent.steps.base import EditLines
+from agent.steps.sql import MIN_VERSION, quotable, server_kind, sql_name, sql_string
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from agent.connector import Connector
 from agent.drivers.cpanel import db_lock
 from agent.drivers.cpanel.facts import Panel
 from agent.errors import AgentError
+from agent.steps import sql
 from agent.steps.api import ApiRefused
 
 # WHM ACLs each step's WHM functions need (docs: "Guide to WHM Plugins - ACL Reference
@@ -93,11 +94,11 @@ def _account_lock(conn: Connector, server: Any, lines: list[str]) -> bool:
     try:
         version = conn.run(db_lock.mysql_argv_for(server.cpanel),
                            stdin=b"SELECT VERSION();\n").text.strip()
-        kind, number = db_lock.server_kind(version)
+        kind, number = sql.server_kind(version)
     except AgentError as exc:
         lines.append(f"NO: cannot ask the database server its version: {exc}")
         return False
-    good = number >= db_lock.MIN_VERSION[kind]
+    good = number >= sql.MIN_VERSION[kind]
     lines.append(("yes" if good else "NO") + f": {kind} {'.'.join(map(str, number))} "
                  "supports ACCOUNT LOCK")
     return good

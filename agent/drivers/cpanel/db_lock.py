@@ -16,17 +16,18 @@ from __future__ import annotations
 from typing import Any
 
 from agent.drivers.cpanel.facts import Panel, account_name
-from agent.drivers.linux import batch_value
-from agent.drivers.linux.db_lock import (
+from agent.errors import StepError, VerifyFailed
+from agent.steps.base import Context, Plan, Run, carry_out
+from agent.steps.sql import (
     MIN_VERSION,
     KillSessions,
+    batch_value,
+    client_argv,
     quotable,
     server_kind,
     sql_name,
     sql_string,
 )
-from agent.errors import StepError, VerifyFailed
-from agent.steps.base import Context, Plan, Run, carry_out
 
 
 def mysql_argv(ctx: Context) -> list[str]:
@@ -36,8 +37,7 @@ def mysql_argv(ctx: Context) -> list[str]:
 
 def mysql_argv_for(s: Any) -> list[str]:
     """Return the mysql client argv of a server's cpanel settings."""
-    extra = [f"--defaults-extra-file={s.mysql_defaults_file}"] if s.mysql_defaults_file else []
-    return [s.mysql, *extra, "--batch", "--skip-column-names"]
+    return client_argv(s.mysql, s.mysql_defaults_file)
 
 
 def _query(ctx: Context, sql: str) -> list[list[str]]:

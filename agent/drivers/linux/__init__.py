@@ -9,6 +9,7 @@ from agent import ids
 from agent.config import LinuxPaths
 from agent.connector import Connector
 from agent.errors import BadInput
+from agent.steps import sql
 
 # Prints every regular file of a folder as NUL, path, NUL, content: one round trip.
 _DUMP_FILES = (
@@ -76,7 +77,7 @@ def mysql_defaults(paths: LinuxPaths) -> list[str]:
 
 def mysql_argv(paths: LinuxPaths) -> list[str]:
     """Return the mysql client argv; credentials come from a defaults file, never argv."""
-    return [paths.mysql, *mysql_defaults(paths), "--batch", "--skip-column-names"]
+    return sql.client_argv(paths.mysql, paths.mysql_defaults_file)
 
 
 def parse_vhosts(files: dict[str, str], include_prefix: str) -> list[VHost]:
@@ -138,18 +139,6 @@ def databases(conn: Connector, paths: LinuxPaths, account: str) -> list[str]:
     # The account name is validated (ids.account) before it gets here; the pattern is config.
     result = conn.run(mysql_argv(paths), stdin=f"SHOW DATABASES LIKE '{pattern}';\n".encode())
     # One name a line, in --batch's escaping (a name may hold spaces or '-').
-    return [ids.database(batch_value(line)) for line in result.text.split("\n") if line]
+    return [ids.database(sql.batch_value(line)) for line in result.text.split("\n") if line]
 
 
-def batch_value(field: str) -> str:
-    """Undo the mysql client's --batch escaping of one output field (\\t \\n \\0 \\\\)."""
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and i + 1 < len(field):
-            out.append({"t": "\t", "n": "\n", "0": "\0", "\\": "\\"}.get(field[i + 1],
-                                                                     field[i + 1]))
-            i += 2
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)

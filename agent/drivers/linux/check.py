@@ -7,8 +7,8 @@ from agent.config import LinuxPaths
 from agent.connector import Connector
 from agent.drivers import linux
 from agent.drivers.linux import dovecot_auth, service_probes
-from agent.drivers.linux.db_lock import MIN_VERSION, server_kind
 from agent.errors import AgentError
+from agent.steps.sql import MIN_VERSION, server_kind
 
 
 def linux_check(conn: Connector, p: LinuxPaths, lines: list[str]) -> bool:

@@ -9,43 +9,19 @@ client's stdin and credentials in its defaults file, never in argv.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from typing import Any
 
-from agent.connector import Connector
 from agent.drivers import linux
 from agent.errors import StepError, VerifyFailed
 from agent.steps.base import Context, Plan, Run, carry_out
-
-# First versions with ACCOUNT LOCK (MariaDB 10.4.2 and MySQL 5.7.6 release notes).
-MIN_VERSION = {"mariadb": (10, 4, 2), "mysql": (5, 7, 6)}
-
-
-def server_kind(version: str) -> tuple[str, tuple[int, ...]]:
-    """Return ("mariadb"|"mysql", version tuple) from `SELECT VERSION()`'s answer."""
-    found = re.match(r"^(\d+)\.(\d+)\.(\d+)", version.strip())
-    if not found:
-        raise StepError(f"cannot read the database server version from {version!r}")
-    kind = "mariadb" if "mariadb" in version.lower() else "mysql"
-    return kind, tuple(int(x) for x in found.groups())
-
-
-def sql_string(value: str) -> str:
-    """Return `value` as an SQL string: a hex literal, the same under every sql_mode
-    (NO_BACKSLASH_ESCAPES, ANSI_QUOTES) whatever characters the name holds."""
-    return f"_utf8mb4 X'{value.encode().hex()}'" if value else "''"
-
-
-def sql_name(value: str) -> str:
-    """Return a user or host name as a backquoted identifier (backquotes doubled)."""
-    return "`" + value.replace("`", "``") + "`"
-
-
-def quotable(value: str) -> bool:
-    """Return True for a user or host name db_lock can name in a statement: MariaDB allows
-    nearly anything (`alice_x y`), but a control character in a name is refused."""
-    return bool(value) and len(value) <= 255 and value.isprintable()
+from agent.steps.sql import (
+    MIN_VERSION,
+    KillSessions,
+    quotable,
+    server_kind,
+    sql_name,
+    sql_string,
+)
 
 
 def account_users(ctx: Context) -> tuple[str, list[tuple[str, str, bool]]]:
@@ -118,29 +94,6 @@ class DbLock:
 def _alter(ctx: Context, user: str, host: str, how: str) -> Run:
     sql = f"ALTER USER {sql_name(user)}@{sql_name(host)} ACCOUNT {how};\n"
     return Run(linux.mysql_argv(ctx.server.linux), stdin=sql.encode())
-
-
-@dataclass(frozen=True)
-class KillSessions:
-    """End every open connection of the named users (found when carried out)."""
-
-    mysql: tuple[str, ...]
-    names: tuple[str, ...]
-
-    def describe(self) -> list[str]:
-        return [f"kill  open connections of database users {', '.join(self.names)}"]
-
-    def carry_out(self, conn: Connector) -> None:
-        quoted = ", ".join(sql_string(n) for n in self.names)
-        listed = conn.run(list(self.mysql), stdin=(
-            "SELECT ID FROM information_schema.PROCESSLIST "
-            f"WHERE USER IN ({quoted}) AND ID <> CONNECTION_ID();\n").encode()).text.split()
-        ids = [i for i in listed if i.isdigit()]
-        if ids:
-            # --force: a connection that ended meanwhile must not stop the others' KILL.
-            conn.run([*self.mysql, "--force"],
-                     stdin="".join(f"KILL CONNECTION {i};\n" for i in ids).encode(),
-                     ok_codes=(0, 1))
 
 
 def _query(ctx: Context, sql: str) -> list[list[str]]:
