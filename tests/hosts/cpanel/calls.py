@@ -78,22 +78,29 @@ def web(host: TestHost, name: str, scheme: str = "http", path: str = "/") -> req
 
 def reset(host: TestHost) -> None:
     """Put the provisioned state back: no faults, nobody suspended, no mailbox or outgoing
-    switch set, no EA4 include, Apache rebuilt."""
+    switch set, no EA4 include, Apache rebuilt. Calls only what differs (it runs after
+    every test)."""
     services.set_faults(host, None)
     for acct in layout.ACCOUNTS:
         host.path(f"/var/cpanel/bwlimited/{acct.user}").unlink(missing_ok=True)
         host.path(f"/var/cpanel/suspended/{acct.user}.lock").unlink(missing_ok=True)
-        if whmapi1(host, "accountsummary", user=acct.user)["data"]["acct"][0]["suspended"] \
-                or host.path(f"/var/cpanel/suspended/{acct.user}").exists():
+        state = whmapi1(host, "accountsummary", user=acct.user)["data"]["acct"][0]
+        if state["suspended"] or host.path(f"/var/cpanel/suspended/{acct.user}").exists():
             whmapi1(host, "unsuspendacct", user=acct.user)
-        whmapi1(host, "unsuspend_outgoing_email", user=acct.user)
-        whmapi1(host, "release_outgoing_email", user=acct.user)
-    for box in layout.MAILBOXES:
-        for function in ("unsuspend_login", "unsuspend_incoming", "unsuspend_outgoing",
-                         "release_outgoing"):
-            uapi(host, box.user, "Email", function, email=box.email)
+        if state["outgoing_mail_suspended"]:
+            whmapi1(host, "unsuspend_outgoing_email", user=acct.user)
+        if state["outgoing_mail_hold"]:
+            whmapi1(host, "release_outgoing_email", user=acct.user)
+        for box in uapi(host, acct.user, "Email", "list_pops",
+                        skip_main="1")["result"]["data"]:
+            for flag, function in (("suspended_login", "unsuspend_login"),
+                                   ("suspended_incoming", "unsuspend_incoming"),
+                                   ("suspended_outgoing", "unsuspend_outgoing"),
+                                   ("hold_outgoing", "release_outgoing")):
+                if box[flag]:
+                    uapi(host, acct.user, "Email", function, email=box["email"])
     folder = host.path("/etc/apache2/conf.d/userdata")
-    stale = [p for p in folder.rglob("*.conf")]
+    stale = list(folder.rglob("*.conf"))
     for path in stale:
         path.unlink()
     if stale:
