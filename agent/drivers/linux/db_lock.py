@@ -17,6 +17,7 @@ from agent.steps.base import Context, Plan, Run, carry_out
 from agent.steps.sql import (
     MIN_VERSION,
     KillSessions,
+    batch_value,
     quotable,
     server_kind,
     sql_name,
@@ -98,5 +99,5 @@ def _alter(ctx: Context, user: str, host: str, how: str) -> Run:
 
 def _query(ctx: Context, sql: str) -> list[list[str]]:
     result = ctx.conn.run(linux.mysql_argv(ctx.server.linux), stdin=sql.encode())
-    return [[linux.batch_value(f) for f in line.split("\t")]
+    return [[batch_value(f) for f in line.split("\t")]
             for line in result.text.split("\n") if line]
