@@ -4,13 +4,18 @@ C2), per-mailbox switches, EA4 includes, backups and the WHM API over HTTPS."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+from pathlib import Path
+
 import pytest
 
-from tests.hosts import clients
+from tests.hosts import clients, hostfs, testhost
 from tests.hosts.cpanel import calls, layout
 from tests.hosts.cpanel.calls import uapi, web, whmapi1
 
 pytestmark = pytest.mark.testhost
+wait = testhost.TestHost.wait
 
 ALICE = layout.account("alice")
 
@@ -156,3 +161,60 @@ def test_locked_suspension_only_root_lifts(host, cp):
     root = calls.api(host, cp[1].root_token, "unsuspendacct", user="alice")
     assert root.json()["metadata"]["result"] == 1
     assert summary(host, "alice")["suspended"] == 0
+
+
+def test_suspendacct_kills_the_accounts_processes_on_this_host_only(host):
+    # A7 step 5 (`kill -9` the user's processes); the host shares the CI machine's kernel, so
+    # a process of the same uid outside the host must survive.
+    uid, gid = hostfs.user_ids(host, "alice")
+    inside = subprocess.Popen(["ip", "netns", "exec", host.netns, "chroot", str(host.root),
+                               "setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+                               "sleep", "300"], stdin=subprocess.DEVNULL)
+    outside = subprocess.Popen(["sleep", "300"], user=uid, group=gid, extra_groups=[],
+                               stdin=subprocess.DEVNULL)
+    try:
+        wait(lambda: any(Path(f"/proc/{p}/status").read_text().count(f"\t{uid}\t")
+                                  for p in host.pids() if _is_sleep(p)), "sleep in the host")
+        whmapi1(host, "suspendacct", user="alice")
+        assert inside.wait(timeout=10) == -signal.SIGKILL
+        assert outside.poll() is None
+    finally:
+        outside.kill()
+        outside.wait()
+        if inside.poll() is None:
+            inside.kill()
+            inside.wait()
+
+
+def _is_sleep(pid):
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "sleep"
+    except OSError:
+        return False
+
+
+def test_a_failing_pre_hook_aborts_but_the_api_still_says_ok(host):
+    # A7 step 2 (legacy presuspendacct hook; failure aborts), A8/C2.5 (result=1 anyway).
+    hostfs.write(host, "/usr/local/cpanel/scripts/presuspendacct",
+                 "#!/bin/sh\necho refused by hook\nexit 1\n", mode=0o755)
+    try:
+        reply = whmapi1(host, "suspendacct", user="alice")
+    finally:
+        host.path("/usr/local/cpanel/scripts/presuspendacct").unlink()
+    assert reply["metadata"]["result"] == 1
+    assert "Pre-suspend hook script returned failure" in reply["metadata"]["output"]["raw"]
+    assert summary(host, "alice")["suspended"] == 0
+    assert clients.imap_login(host, "info@alice.test", "info-mail-1") == "ok"
+
+
+def test_listaccts_search_and_want(host):
+    by_domain = whmapi1(host, "listaccts", searchtype="domain", search="alice-addon.test",
+                        searchmethod="exact", want="user,domain")["data"]["acct"]
+    assert by_domain == [{"user": "alice", "domain": "alice.test"}]
+    regex = whmapi1(host, "listaccts", searchtype="user", search="^(bob|res1)$")
+    assert sorted(a["user"] for a in regex["data"]["acct"]) == ["bob", "res1"]
+    owned = whmapi1(host, "listaccts", searchtype="owner", search="root", searchmethod="exact")
+    assert [a["user"] for a in owned["data"]["acct"]] == ["bob"]
+    # The default output is YAML (A3).
+    text = host.run(["whmapi1", "version"]).stdout.decode()
+    assert text.startswith("---\n") and "result: 1" in text

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
 from . import store
@@ -171,9 +170,7 @@ def account_outgoing(user: str, suspended: bool | None = None, held: bool | None
 def flush_queue() -> None:
     """Start a forced Exim queue run in the background, so released mail leaves now (A4:
     held mail waits in the queue until released)."""
-    subprocess.Popen(["/usr/sbin/exim4", "-qff"], stdin=subprocess.DEVNULL,  # noqa: S603
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                     start_new_session=True)
+    store.spawn(["/usr/sbin/exim4", "-qff"])
 
 
 def list_pops(user: str, skip_main: bool = False) -> list[dict]:

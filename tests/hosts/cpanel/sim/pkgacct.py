@@ -18,7 +18,6 @@ import io
 import json
 import os
 import secrets
-import subprocess
 import tarfile
 import time
 
@@ -93,9 +92,7 @@ def start_background(user: str, dest: str = "/home") -> str:
     folder = f"{SESSIONS}/{sid}"
     os.makedirs(folder, mode=0o700)
     store.write_atomic(f"{folder}/state", "RUNNING\n", mode=0o600)
-    subprocess.Popen([f"{SIM_BIN}/pkgacct-session", sid, user, dest],  # noqa: S603
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True)
+    store.spawn([f"{SIM_BIN}/pkgacct-session", sid, user, dest])
     return sid
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 
@@ -220,6 +221,14 @@ def run(argv: list[str], stdin: str | None = None) -> tuple[int, str]:
     """Run `argv` (never a shell) and return (exit code, stdout+stderr)."""
     code, out, err = capture(argv, stdin)
     return code, out + err
+
+
+def spawn(argv: list[str]) -> None:
+    """Start `argv` detached (own session, no pipes) and reap it when it ends, so a
+    long-running caller (the WHM daemon) keeps no zombies."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    threading.Thread(target=proc.wait, daemon=True).start()
 
 
 def capture(argv: list[str], stdin: str | None = None) -> tuple[int, str, str]:
