@@ -55,6 +55,12 @@ WHM_SHAPES = {
     "uapi_cpanel": ({"cpanel.user": "alice", "cpanel.module": "Email",
                      "cpanel.function": "list_pops"}, {"uapi": UAPI_RESULT}, METADATA, "A1"),
     "version": ({}, {"version": str}, METADATA, "A2"),
+    # start_background_pkgacct's op page and get_pkgacct_session_state /
+    # fetch_pkgacct_master_log (api.docs.cpanel.net, cited in sim/pkgacct.py; A11).
+    "get_pkgacct_session_state": ({"session_id": "SESSION"}, {"state": str}, METADATA, "A11"),
+    "fetch_pkgacct_master_log": ({"session_id": "SESSION"}, {"log": str}, METADATA, "A11"),
+    # [3P] WHMCS's cPanel module reads data.privileges[0].all.
+    "myprivs": ({}, {"privileges": [{"all": int}]}, METADATA, "A1 tokens, [3P]"),
 }
 # Module::function -> (arguments, shape of result.data, section); A2 gives the wrapper.
 UAPI_SHAPES = {
@@ -149,6 +155,9 @@ def whm_reply_mismatches(reply, function, data_shape, meta_shape):
 @pytest.mark.parametrize("transport", ["cli", "https"])
 def test_whm_reply_has_the_documented_shape(host, cp, function, transport):
     args, data_shape, meta_shape, section = WHM_SHAPES[function]
+    if "SESSION" in args.values():
+        session = whmapi1(host, "start_background_pkgacct", user="bob")["data"]["session_id"]
+        args = {k: session if v == "SESSION" else v for k, v in args.items()}
     if function in BEFORE:
         whmapi1(host, BEFORE[function][0], **BEFORE[function][1])
     try:

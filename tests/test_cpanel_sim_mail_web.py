@@ -132,3 +132,16 @@ def test_pkgacct_writes_home_mail_and_databases(host):
     assert "cpmove-alice/mysql/alice_blog.sql" in names
     assert "cpmove-alice/cp/alice" in names
     assert "CREATE TABLE `items`" in dump and "'first'" in dump
+
+
+def test_one_held_address_waits_while_the_others_leave(host):
+    uapi(host, "alice", "Email", "hold_outgoing", email="info@alice.test")
+    assert clients.smtp_submit(host, "info@alice.test", "info-mail-1", "hold2@outside.test",
+                               subject="held-address") == "ok"
+    assert clients.smtp_submit(host, "sales@alice.test", "sales-mail-1", "hold2@outside.test",
+                               subject="free-address") == "ok"
+    wait(lambda: "free-address" in clients.outside_mail(host, "hold2"), "unheld mail")
+    host.run(["exim4", "-qff"])
+    assert "held-address" not in clients.outside_mail(host, "hold2")
+    uapi(host, "alice", "Email", "release_outgoing", email="info@alice.test")
+    wait(lambda: "held-address" in clients.outside_mail(host, "hold2"), "released address")

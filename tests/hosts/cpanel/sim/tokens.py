@@ -1,8 +1,10 @@
 """WHM API tokens (panels.md A1): `Authorization: whm USER:TOKEN`, tokens with ACL lists.
 
-Kept where cPanel keeps WHM tokens, /var/cpanel/authn/api_tokens_v2/whostmgr/USER.json; the
-file's layout is the simulator's own: {"tokens": {sha512(token): {name, acls, create_time,
-expires_at}}} (only a hash of each token is stored, never the token).
+Kept where cPanel keeps WHM tokens, /var/cpanel/authn/api_tokens_v2/whostmgr/USER.json, with
+a top-level "tokens" object ([3P]: public server-migration scripts count WHM tokens with
+`jq '.tokens | length'` on /var/cpanel/authn/api_tokens_v2/whostmgr/root.json). Inside it the
+layout is the simulator's own: {sha512(token): {name, acls, create_time, expires_at}}, a
+hash of each token, never the token.
 """
 
 from __future__ import annotations

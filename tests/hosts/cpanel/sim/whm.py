@@ -212,7 +212,8 @@ def version(caller: Caller, args: dict[str, str]) -> Reply:
 
 
 def myprivs(caller: Caller, args: dict[str, str]) -> Reply:
-    """data.privileges = [{ACL: 1|0}] for the caller's token ([INF] shape)."""
+    """What the caller's token may do: data.privileges = [{ACL: 1|0, ...}] ([3P]: WHMCS's
+    cPanel module decides "has every privilege" by data.privileges[0].all === 1)."""
     privs = {acl: int(caller.may(acl)) for acl in sorted(tokens.KNOWN_ACLS)}
     return Reply({"privileges": [privs]})
 
