@@ -33,7 +33,8 @@ def reason(user: str) -> str:
 
 
 def _ctime(epoch: int) -> str:
-    return time.strftime("%a %b %d %H:%M:%S %Y", time.localtime(epoch))
+    # A4's example "Thu Nov 18 10:34:34 2014" is Perl's scalar localtime: the C ctime form.
+    return time.ctime(epoch)
 
 
 def record(user: str) -> dict | None:

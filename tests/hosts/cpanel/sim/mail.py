@@ -79,16 +79,25 @@ def _lock(fields: list[str]) -> list[str]:
     return fields
 
 
+def _lock_both(fields: list[str]) -> list[str]:
+    # A7 step 6: fields 1 and 8 get the prefix (Dovecot ignores field 8; tested).
+    for index in (1, 8):
+        if len(fields) > index:
+            fields[index] = LOCKED + fields[index]
+    return fields
+
+
 def _unlock_all(fields: list[str]) -> list[str]:
-    while fields[1].startswith(LOCKED):
-        fields[1] = fields[1][len(LOCKED):]
+    for index in (1, 8):
+        while len(fields) > index and fields[index].startswith(LOCKED):
+            fields[index] = fields[index][len(LOCKED):]
     return fields
 
 
 def lock_all(user: str) -> None:
-    """suspendacct step 6 (panels.md A7): prefix every mailbox hash with `*LOCKED*` (one more
-    prefix each time, as the script adds without looking)."""
-    _rewrite(user, _lock)
+    """suspendacct step 6 (panels.md A7): prefix fields 1 (the hash) and 8 of every mailbox
+    line with `*LOCKED*` (one more prefix each time, as the script adds without looking)."""
+    _rewrite(user, _lock_both)
 
 
 def unlock_all(user: str) -> None:
