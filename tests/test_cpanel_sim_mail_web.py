@@ -145,3 +145,26 @@ def test_one_held_address_waits_while_the_others_leave(host):
     assert "held-address" not in clients.outside_mail(host, "hold2")
     uapi(host, "alice", "Email", "release_outgoing", email="info@alice.test")
     wait(lambda: "held-address" in clients.outside_mail(host, "hold2"), "released address")
+
+
+@pytest.mark.parametrize("setting", [":fail:", ":queue:", ":blackhole:"])
+def test_mail_to_a_suspended_account_follows_the_server_setting(host, setting):
+    # A7 [SRC]: the `*:` line of /etc/exim_suspended_list.
+    hostfs.write(host, "/etc/exim_suspended_list", f"*: {setting}\n")
+    try:
+        whmapi1(host, "suspendacct", user="alice")
+        answer = clients.smtp_deliver(host, "sales@alice.test", f"while {setting}")
+        if setting == ":fail:":
+            assert answer.startswith("refused: 525"), answer
+            return
+        assert answer == "ok"
+        assert clients.smtp_deliver(host, "bob@bob.test", "bob unaffected") == "ok"
+        host.run(["exim4", "-qff"])
+        queued = host.run(["exim4", "-bpc"]).stdout.strip() != b"0"
+        assert queued == (setting == ":queue:")
+        whmapi1(host, "unsuspendacct", user="alice")
+        host.run(["exim4", "-qff"])
+        text = "".join(clients.imap_read_messages(host, "sales@alice.test", "sales-mail-1"))
+        assert (f"while {setting}" in text) == (setting == ":queue:")
+    finally:
+        hostfs.write(host, "/etc/exim_suspended_list", "*: :unknown:\n")

@@ -72,6 +72,8 @@ def test_suspendacct_refuses_every_login_and_redirects_every_site(host):
     assert set(logins(host).values()) == {"ok"}
     assert web(host, "alice.test").status_code == 200
     assert summary(host, "alice")["shell"] == "/bin/bash"
+    inbox = clients.imap_read_messages(host, "sales@alice.test", "sales-mail-1")
+    assert any("while suspended" in m for m in inbox)
     assert bob_still_fine(host)
 
 

@@ -58,6 +58,8 @@ def install_sim(host: TestHost) -> None:
             path.unlink()
         os.symlink(target, path)
     hostfs.write(host, "/usr/local/cpanel/version", "11.118.0.5\n")
+    # /var/cpanel itself is world-searchable (Exim checks /var/cpanel/suspended/USER).
+    hostfs.make_dirs(host, "/var/cpanel", 0o755, (0, 0))
     hostfs.make_dirs(host, "/var/cpanel/sim", 0o700, (0, 0))
 
 
