@@ -220,3 +220,24 @@ def test_listaccts_search_and_want(host):
     # The default output is YAML (A3).
     text = host.run(["whmapi1", "version"]).stdout.decode()
     assert text.startswith("---\n") and "result: 1" in text
+
+
+def test_mysql_scripts_lock_every_user_of_the_account_and_unlock_them_all(host):
+    # A7 step 8 / A8; the method (ACCOUNT LOCK) is the simulator's choice, see sim/db.py.
+    code, out = calls.script(host, "suspendmysqlusers", "alice")
+    assert code == 0 and "alice_blog" in out
+    for user, password in (("alice_shop", "shop-db-1"), ("alice_blog", "blog-db-1"),
+                           ("alice", "alice-pass-1")):
+        assert "locked" in clients.mysql_login(host, user, password)
+    assert clients.mysql_login(host, "bob_wp", "bob-db-1") == "ok"
+    assert calls.script(host, "unsuspendmysqlusers", "alice")[0] == 0
+    assert clients.mysql_login(host, "alice_blog", "blog-db-1") == "ok"
+
+
+def test_reseller_only_leaves_the_owned_accounts_alone(host):
+    reply = whmapi1(host, "suspendreseller", user="res1", **{"reseller-only": "1"})
+    assert reply["metadata"]["result"] == 1
+    assert (summary(host, "res1")["suspended"], summary(host, "alice")["suspended"]) == (1, 0)
+    again = whmapi1(host, "suspendreseller", user="res1")
+    # [INF] in A9: a reseller already suspended → result 0.
+    assert again["metadata"]["result"] == 0
