@@ -54,6 +54,12 @@ LIMIT = {"journal": 40, "command": 120}
 AT_LEAST = {"journal": 12, "command": 20}
 
 
+def _why(n: int, rc: int, reply: dict | None, out: str) -> str:
+    """A failure message that names the error in full (pytest shortens a tuple's repr)."""
+    errors = "; ".join(e.get("message", "") for e in (reply or {}).get("errors") or [])
+    return f"after failpoint {n}: exit {rc}: {errors or out[-3000:]}"
+
+
 def walk_suspend(agent_env, host, kind: str) -> None:
     """Kill an `immediate` suspend after its N-th `kind` event for every N; unsuspend each time."""
     before = snapshot(host)
@@ -61,8 +67,7 @@ def walk_suspend(agent_env, host, kind: str) -> None:
         rc, reply, out = agent_env("suspend", host.name, "alice", "--playbook", "immediate",
                                    env={ENV: f"{kind}:{n}"})
         if rc != KILLED:  # every point walked
-            assert rc == 0 and n > AT_LEAST[kind], (n, rc, (reply or {}).get("errors"),
-                                                    out[-2000:])
+            assert rc == 0 and n > AT_LEAST[kind], _why(n, rc, reply, out)
             _all_locked(host)
             rc, _reply, out = agent_env("unsuspend", host.name, "alice")
             assert rc == 0, out
@@ -83,8 +88,7 @@ def walk_unsuspend(agent_env, host, kind: str) -> None:
     for n in range(1, LIMIT[kind]):
         rc, reply, out = agent_env("unsuspend", host.name, "alice", env={ENV: f"{kind}:{n}"})
         if rc != KILLED:
-            assert rc == 0 and n > AT_LEAST[kind] // 2, (n, rc, (reply or {}).get("errors"),
-                                                         out[-2000:])
+            assert rc == 0 and n > AT_LEAST[kind] // 2, _why(n, rc, reply, out)
             _all_open(host, before)
             break
         # Payment bounced after all: suspend again; every step must be in force again.

@@ -119,7 +119,10 @@ def test_check_history_and_preview(agent_env, host):
     lines = reply["servers"][0]["lines"]
     assert "reachable" in lines
     assert "vhost files with the suspension-agent hook: 3" in lines
-    assert {"yes: Dovecot's passdb reads /etc/vmail/%d/shadow",
+    assert {"yes: Dovecot authenticates mailboxes in a layout the agent knows",
+            "mail layout: virtual mailboxes (passwd-file); deny passdb "
+            "/etc/dovecot/suspension-agent.deny: not consulted first",
+            "Dovecot passdbs not controlled by the agent: none",
             "yes: sshd_config includes /etc/ssh/sshd_config.d",
             "yes: the database server supports ACCOUNT LOCK"} <= set(lines), lines
     assert not [line for line in lines if line.startswith(("missing", "NO"))], lines
