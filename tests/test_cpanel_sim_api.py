@@ -107,3 +107,18 @@ def test_faults_make_functions_lie_fail_or_hang(host, root_token):
     assert host.path("/etc/apache2/conf/httpd.conf").read_text() == before
     services.set_faults(host, None)
     assert api(host, root_token, "listaccts").json()["metadata"]["result"] == 1
+
+
+def test_token_lifecycle_over_the_api(host, root_token):
+    made = api(host, root_token, "api_token_create", token_name="billing",
+               **{"acl-0": "list-accts", "acl-1": "acct-summary"}).json()
+    assert made["metadata"]["result"] == 1 and made["data"]["acls"] == ["acct-summary",
+                                                                        "list-accts"]
+    token = made["data"]["token"]
+    assert api(host, token, "listaccts").json()["metadata"]["result"] == 1
+    assert api(host, token, "suspendacct", user="bob").json()["metadata"]["result"] == 0
+    listed = api(host, root_token, "api_token_list").json()["data"]["tokens"]
+    assert "billing" in listed and "token" not in listed["billing"]
+    assert api(host, root_token, "api_token_revoke", token_name="billing").json()[
+        "metadata"]["result"] == 1
+    assert api(host, token, "listaccts").status_code == 403

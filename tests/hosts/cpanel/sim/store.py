@@ -61,15 +61,29 @@ def read(path: str, default: str = "") -> str:
         return default
 
 
+_held = threading.local()
+
+
 @contextlib.contextmanager
 def locked() -> Iterator[None]:
-    """Hold the simulator's one write lock (API calls and scripts may run side by side)."""
-    os.makedirs(SIM_DIR, exist_ok=True)
-    with open(LOCK_FILE, "a", encoding="utf-8") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    """Hold the simulator's one write lock (API calls, the daemon's threads and scripts may
+    run side by side). Re-entrant within a thread: a nested `locked()` (a WHM function
+    calling one that locks too) goes through instead of waiting on itself."""
+    if getattr(_held, "depth", 0):
+        _held.depth += 1
         try:
             yield
         finally:
+            _held.depth -= 1
+        return
+    os.makedirs(SIM_DIR, exist_ok=True)
+    with open(LOCK_FILE, "a", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        _held.depth = 1
+        try:
+            yield
+        finally:
+            _held.depth = 0
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
