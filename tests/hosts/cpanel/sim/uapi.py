@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import db, ftp, mail, store
+from . import db, domaininfo, ftp, mail, store
 
 
 class UapiError(Exception):
@@ -69,6 +69,7 @@ FUNCTIONS: dict[str, Callable[[str, dict[str, str]], object]] = {
     "Mysql::list_users": lambda user, args: db.list_users(user),
     "Mysql::list_databases": lambda user, args: db.list_databases(user),
     "Ftp::list_ftp": _list_ftp,
+    "DomainInfo::list_domains": domaininfo.list_domains,
 }
 
 
