@@ -122,3 +122,12 @@ def test_token_lifecycle_over_the_api(host, root_token):
     assert api(host, root_token, "api_token_revoke", token_name="billing").json()[
         "metadata"]["result"] == 1
     assert api(host, token, "listaccts").status_code == 403
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "root", "nobody", "alice;id", ""])
+def test_hostile_account_names_are_unknown_accounts(host, root_token, name):
+    for function in ("accountsummary", "suspendacct", "start_background_pkgacct"):
+        reply = api(host, root_token, function, user=name).json()
+        assert reply["metadata"]["result"] == 0, (function, reply)
+    assert calls.uapi(host, name or "x", "Email", "list_pops")["result"]["status"] == 0
+    assert not host.path("/var/cpanel/suspended/root").exists()
