@@ -9,6 +9,7 @@ import ssl
 import requests
 from requests.adapters import HTTPAdapter
 
+from tests.hosts import hostfs
 from tests.hosts.cpanel import layout, services
 from tests.hosts.testhost import TestHost
 
@@ -77,10 +78,12 @@ def web(host: TestHost, name: str, scheme: str = "http", path: str = "/") -> req
 
 
 def reset(host: TestHost) -> None:
-    """Put the provisioned state back: no faults, nobody suspended, no mailbox or outgoing
-    switch set, no EA4 include, Apache rebuilt. Calls only what differs (it runs after
-    every test)."""
+    """Put the provisioned panel state back: no faults, nobody suspended, no mailbox or
+    outgoing switch set, delivery to suspended accounts "deliver", no EA4 include, Apache
+    rebuilt. Calls only what differs (it runs after every test). Changes made behind the
+    panel's back (a MariaDB lock, an edited /etc/proftpd file) are not undone."""
     services.set_faults(host, None)
+    hostfs.write(host, "/etc/exim_suspended_list", "*: :unknown:\n")
     for acct in layout.ACCOUNTS:
         host.path(f"/var/cpanel/bwlimited/{acct.user}").unlink(missing_ok=True)
         host.path(f"/var/cpanel/suspended/{acct.user}.lock").unlink(missing_ok=True)
