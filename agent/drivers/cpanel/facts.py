@@ -130,15 +130,18 @@ class Panel:
 
     def db_users(self, user: str) -> list[str]:
         """Return the account's MySQL users (Mysql::list_users) that carry its prefix: the
-        first 8 characters of the user name and '_' (A13); any other name is refused."""
+        first 8 characters of the user name and '_' (A13), and the account's own MySQL user
+        (named as the account) if listed; any other name is refused."""
         data = self.query(self.uapi(user, "Mysql::list_users"))
         names = [str(e.get("user") or "") for e in _records(data, None, "Mysql::list_users")]
         prefix = user[:8] + "_"
-        foreign = [n for n in names if not n.startswith(prefix)]
+        # The account's own MySQL user is locked by db_lock anyway; whether cPanel lists it
+        # is not documented (the reference sample shows prefixed names only).
+        foreign = [n for n in names if not n.startswith(prefix) and n != user]
         if foreign:
             raise StepError(f"Mysql::list_users of {user} lists {foreign[:3]}, without the "
                             f"account's prefix {prefix!r}; nothing was changed")
-        return sorted(set(names))
+        return sorted({n for n in names if n != user})
 
     def databases(self, user: str) -> list[str]:
         """Return the account's MySQL databases (Mysql::list_databases)."""
