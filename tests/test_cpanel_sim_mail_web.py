@@ -168,3 +168,18 @@ def test_mail_to_a_suspended_account_follows_the_server_setting(host, setting):
         assert (f"while {setting}" in text) == (setting == ":queue:")
     finally:
         hostfs.write(host, "/etc/exim_suspended_list", "*: :unknown:\n")
+
+
+def test_suspending_outgoing_mail_fails_what_is_held_in_the_queue(host):
+    # A4: suspend_outgoing_email forces failure of queued mail; held mail is queued mail.
+    whmapi1(host, "hold_outgoing_email", user="bob")
+    assert clients.smtp_submit(host, "bob@bob.test", "bob-mail-1", "late@outside.test",
+                               subject="held-then-failed") == "ok"
+    assert host.run(["exim4", "-bpc"]).stdout.strip() != b"0"
+    whmapi1(host, "suspend_outgoing_email", user="bob")
+    host.run(["exim4", "-qff"])
+    wait(lambda: host.run(["exim4", "-bpc"]).stdout.strip() == b"0", "queue emptied")
+    whmapi1(host, "release_outgoing_email", user="bob")
+    whmapi1(host, "unsuspend_outgoing_email", user="bob")
+    host.run(["exim4", "-qff"])
+    assert "held-then-failed" not in clients.outside_mail(host, "late")

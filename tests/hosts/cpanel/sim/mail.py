@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import time
 
 from . import store
 
 LOCKED = "*LOCKED*"
+SPOOL = "/var/spool/exim4/input"
 
 
 def home(user: str) -> str:
@@ -172,8 +174,31 @@ def account_outgoing(user: str, suspended: bool | None = None, held: bool | None
             store.update_cpuser(user, {key: now})
         elif flag is False:
             store.update_cpuser(user, drop=(key,))
+    if suspended is True:
+        fail_queued(user)
     if held is False:
         flush_queue()
+
+
+def fail_queued(user: str) -> list[str]:
+    """suspend_outgoing_email "forces failure" of the account's queued mail (A4): every
+    message in Exim's queue sent by the account (SMTP AUTH as one of its addresses, or its
+    unix user) is given up (bounced). Returns the message ids."""
+    domains = set(store.domains_of(user))
+    failed = []
+    for header in glob.glob(f"{SPOOL}/*-H"):
+        sender = {}
+        for line in store.read(header).splitlines():
+            key, _, value = line.partition(" ")
+            # `--name` is Exim's spelling of a tainted value, `-name` of a clean one.
+            if key.lstrip("-") in ("ident", "auth_id") and key.startswith("-"):
+                sender[key.lstrip("-")] = value.strip()
+        auth = sender.get("auth_id", "")
+        if sender.get("ident") == user or auth.rpartition("@")[2].lower() in domains:
+            message_id = os.path.basename(header)[:-2]
+            if store.run(["/usr/sbin/exim4", "-Mg", message_id])[0] == 0:
+                failed.append(message_id)
+    return failed
 
 
 def flush_queue() -> None:
