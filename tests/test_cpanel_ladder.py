@@ -89,3 +89,21 @@ def test_check_reports_the_panel_and_every_step(cp, agent):
     for step in ("backup", "landing_page", "mail_block", "ftp_lock", "db_lock", "panel_lock",
                  "panel_suspend"):
         assert f"step {step}: available" in lines, lines
+
+
+def test_every_step_run_twice_changes_nothing_the_second_time(cp, agent):
+    """suspend and unsuspend repeated (a billing system retrying): the second call of each
+    finds everything in place, changes nothing and answers the same state."""
+    host, _cpanel = cp
+    before = snapshot(host)
+    rc, _reply, out = agent("suspend", host.name, "alice", "--playbook", "final")
+    assert rc == 0, out
+    locked = snapshot(host)
+    rc, reply, out = agent("suspend", host.name, "alice", "--playbook", "final")
+    assert rc == 0 and reply["state"] == "suspended", out
+    assert not [a for a in reply["applied"] if a["changed"]], out
+    assert snapshot(host) == locked
+    for _ in range(2):
+        rc, reply, out = agent("unsuspend", host.name, "alice")
+        assert rc == 0 and reply["state"] == "active", out
+        assert snapshot(host) == before

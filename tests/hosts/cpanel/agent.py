@@ -3,6 +3,7 @@ visitor or the customer sees, probed from outside."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -64,9 +65,18 @@ def make_agent(host: TestHost, folder: Path, transport: str, token: str,
 
 
 def snapshot(host: TestHost) -> dict:
-    """Every watched file's content, mode and owner."""
-    return {k: v for k, v in tree_state(host, *WATCHED).items()
-            if k not in NOT_RESTORED and "/mail/" not in k}
+    """Every watched file's content, mode and owner.
+
+    One normalisation: cPanel's unsuspendacct removes the SUSPENDED key from the cpuser
+    file (panels.md A8), so an account provisioned with `SUSPENDED=0` comes back without the
+    line after a panel_suspend round trip; both mean "not suspended" to cPanel.
+    """
+    state = {k: v for k, v in tree_state(host, *WATCHED).items()
+             if k not in NOT_RESTORED and "/mail/" not in k}
+    for key in [k for k in state if k.startswith("var/cpanel/users/")]:
+        text = host.path("/" + key).read_bytes().replace(b"SUSPENDED=0\n", b"")
+        state[key] = (hashlib.sha256(text).hexdigest(), *state[key][1:])
+    return state
 
 
 def mail(host: TestHost) -> dict:
