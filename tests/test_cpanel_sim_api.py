@@ -11,7 +11,8 @@ import requests
 from tests.hosts.cpanel import calls, services
 from tests.hosts.cpanel.calls import api, script, whmapi1
 
-pytestmark = pytest.mark.testhost
+# One worker runs the whole module, so its cPanel host is brought up once (tests/run.sh).
+pytestmark = [pytest.mark.testhost, pytest.mark.xdist_group("cpanel-sim-api")]
 
 # A module-wide cPanel host (host index offset 22), reset after each test.
 cp, host = calls.fixtures(offset=22)

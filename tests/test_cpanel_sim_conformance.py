@@ -15,7 +15,8 @@ import pytest
 from tests.hosts.cpanel import calls
 from tests.hosts.cpanel.calls import api, uapi, whmapi1
 
-pytestmark = pytest.mark.testhost
+# One worker runs the whole module, so its cPanel host is brought up once (tests/run.sh).
+pytestmark = [pytest.mark.testhost, pytest.mark.xdist_group("cpanel-sim-conformance")]
 
 NULL = type(None)
 # A2: WHM API 1 envelope metadata (output.raw only where a script ran).

@@ -14,7 +14,8 @@ from tests.hosts import clients, hostfs, testhost
 from tests.hosts.cpanel import calls, layout
 from tests.hosts.cpanel.calls import uapi, web, whmapi1
 
-pytestmark = pytest.mark.testhost
+# One worker runs the whole module, so its cPanel host is brought up once (tests/run.sh).
+pytestmark = [pytest.mark.testhost, pytest.mark.xdist_group("cpanel-simulator")]
 wait = testhost.TestHost.wait
 
 ALICE = layout.account("alice")
