@@ -10,9 +10,9 @@ bash tests/setup-machine.sh
     --cov=agent.runner --cov=agent.journal --cov=agent.cli --cov=agent.records \
     --cov=agent.recovery --cov-report=term --cov-fail-under=85
 rm -f .coverage
-# The host tests on two workers, each with its own test host (tests/conftest.py; tests of
+# The host tests on three workers, each with its own test host (tests/conftest.py; tests of
 # one xdist_group share a worker, so a second host layout is brought up once): most of
 # their time is spent waiting on daemons and links, not on the CPU. SA_TEST_WORKERS=0 runs
 # them in this one process.
 exec .venv/bin/python -m pytest -q --durations=15 --ignore=tests/fast \
-    -n "${SA_TEST_WORKERS:-2}" --dist loadgroup "$@"
+    -n "${SA_TEST_WORKERS:-3}" --dist loadgroup "$@"

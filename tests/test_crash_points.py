@@ -60,10 +60,11 @@ def _why(n: int, rc: int, reply: dict | None, out: str) -> str:
     return f"after failpoint {n}: exit {rc}: {errors or out[-3000:]}"
 
 
-def walk_suspend(agent_env, host, kind: str) -> None:
-    """Kill an `immediate` suspend after its N-th `kind` event for every N; unsuspend each time."""
+def walk_suspend(agent_env, host, kind: str, first: int = 1, step: int = 1) -> None:
+    """Kill an `immediate` suspend after its N-th `kind` event for every N (from `first`,
+    every `step`-th); unsuspend each time."""
     before = snapshot(host)
-    for n in range(1, LIMIT[kind]):
+    for n in range(first, LIMIT[kind], step):
         rc, reply, out = agent_env("suspend", host.name, "alice", "--playbook", "immediate",
                                    env={ENV: f"{kind}:{n}"})
         if rc != KILLED:  # every point walked
@@ -80,12 +81,13 @@ def walk_suspend(agent_env, host, kind: str) -> None:
     _all_open(host, before)
 
 
-def walk_unsuspend(agent_env, host, kind: str) -> None:
-    """Kill an unsuspend after its N-th `kind` event for every N; suspend again each time."""
+def walk_unsuspend(agent_env, host, kind: str, first: int = 1, step: int = 1) -> None:
+    """Kill an unsuspend after its N-th `kind` event for every N (from `first`, every
+    `step`-th); suspend again each time."""
     before = snapshot(host)
     rc, _reply, out = agent_env("suspend", host.name, "alice", "--playbook", "immediate")
     assert rc == 0, out
-    for n in range(1, LIMIT[kind]):
+    for n in range(first, LIMIT[kind], step):
         rc, reply, out = agent_env("unsuspend", host.name, "alice", env={ENV: f"{kind}:{n}"})
         if rc != KILLED:
             assert rc == 0 and n > AT_LEAST[kind] // 2, _why(n, rc, reply, out)
@@ -108,9 +110,13 @@ def test_killed_unsuspend_at_every_transition_then_resuspend_relocks(agent_env, 
     walk_unsuspend(agent_env, host, "journal")
 
 
-def test_killed_suspend_after_every_command_then_unsuspend_restores(agent_env, host):
-    walk_suspend(agent_env, host, "command")
+# The command walks are the longest tests: each runs as two halves (odd and even N), which
+# test workers can take side by side; every iteration starts from the same host state.
+@pytest.mark.parametrize("first", [1, 2], ids=["odd", "even"])
+def test_killed_suspend_after_every_command_then_unsuspend_restores(agent_env, host, first):
+    walk_suspend(agent_env, host, "command", first, 2)
 
 
-def test_killed_unsuspend_after_every_command_then_resuspend_relocks(agent_env, host):
-    walk_unsuspend(agent_env, host, "command")
+@pytest.mark.parametrize("first", [1, 2], ids=["odd", "even"])
+def test_killed_unsuspend_after_every_command_then_resuspend_relocks(agent_env, host, first):
+    walk_unsuspend(agent_env, host, "command", first, 2)
