@@ -11,8 +11,13 @@ import hashlib
 import os
 import random
 import socket
+import threading
+import time
+from collections.abc import Callable
 
+import paramiko
 import pytest
+from paramiko.common import MSG_CHANNEL_DATA, MSG_CHANNEL_EOF
 
 from agent.config import Server
 from agent.connector.ssh import SSHConnector
@@ -154,3 +159,39 @@ def test_more_commands_at_once_than_sshd_allows_sessions(link):
                                 range(30)))
     assert results == [f"{i}\n" for i in range(30)]
     assert conn.connections_opened == 1
+
+
+def _late_sender(transport: paramiko.Transport, pause: float
+                 ) -> Callable[[paramiko.Message], None]:
+    """Make the calling thread's channel data and EOF leave `pause` seconds late, as when the
+    thread is preempted between paramiko's "still open?" check and the send (under load).
+    Messages of paramiko's own reader thread (its answer to the server's CLOSE) are not held."""
+    send = transport._send_user_message
+
+    def late(message: paramiko.Message) -> None:
+        ours = threading.current_thread() is not transport
+        if ours and message.asbytes()[0] in (MSG_CHANNEL_DATA, MSG_CHANNEL_EOF):
+            time.sleep(pause)
+        send(message)
+
+    return late
+
+
+def test_a_command_ending_before_its_input_or_eof_arrives_keeps_the_link(link, monkeypatch):
+    """A command may end (the server closes its channel) before the agent's input or EOF went
+    out: a write whose mktemp failed, a command that ignores its input, `true`. paramiko could
+    then send them after its own CLOSE, and sshd dropped the whole connection ("data/ieof
+    packet referred to nonexistent channel"): a live link reported lost, exit 75 in the
+    middle of a run. Under load (threads sharing the connection) that happened by itself;
+    here the sending thread is held back on purpose."""
+    assert link.run(["true"]).rc == 0  # connected
+    transport = link._client.get_transport()
+    monkeypatch.setattr(transport, "_send_user_message", _late_sender(transport, 0.3))
+    for _ in range(2):
+        with pytest.raises(CommandFailed):
+            link.write("/root/no-such-folder/file", b"record\n", 0o600, "0:0")
+        assert link.run(["sh", "-c", "exit 3"], stdin=b"ignored\n", ok_codes=(3,)).rc == 3
+        assert link.run(["true"]).rc == 0
+    assert link.run(["cat"], stdin=b"fed\n").stdout == b"fed\n"
+    assert link.run(["echo", "alive"]).text == "alive\n"
+    assert link.connections_opened == 1

@@ -18,6 +18,18 @@ from agent.errors import AuthFailed, CommandTimeout, HostKeyRefused, Unreachable
 MAX_SESSIONS = 8
 SESSION_WAIT = 10.0
 
+# The server must never close a channel before the agent's last message on it has arrived.
+# paramiko sends a channel's data and EOF from the calling thread after its "still open?"
+# check, while its reader thread answers the server's CLOSE with the agent's own CLOSE: when a
+# command ends first, the data or EOF can leave after that CLOSE. OpenSSH has then freed the
+# channel and drops the whole connection ("data packet referred to nonexistent channel",
+# "ieof packet ..."; paramiko issues #1115, #1705), a live link taken down by a timing slip.
+# So a command without input reads /dev/null and gets no EOF from the agent, and a command
+# with input is followed by a drain that reads what it left to the agent's EOF, so the
+# server's CLOSE (sent only once the process has ended) always comes after the agent's EOF.
+_NO_INPUT = 'exec "$@" </dev/null'
+_DRAIN_INPUT = '"$@"; rc=$?; cat >/dev/null; exit "$rc"'
+
 
 class SSHConnector(Connector):
     """Run argv lists on a server over SSH with strict host-key checking and key auth."""
@@ -92,8 +104,7 @@ class SSHConnector(Connector):
             client = self._client
             if client is None:
                 self._client = client = self._connect()
-        transport = client.get_transport()
-        if transport is None or not transport.is_active():
+        if not _alive(client):
             self._lose(f"{self.name}: the SSH connection closed")
         return client
 
@@ -114,25 +125,26 @@ class SSHConnector(Connector):
         just closed against MaxSessions) is tried again for a few seconds."""
         deadline = time.monotonic() + SESSION_WAIT
         while True:
+            transport = client.get_transport()
+            if transport is None:  # another thread found the link lost and closed it
+                raise EOFError("the SSH connection closed")
             try:
-                return client.get_transport().open_session()
+                return transport.open_session()
             except paramiko.SSHException:
-                transport = client.get_transport()
-                if transport is None or not transport.is_active() or (
-                        time.monotonic() >= deadline):
+                if not _alive(client) or time.monotonic() >= deadline:
                     raise
                 time.sleep(0.05)
 
     def _exec_one(self, argv: list[str], stdin: bytes | None, timeout: float) -> Result:
         client = self._ensure()
-        command = quote(self._prefix + argv)
         chan = None
         try:
             chan = self._open(client)
             chan.settimeout(timeout)  # bounds sendall of stdin; reads wait in _drain
-            chan.exec_command(command)
-            # A command that closed its side early answers with its exit status (below).
-            if not stdin or _send_input(client, chan, stdin):
+            chan.exec_command(_remote_command(self._prefix + argv, bool(stdin)))
+            # Without input nothing is sent: the EOF could arrive after the channel's end.
+            # A command whose channel closed while it was fed answers with its exit status.
+            if stdin and _send_input(client, chan, stdin):
                 chan.shutdown_write()
             out, err = _drain(chan, time.monotonic() + timeout)
             rc = chan.recv_exit_status() if chan.exit_status_ready() else -1
@@ -142,12 +154,13 @@ class SSHConnector(Connector):
                 f"{self.name}: `{quote(argv)}` did not finish within {timeout:.0f}s") from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
             _close_quietly(chan)
-            self._lose(f"{self.name}: connection lost running `{quote(argv)}`: {exc}")
+            self._lose(f"{self.name}: connection lost running `{quote(argv)}`: "
+                       f"{type(exc).__name__}: {exc}")
         chan.close()
         if rc == -1:
             # The channel closed without an exit status: the command was killed by a signal
             # (exit-signal) or the link went away; only a live transport tells them apart.
-            if not client.get_transport().is_active():
+            if not _alive(client):
                 self._lose(f"{self.name}: connection lost running `{quote(argv)}`")
             return Result(255, out, err + b"\n(no exit status: killed by a signal)")
         return Result(rc, out, err)
@@ -156,6 +169,16 @@ class SSHConnector(Connector):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _remote_command(argv: list[str], has_input: bool) -> str:
+    """Return the command line for sshd that runs `argv` and ends only after its input did.
+
+    Without input, `argv` reads /dev/null (the agent sends no EOF); with input, whatever
+    `argv` left unread is read to the agent's EOF before the shell exits with `argv`'s status
+    (a command killed by a signal then answers 128 + the signal's number).
+    """
+    return quote(["sh", "-c", _DRAIN_INPUT if has_input else _NO_INPUT, "sh", *argv])
 
 
 def _open_socket(host: str, port: int, timeout: float, name: str) -> socket.socket:
@@ -182,22 +205,27 @@ def _open_socket(host: str, port: int, timeout: float, name: str) -> socket.sock
 
 
 def _send_input(client: paramiko.SSHClient, chan: paramiko.Channel, stdin: bytes) -> bool:
-    """Send all of `stdin`; return False when the command closed the channel first.
+    """Send all of `stdin`; return False when the command's channel closed first.
 
-    A command may end without reading all of its input (a write script whose `mktemp`
-    failed): sshd then closes the channel and paramiko's send says "Socket is closed". With
-    the link alive, that is the command's own answer (its exit status follows), not a lost
-    link; which of the two a failing command gets depends only on timing, so both must end
-    the same way.
+    The drain (`_remote_command`) reads whatever a command leaves unread, so the channel
+    closes before its input is sent only when the remote shell itself was killed: paramiko's
+    send then says "Socket is closed". With the link alive, that is the command's own answer
+    (its exit status, if any, follows), not a lost link.
     """
     try:
         chan.sendall(stdin)
         return True
     except (OSError, paramiko.SSHException):
-        transport = client.get_transport()
-        if chan.closed and transport is not None and transport.is_active():
+        if chan.closed and _alive(client):
             return False
         raise
+
+
+def _alive(client: paramiko.SSHClient) -> bool:
+    """Return True while the client's connection is up (None: another thread of this run
+    found it lost and closed it)."""
+    transport = client.get_transport()
+    return transport is not None and transport.is_active()
 
 
 class _Timeout(Exception):
