@@ -40,6 +40,8 @@ class Globals:
 
 
 def _exit_for(o: Outcome) -> int:
+    if o.refused:
+        return EXIT_CONFIG  # credentials the server refuses: retrying cannot help
     if o.unreachable:
         return EXIT_BUSY  # the journal holds what was under way; the next call finishes it
     if o.partial:
@@ -50,7 +52,7 @@ def _exit_for(o: Outcome) -> int:
 def _exit_for_many(outcomes: list[Outcome]) -> int:
     """One exit for several targets: what needs a human first, then failures, then retries."""
     codes = {_exit_for(o) for o in outcomes}
-    for code in (EXIT_PARTIAL, EXIT_FAILED, EXIT_BUSY):
+    for code in (EXIT_PARTIAL, EXIT_CONFIG, EXIT_FAILED, EXIT_BUSY):
         if code in codes:
             return code
     return EXIT_OK

@@ -10,7 +10,15 @@ from agent import drivers, ids, outcome, playbooks, recovery
 from agent.audit import Auditor
 from agent.config import Config, Server
 from agent.connector import Connector, connect
-from agent.errors import AgentError, BadInput, Busy, StepUnavailable, Unreachable
+from agent.errors import (
+    AgentError,
+    AuthFailed,
+    BadInput,
+    Busy,
+    HostKeyRefused,
+    StepUnavailable,
+    Unreachable,
+)
 from agent.journal import Case, Journal
 from agent.locks import target_lock
 from agent.outcome import Outcome, iso, target_dict
@@ -157,6 +165,16 @@ class Engine:
                    outcome="retry", error=str(exc))
         return self.report(target, log)
 
+    def _refused(self, target: tuple, log: RunLog, exc: AgentError) -> Outcome:
+        """Report credentials the server refused during a tick (exit 78); other cases go on."""
+        log.refused = True
+        log.errors.append({"step": None, "message": f"{exc}; nothing was rolled back: once the "
+                           "config is fixed, the next call verifies and finishes what was "
+                           "under way"})
+        self.audit("server.refused", server=target[0], kind=target[1], name=target[2],
+                   outcome="failed", error=str(exc))
+        return self.report(target, log)
+
     def advance(self, runner: Runner, case: Case, pb: Playbook, log: RunLog,
                 dry_run: bool) -> None:
         """Apply every stage of the case that is due now, in order, stopping at a failure."""
@@ -257,6 +275,8 @@ class Engine:
             except Unreachable as exc:
                 # Not silent: cron mail / the journal must show a server that stays away.
                 outcomes.append(self._unreachable(target, log, exc))
+            except (HostKeyRefused, AuthFailed) as exc:
+                outcomes.append(self._refused(target, log, exc))
             except Busy:
                 continue  # another run has this target; the next tick picks it up
             except AgentError as exc:

@@ -32,6 +32,7 @@ class Outcome:
     cases: list[dict] = field(default_factory=list)
     unreachable: bool = False
     warnings: list[str] = field(default_factory=list)
+    refused: bool = False
 
     @property
     def ok(self) -> bool:
@@ -68,7 +69,7 @@ def build(journal: Journal, book: Callable[[str], Playbook], target: tuple, log:
                    applied, pending, log.errors, message, log.plans, log.reverted,
                    log.rolled_back, log.partial or stuck, [_case_dict(c) for c in cases]
                    + [{"stuck": c.step, "error": c.error} for c in active
-                      if c.state == "stuck"], log.unreachable)
+                      if c.state == "stuck"], log.unreachable, refused=log.refused)
 
 
 def _case_dict(case: Case) -> dict:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent import drivers
-from agent.errors import AgentError, AuthFailed, Unreachable
+from agent.errors import AgentError, AuthFailed, HostKeyRefused, Unreachable
 from agent.journal import Case, Change
 from agent.locks import target_lock
 from agent.playbooks import Stage
@@ -40,6 +40,9 @@ class RunLog:
     # The server went away mid-call: what was under way stays in the journal as intent (or
     # reverting) for the next call to verify and finish or put back; nothing was rolled back.
     unreachable: bool = False
+    # The server refused the configured credentials (key, host key, API token) mid-call: as
+    # above nothing was rolled back; a human must fix the config (exit 78).
+    refused: bool = False
 
 
 class Runner:
@@ -98,7 +101,7 @@ class Runner:
                 self.journal.mark(seq, "done", self.engine.now(), undo=undo)
                 done_here.append((seq, spec.name, ctx, undo))
                 step.verify(ctx, undo, True)
-            except (Unreachable, AuthFailed):
+            except (Unreachable, AuthFailed, HostKeyRefused):
                 # No rollback over a dead link (or with credentials the server refuses, exit
                 # 78): the journal keeps this step's intent and the stage's done steps; the
                 # next call on the target finishes or puts them back.
@@ -156,7 +159,7 @@ class Runner:
             with self.shared(plan.lock):
                 carry_out(self.conn, plan.actions)
             step.verify(ctx, undo, False)
-        except (Unreachable, AuthFailed):
+        except (Unreachable, AuthFailed, HostKeyRefused):
             raise  # stays `reverting` (or as it was): the next call retries it
         except AgentError as exc:
             self.journal.mark(seq, "stuck", self.engine.now(), error=str(exc))

@@ -168,3 +168,22 @@ def test_transport_errors_map_to_their_exit(world: World, error: Exception, code
     rc, reply, out = world.cli("suspend", "web1", "alice")
     assert rc == code
     assert_error_reply(reply, out, str(error))
+
+
+@pytest.mark.parametrize("error", [AuthFailed("web1: the API token was refused"),
+                                   HostKeyRefused("web1: host key changed")])
+def test_tick_with_refused_credentials_is_78_and_goes_on_with_other_cases(
+        world: World, error: Exception) -> None:
+    for name in ("alice", "bob"):
+        assert world.cli("suspend", "web1", name)[0] == EXIT_OK
+    world.clock.t = START + 24 * HOUR
+    world.fake.fail(is_("write", step_path("mail_block", "bob")), error)
+    rc, reply, out = world.cli("tick")
+    assert rc == EXIT_CONFIG and reply is not None, out
+    by_name = {p["target"]["name"]: p for p in reply["processed"]}
+    assert by_name["alice"]["ok"] and not by_name["bob"]["ok"], out
+    assert str(error) in by_name["bob"]["errors"][0]["message"]
+    assert world.rows("events")[-1]["event"] == "server.refused"
+    world.clock.t += HOUR
+    rc, reply, out = world.cli("tick")
+    assert rc == EXIT_OK and [p["target"]["name"] for p in reply["processed"]] == ["bob"], out
