@@ -27,6 +27,7 @@ REBUILD = "/usr/local/cpanel/scripts/rebuildhttpdconf"
 RESTART = "/usr/local/cpanel/scripts/restartsrv_httpd"
 FTPUPDATE = "/usr/local/cpanel/scripts/ftpupdate"
 NOSHELL = "/usr/local/cpanel/bin/noshell"
+DOVEADM = "/usr/bin/doveadm"
 USERDATA = "/etc/apache2/conf.d/userdata"
 
 
@@ -187,6 +188,11 @@ class FakeCpanel(FakeConnector):
         self.model = model or Model()
         self.loaded: set[str] = set()  # include files Apache runs with (after restart)
         self.built: set[str] = set()  # include files in httpd.conf (after rebuild)
+        # Dovecot: open IMAP/POP sessions per login, and the logins whose cached auth
+        # answers were flushed (doveadm auth cache flush), in order.
+        self.sessions: dict[str, int] = {}
+        self.flushed: list[str] = []
+        self.put(DOVEADM, b"\x7fELF doveadm", 0o755)
         self.put("/etc/proftpd/alice", b"alice:$6$main:1001:1001::/home/alice:/bin/bash\n"
                  b"up@alice.test:$6$up:1001:1001::/home/alice/up:/bin/ftpsh\n")
 
@@ -224,6 +230,8 @@ class FakeCpanel(FakeConnector):
             return Result(0 if done else 1, b"", b"" if done else b"already suspended")
         if argv[0] == PKGACCT:
             return self._pkgacct(argv[1], argv[2])
+        if argv[0] == DOVEADM:
+            return self._doveadm(argv[1:])
         if argv[0].endswith("tar") and argv[1] == "--list":
             f = self.files.get(argv[3].removeprefix("--file="))
             return Result(0, f.data, b"") if f else Result(2, b"", b"tar: no such file")
@@ -246,6 +254,18 @@ class FakeCpanel(FakeConnector):
         self.files[f"{dest}/cpmove-{user}.tar.gz"] = FakeFile(("\n".join(members) + "\n")
                                                               .encode(), 0o600)
         return Result(0, b"pkgacct completed\n", b"")
+
+    def _doveadm(self, args: list[str]) -> Result:
+        """`auth cache flush -- USER...` and `kick -- USER` as Dovecot answers them: kick
+        exits 68 (EX_NOUSER) when nobody of that name is connected."""
+        if args[:4] == ["auth", "cache", "flush", "--"]:
+            self.flushed += args[4:]
+            return Result(0, f"{len(args) - 4} cache entries flushed\n".encode(), b"")
+        if args[:2] == ["kick", "--"] and len(args) == 3:
+            if self.sessions.pop(args[2], 0):
+                return Result(0, f"{args[2]}\n".encode(), b"")
+            return Result(68, b"", b"no users kicked\n")
+        return Result(64, b"", b"doveadm: unknown command\n")
 
     def _mysql(self, sql: str) -> Result:
         m = self.model

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.connector import Connector
-from agent.drivers.cpanel import db_lock
+from agent.drivers.cpanel import db_lock, mail_block
 from agent.drivers.cpanel.facts import Panel
 from agent.errors import AgentError
 from agent.steps import sql
@@ -23,7 +23,7 @@ def needs(s: Any) -> dict[str, list[str]]:
     return {
         "backup": [s.pkgacct, s.tar, s.sha256sum],
         "landing_page": [s.userdata_dir, s.rebuildhttpdconf, s.restartsrv_httpd],
-        "mail_block": [],
+        "mail_block": [s.doveadm],
         "ftp_lock": [s.ftp_passwd_dir, s.ftpupdate],
         "db_lock": [s.mysql],
         "panel_lock": [s.usermod, s.getent, s.noshell],
@@ -54,16 +54,24 @@ def cpanel_check(server: Any, conn: Connector, lines: list[str]) -> bool:
                  + (f" ({s.version_file}: {on_disk[:40]})" if on_disk else ""))
     ok = _privileges(panel, lines)
     paths = sorted({p for wanted in needs(s).values() for p in wanted})
-    absent = {p for p, st in conn.stat_many(paths).items() if not st.exists}
+    stats = conn.stat_many(paths)
+    absent = {p for p, st in stats.items() if not st.exists}
     lines.append(("yes" if s.userdata_dir not in absent else "NO") + ": EA4 userdata includes ("
                  f"{s.userdata_dir}/{{std,ssl}}/{s.apache_dir}/<user>/)")
     account_lock = _account_lock(conn, server, lines) if s.mysql not in absent else False
+    doveadm = mail_block.doveadm_problem(conn, s.doveadm, stats[s.doveadm])
+    lines.append(f"NO: {doveadm} (cpanel.doveadm)" if doveadm else
+                 f"yes: Dovecot's doveadm ({s.doveadm}) ends open IMAP/POP sessions")
     for step, wanted in needs(s).items():
-        why = [p for p in wanted if p in absent]
-        if step == "db_lock" and not why and not account_lock:
-            why = ["the database server has no ACCOUNT LOCK"]
-        lines.append(f"step {step}: " + ("available" if not why else
-                                         "NOT available: missing " + ", ".join(why)))
+        missing = [p for p in wanted if p in absent]
+        why = "missing " + ", ".join(missing) if missing else ""
+        if step == "mail_block" and doveadm:
+            # Email::suspend_login alone leaves connected mail clients reading mail.
+            why = (f"{doveadm} (cpanel.doveadm): without doveadm, mail_block cannot end the "
+                   "open IMAP/POP sessions of the mailboxes it locks, so it refuses")
+        elif step == "db_lock" and not why and not account_lock:
+            why = "the database server has no ACCOUNT LOCK"
+        lines.append(f"step {step}: " + (f"NOT available: {why}" if why else "available"))
         ok = ok and not why
     return ok
 

@@ -12,21 +12,35 @@ Mechanism, all cPanel's own functions (reference/panels.md A4, A6):
   temporary rejection, so `incoming: defer` is refused at plan time on this driver.
 Every call answers "success" even when nothing changed (A8, C2.5): verify re-reads
 `Email::list_pops` and `accountsummary` and compares each flag.
+
+`Email::suspend_login` refuses new logins only: a mail client already connected (an IMAP
+IDLE session) keeps reading. After the suspend_login calls, Dovecot's auth cache is flushed
+for the locked mailboxes and their open IMAP/POP sessions are ended with `doveadm kick`, run
+as root over the server's connector (cPanel has no per-mailbox function for it). Nothing of
+that is undone at reversal: the customer's client logs in again by itself.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from agent.connector import Connector
+from agent.connector.base import Stat
 from agent.drivers.cpanel.facts import Panel, account_name, flag
 from agent.errors import StepError, VerifyFailed
-from agent.steps.base import Context, Plan, carry_out
+from agent.steps.base import Context, Plan, Run, carry_out
 
 # outgoing mode -> (WHM function that sets it, the one that lifts it, accountsummary flag)
 OUTGOING = {
     "suspend": ("suspend_outgoing_email", "unsuspend_outgoing_email", "outgoing_mail_suspended"),
     "hold": ("hold_outgoing_email", "release_outgoing_email", "outgoing_mail_hold"),
 }
+# Dovecot reads `*` and `?` in a user mask as wildcards (doveadm-kick(1)): a mailbox named
+# with one would end other mailboxes' sessions too, so it is never passed to doveadm.
+WILDCARDS = frozenset("*?")
+# `doveadm kick`: 0 sessions were ended, 68 (EX_NOUSER) nobody of that name was connected.
+KICK_OK = (0, 68)
 
 
 def _calls(panel: Panel, user: str, function: str, emails: list[str]) -> list:
@@ -58,15 +72,25 @@ class MailBlock:
                   if incoming == "reject" else [])
         set_on, _off, summary_flag = OUTGOING[outgoing]
         outgoing_here = not flag(summary.get(summary_flag))
+        kick = [e for e in lock if not WILDCARDS & set(e)]
+        left = [e for e in lock if WILDCARDS & set(e)]
+        if kick:
+            _require_doveadm(ctx, user)
         actions = _calls(panel, user, "Email::suspend_login", lock)
+        actions += end_sessions(ctx.server.cpanel.doveadm, kick)
         actions += _calls(panel, user, "Email::suspend_incoming", reject)
         if outgoing_here:
             actions.append(panel.act(panel.whm(set_on, [("user", user)],
                                                verify="accountsummary")))
-        note = "" if outgoing_here else f"outgoing mail was already {outgoing}ed before"
-        return Plan(self.name, actions, note=note,
+        notes = [] if outgoing_here else [f"outgoing mail was already {outgoing}ed before"]
+        if left:
+            notes.append(f"open IMAP/POP sessions of {', '.join(left)} are not ended: "
+                         "Dovecot would read * or ? in the name as a wildcard")
+            actions.append(Skipped(notes[-1]))
+        return Plan(self.name, actions, note="; ".join(notes),
                     facts={"mailboxes": lock, "already_suspended": already,
-                           "incoming_rejected": reject, "outgoing": outgoing},
+                           "incoming_rejected": reject, "outgoing": outgoing,
+                           "sessions_ended": kick, "sessions_left_open": left},
                     undo={"locked": lock, "already_locked": already,
                           "incoming_rejected": reject,
                           "outgoing": outgoing if outgoing_here else None})
@@ -111,3 +135,63 @@ class MailBlock:
                                 f"{'0' if suspended else '1'}")
         if problems:
             raise VerifyFailed("; ".join(problems[:8]))
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A plan line saying what the step deliberately leaves undone; carrying it out does
+    nothing, so the dry run, the plan and the audit log all show it."""
+
+    text: str
+
+    def describe(self) -> list[str]:
+        return [f"skip  {self.text}"]
+
+    def carry_out(self, conn: Connector) -> None:
+        return None
+
+
+def end_sessions(doveadm: str, emails: list[str]) -> list[Run]:
+    """Return the commands that drop Dovecot's cached logins of `emails`, then end their
+    open IMAP/POP sessions; none when `emails` is empty.
+
+    The flush comes first so that a kicked client reconnecting at once meets the suspended
+    login, not a cached success: cPanel lets admins size Dovecot's auth cache and how long
+    successful logins stay in it (WHM Mailserver Configuration,
+    http://docs.cpanel.net/twiki/bin/view/AllDocumentation/WHMDocs/DovecotConfig), and
+    whether Email::suspend_login flushes it is not documented (suspendacct does, A7 step
+    6). Each name goes after `--`, so a mailbox starting with `-` is never read as an
+    option; the caller leaves out wildcards.
+    """
+    if not emails:
+        return []
+    return [Run([doveadm, "auth", "cache", "flush", "--", *emails]),
+            *(Run([doveadm, "kick", "--", email], ok_codes=KICK_OK) for email in emails)]
+
+
+def doveadm_problem(conn: Connector, path: str, found: Stat | None = None) -> str | None:
+    """Return why root cannot run `path` as doveadm on the server (missing, not a program,
+    not executable), or None when it can. Read-only; `found` is the path's stat if taken."""
+    st = found if found is not None else conn.stat(path)
+    if not st.exists:
+        return f"{path} does not exist"
+    if st.kind == "symbolic link":
+        # The connector's stat does not follow links; the shell's tests do.
+        rc = conn.run(["sh", "-c", '[ -f "$1" ] && [ -x "$1" ]', "sh", path],
+                      ok_codes=(0, 1)).rc
+        return None if rc == 0 else f"{path} is a link to no executable file"
+    if st.kind != "regular file":
+        return f"{path} is a {st.kind}, not a program"
+    if not st.mode & 0o111:
+        return f"{path} is not executable (mode {st.mode:04o})"
+    return None
+
+
+def _require_doveadm(ctx: Context, user: str) -> None:
+    """Refuse (at plan time, nothing changed) when the server's doveadm cannot be run: a
+    mail block that left the open sessions reading mail would only look done."""
+    path = ctx.server.cpanel.doveadm
+    if problem := doveadm_problem(ctx.conn, path):
+        raise StepError(f"mail_block cannot end the open IMAP/POP sessions of {user}'s "
+                        f"mailboxes: {problem} on {ctx.server.name}; install Dovecot's "
+                        "doveadm there or set cpanel.doveadm to its path")

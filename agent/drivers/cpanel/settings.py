@@ -60,6 +60,14 @@ class CpanelSettings:
     # /root/.my.cnf, read by the client itself); an extra defaults file if set.
     mysql: str = "/usr/bin/mysql"
     mysql_defaults_file: str = ""
+    # Dovecot's admin tool: mail_block ends the open IMAP/POP sessions of the mailboxes it
+    # locked (`doveadm kick`), which Email::suspend_login leaves running. The path is NOT
+    # confirmed for cPanel: no cPanel document found names it. A cPanel/Exim/Dovecot
+    # runbook runs a bare `doveadm quota recalc` as root, i.e. from root's PATH
+    # (https://perciocastelo.com.br/blog/en/fixing-email-quota-conflicts-smtputf8-errors.html);
+    # /usr/bin/doveadm is where Dovecot's packages install it (Debian's dovecot-core) and
+    # where the test hosts have it. `check` says whether it is there.
+    doveadm: str = "/usr/bin/doveadm"
 
 
 _INTS = {"api_port": (1, 65535), "api_timeout": (1, 3600)}
