@@ -62,6 +62,9 @@ class LinuxPaths:
     # separated (e.g. "puredb:/etc/pure-ftpd/pureftpd.pdb,pam"). ftp_lock refuses others.
     pureftpd_auth_dir: str = "/etc/pure-ftpd/auth"
     pureftpd_logins: str = ""
+    # Lists Pure-FTPd's open sessions (`-s`): ftp_lock ends those of the logins it locked.
+    # Debian's pure-ftpd package installs it here; ftp_lock refuses when it cannot be run.
+    pure_ftpwho: str = "/usr/sbin/pure-ftpwho"
     # Logins: the account's password and shell, and an sshd drop-in denying the account.
     usermod: str = "/usr/sbin/usermod"
     nologin_shell: str = "/usr/sbin/nologin"

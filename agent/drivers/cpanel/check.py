@@ -24,7 +24,7 @@ def needs(s: Any) -> dict[str, list[str]]:
         "backup": [s.pkgacct, s.tar, s.sha256sum],
         "landing_page": [s.userdata_dir, s.rebuildhttpdconf, s.restartsrv_httpd],
         "mail_block": [s.doveadm],
-        "ftp_lock": [s.ftp_passwd_dir, s.ftpupdate],
+        "ftp_lock": [s.ftp_passwd_dir, s.ftpupdate, s.pure_ftpwho],
         "db_lock": [s.mysql],
         "panel_lock": [s.usermod, s.getent, s.noshell],
         "panel_suspend": [],
@@ -69,6 +69,10 @@ def cpanel_check(server: Any, conn: Connector, lines: list[str]) -> bool:
             # Email::suspend_login alone leaves connected mail clients reading mail.
             why = (f"{doveadm} (cpanel.doveadm): without doveadm, mail_block cannot end the "
                    "open IMAP/POP sessions of the mailboxes it locks, so it refuses")
+        elif step == "ftp_lock" and s.pure_ftpwho in missing:
+            # The edited file alone leaves connected FTP clients uploading.
+            why += (" (cpanel.pure_ftpwho: without pure-ftpwho, ftp_lock cannot end the open "
+                    "FTP sessions of the logins it locks, so it refuses)")
         elif step == "db_lock" and not why and not account_lock:
             why = "the database server has no ACCOUNT LOCK"
         lines.append(f"step {step}: " + (f"NOT available: {why}" if why else "available"))

@@ -9,7 +9,14 @@ cPanel's FTP servers); each login that `Ftp::list_ftp` reports (types main and s
 `!` before its hash (no password can match it), then `ftpupdate` is run as suspendacct
 does. Logins whose hash already starts with `!` or `*` are left alone and stay locked. The
 edit is recomputed on the file as it is when carried out, so a login the customer adds
-meanwhile is not clobbered. Open FTP sessions are not ended (no panel function for it).
+meanwhile is not clobbered.
+
+The edited file only refuses new logins. Once `ftpupdate` has run, the open Pure-FTPd
+sessions of exactly the logins this step locked are ended, as root over the connector
+(agent/steps/ftp_sessions.py: `pure-ftpwho -s`, then SIGTERM to those sessions, each only
+while it runs as the uid of its line), so a client that reconnects meets the lock. Without
+a runnable `cpanel.pure_ftpwho` the step refuses at plan time. Logins locked before the
+case are left alone, sessions included; nothing is undone for the ended sessions.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import Any
 
 from agent.drivers.cpanel.facts import Panel, account_name
 from agent.errors import StepError, VerifyFailed
+from agent.steps import ftp_sessions
 from agent.steps.base import Context, EditLines, Plan, Run, carry_out, file_lines
 
 DISABLED = ("!", "*")
@@ -38,7 +46,7 @@ class FtpLock:
         path = passwd_file(ctx)
         raw = ctx.conn.read(path)
         lines = {line.split(":", 1)[0]: line for line in file_lines(raw) if ":" in line}
-        pairs, locked, already, absent = [], [], [], []
+        pairs, locked, already, absent, sessions = [], [], [], [], []
         for entry in logins:
             line = lines.get(entry["user"])
             if line is None:
@@ -50,19 +58,26 @@ class FtpLock:
                 continue
             pairs.append((line, f"{login}:!{hashed}:{rest}" if rest else f"{login}:!{hashed}"))
             locked.append(login)
+            sessions.append((login, rest.split(":", 1)[0]))  # the uid its session runs as
         missing = [e["user"] for e in absent if e["type"] != "main"]
         if missing:
             raise StepError(f"Ftp::list_ftp lists {', '.join(missing[:5])}, which {path} does "
                             "not hold: ftp_lock cannot lock them; nothing was changed")
+        kill = ftp_sessions.kill_sessions(ctx.server.cpanel.pure_ftpwho, sessions)
+        if kill:
+            ftp_sessions.require_pure_ftpwho(ctx.conn, ctx.server.cpanel.pure_ftpwho,
+                                             "cpanel.pure_ftpwho")
         actions: list = []
         if pairs:
+            # The sessions are ended once the lock is in place: a reconnect meets it.
             actions = [EditLines(path, tuple(pairs), tuple(
                 f"lock FTP login {login} (prefix !)" for login in locked)),
-                Run([ctx.server.cpanel.ftpupdate], timeout=300)]
+                Run([ctx.server.cpanel.ftpupdate], timeout=300), *kill]
         note = "" if logins else "the account has no FTP logins"
         return Plan(self.name, actions, note=note,
                     facts={"locked": locked, "already_locked": already,
-                           "main_login_not_in_file": [e["user"] for e in absent]},
+                           "main_login_not_in_file": [e["user"] for e in absent],
+                           "sessions_ended": [name for a in kill for name, _uid in a.logins]},
                     undo={"path": path, "pairs": [list(p) for p in pairs], "locked": locked,
                           "already_locked": already})
 

@@ -52,6 +52,12 @@ class CpanelSettings:
     sha256sum: str = "/usr/bin/sha256sum"
     # FTP accounts of a user: /etc/proftpd/<user> (what suspendacct rewrites, A7 step 12).
     ftp_passwd_dir: str = "/etc/proftpd"  # noqa: S105 - a path
+    # Pure-FTPd's session lister: ftp_lock ends the open sessions of the logins it locked
+    # (`pure-ftpwho -s`), which the edited file alone leaves running. The path is NOT
+    # confirmed for cPanel: no cPanel document found names it. Pure-FTPd's own build installs
+    # it with its daemons (src/Makefile.am sbin_PROGRAMS: /usr/sbin for --prefix=/usr), and
+    # Debian's pure-ftpd package and the test hosts have it there. `check` says if it is.
+    pure_ftpwho: str = "/usr/sbin/pure-ftpwho"
     # Logins: the account's shadow hash and shell (cPanel's own no-shell binary, A8).
     getent: str = "/usr/bin/getent"
     usermod: str = "/usr/sbin/usermod"

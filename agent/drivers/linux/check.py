@@ -18,7 +18,9 @@ def linux_check(conn: Connector, p: LinuxPaths, lines: list[str]) -> bool:
     ftp = service_probes.pureftpd_logins(conn, p.pureftpd_auth_dir, p.pureftpd_logins)
     needed = [p.apachectl, p.mysql, p.mysqldump, p.tar, p.sha256sum, p.getent, p.doveadm,
               p.doveconf, p.exim, p.pure_pw, p.usermod, p.nologin_shell, p.sshd,
-              p.apache_sites_dir, p.exim_hook_dir, p.ftpusers, p.sshd_config_dir]
+              p.apache_sites_dir, p.exim_hook_dir, p.ftpusers, p.sshd_config_dir,
+              # Without it ftp_lock refuses: it could not end the open FTP sessions.
+              p.pure_ftpwho]
     # What each layout reads: the virtual mailboxes' domains, the deny passdb's list, the
     # PureDB source file.
     needed += [p.userdomains] if auth.vmail else []

@@ -8,6 +8,13 @@ alone and stay disabled. The account's own system login is put into /etc/ftpuser
 deny list of Pure-FTPd's PAM service. Both files are shared by every account on the
 server, so edits are line-level under a server-wide lock and recomputed on the current
 content.
+
+The lock only refuses new logins; once it is in place (the .pdb rebuilt, the deny list
+written), the open Pure-FTPd sessions of exactly the logins this step locked are ended
+(agent/steps/ftp_sessions.py: `pure-ftpwho -s`, then SIGTERM to those session processes),
+so a client that reconnects meets the lock. Without a runnable `linux.pure_ftpwho` the step
+refuses at plan time. Logins disabled before the case are not this step's locks: their
+sessions, like their lines, are left alone. Nothing is undone for the ended sessions.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any
 from agent.drivers import linux
 from agent.drivers.linux import service_probes
 from agent.errors import StepError, VerifyFailed
+from agent.steps import ftp_sessions
 from agent.steps.base import Context, EditLines, Plan, Run, carry_out, file_lines
 
 LOCK = "ftp"
@@ -59,10 +67,16 @@ class FtpLock:
                 actions.append(EditLines(paths.ftpusers, (("", ctx.account),),
                                          (f"add {ctx.account} (deny its own FTP login)",)))
                 deny_added = True
+        # After the lock is in place: a client that reconnects meets it.
+        kill = ftp_sessions.kill_sessions(paths.pure_ftpwho, [(user, uid) for user in locked]
+                                          + ([(ctx.account, uid)] if deny_added else []))
+        if kill:
+            ftp_sessions.require_pure_ftpwho(ctx.conn, paths.pure_ftpwho, "linux.pure_ftpwho")
         undo = {"pairs": [list(p) for p in pairs], "locked": locked, "already_disabled": already,
                 "deny_added": deny_added}
-        return Plan(self.name, actions, facts={"ftp_users": locked, "already_disabled": already},
-                    undo=undo, lock=LOCK)
+        return Plan(self.name, actions + kill, undo=undo, lock=LOCK, facts={
+            "ftp_users": locked, "already_disabled": already,
+            "sessions_ended": [name for a in kill for name, _uid in a.logins]})
 
     def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
         carry_out(ctx.conn, plan.actions)
