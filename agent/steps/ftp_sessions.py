@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from agent.connector import Connector
 from agent.errors import StepError
+from agent.steps import programs
 
 # pure-ftpwho returns -1 (exit 255) when it cannot open its scoreboard folder, which the
 # first session creates (src/pure-ftpwho.c; it sends its own error text to /dev/null): no
@@ -50,12 +51,7 @@ KILL_SCRIPT = (
     '[ -n "$e" ] && [ "$e" != 0 ] && [ "$e" = "$u" ] || continue; '
     'kill -TERM "$p" 2>/dev/null; done; exit 0'
 )
-# Plan time: why root cannot run the configured pure-ftpwho (follows symbolic links).
-RUNNABLE_SCRIPT = (
-    '[ -e "$1" ] || { echo "does not exist"; exit 1; }; '
-    '[ -f "$1" ] || { echo "is not a regular file"; exit 1; }; '
-    '[ -x "$1" ] || { echo "is not executable"; exit 1; }'
-)
+
 
 
 @dataclass(frozen=True)
@@ -150,10 +146,6 @@ def require_pure_ftpwho(conn: Connector, path: str, setting: str) -> None:
     """Refuse (at plan time, nothing changed) when root cannot run `path` as pure-ftpwho:
     an FTP lock that left the open sessions uploading would only look done. `setting`
     names the config key, e.g. `linux.pure_ftpwho`."""
-    result = conn.run(["sh", "-c", RUNNABLE_SCRIPT, "sh", path], ok_codes=(0, 1))
-    if result.rc:
-        why = result.text.strip() or "cannot be run"
-        raise StepError(f"ftp_lock cannot end the open FTP sessions of the logins it locks: "
-                        f"{path} {why} on {conn.name}; install Pure-FTPd's pure-ftpwho there "
-                        f"or set {setting} to its path")
-
+    programs.require_program(conn, path, setting=setting, program="Pure-FTPd's pure-ftpwho",
+                             what="ftp_lock cannot end the open FTP sessions of the logins "
+                                  "it locks")

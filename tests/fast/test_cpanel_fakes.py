@@ -193,6 +193,7 @@ class FakeCpanel(FakeConnector):
         self.sessions: dict[str, int] = {}
         self.flushed: list[str] = []
         self.put(DOVEADM, b"\x7fELF doveadm", 0o755)
+        self.put("/usr/sbin/pure-ftpwho", b"\x7fELF pure-ftpwho", 0o755)
         self.put("/etc/proftpd/alice", b"alice:$6$main:1001:1001::/home/alice:/bin/bash\n"
                  b"up@alice.test:$6$up:1001:1001::/home/alice/up:/bin/ftpsh\n")
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from agent.connector import Connector
-from agent.drivers.cpanel import db_lock, mail_block
+from agent.drivers.cpanel import db_lock
 from agent.drivers.cpanel.facts import Panel
 from agent.errors import AgentError
-from agent.steps import sql
+from agent.steps import programs, sql
 from agent.steps.api import ApiRefused
 
 # WHM ACLs each step's WHM functions need (docs: "Guide to WHM Plugins - ACL Reference
@@ -59,7 +59,7 @@ def cpanel_check(server: Any, conn: Connector, lines: list[str]) -> bool:
     lines.append(("yes" if s.userdata_dir not in absent else "NO") + ": EA4 userdata includes ("
                  f"{s.userdata_dir}/{{std,ssl}}/{s.apache_dir}/<user>/)")
     account_lock = _account_lock(conn, server, lines) if s.mysql not in absent else False
-    doveadm = mail_block.doveadm_problem(conn, s.doveadm, stats[s.doveadm])
+    doveadm = programs.program_problem(conn, s.doveadm, stats[s.doveadm])
     lines.append(f"NO: {doveadm} (cpanel.doveadm)" if doveadm else
                  f"yes: Dovecot's doveadm ({s.doveadm}) ends open IMAP/POP sessions")
     for step, wanted in needs(s).items():

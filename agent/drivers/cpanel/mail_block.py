@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.connector import Connector
-from agent.connector.base import Stat
 from agent.drivers.cpanel.facts import Panel, account_name, flag
 from agent.errors import StepError, VerifyFailed
+from agent.steps import programs
 from agent.steps.base import Context, Plan, Run, carry_out
 
 # outgoing mode -> (WHM function that sets it, the one that lifts it, accountsummary flag)
@@ -169,29 +169,10 @@ def end_sessions(doveadm: str, emails: list[str]) -> list[Run]:
             *(Run([doveadm, "kick", "--", email], ok_codes=KICK_OK) for email in emails)]
 
 
-def doveadm_problem(conn: Connector, path: str, found: Stat | None = None) -> str | None:
-    """Return why root cannot run `path` as doveadm on the server (missing, not a program,
-    not executable), or None when it can. Read-only; `found` is the path's stat if taken."""
-    st = found if found is not None else conn.stat(path)
-    if not st.exists:
-        return f"{path} does not exist"
-    if st.kind == "symbolic link":
-        # The connector's stat does not follow links; the shell's tests do.
-        rc = conn.run(["sh", "-c", '[ -f "$1" ] && [ -x "$1" ]', "sh", path],
-                      ok_codes=(0, 1)).rc
-        return None if rc == 0 else f"{path} is a link to no executable file"
-    if st.kind != "regular file":
-        return f"{path} is a {st.kind}, not a program"
-    if not st.mode & 0o111:
-        return f"{path} is not executable (mode {st.mode:04o})"
-    return None
-
-
 def _require_doveadm(ctx: Context, user: str) -> None:
     """Refuse (at plan time, nothing changed) when the server's doveadm cannot be run: a
     mail block that left the open sessions reading mail would only look done."""
-    path = ctx.server.cpanel.doveadm
-    if problem := doveadm_problem(ctx.conn, path):
-        raise StepError(f"mail_block cannot end the open IMAP/POP sessions of {user}'s "
-                        f"mailboxes: {problem} on {ctx.server.name}; install Dovecot's "
-                        "doveadm there or set cpanel.doveadm to its path")
+    programs.require_program(ctx.conn, ctx.server.cpanel.doveadm, setting="cpanel.doveadm",
+                             program="Dovecot's doveadm",
+                             what=f"mail_block cannot end the open IMAP/POP sessions of "
+                                  f"{user}'s mailboxes")
