@@ -240,7 +240,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--links", default="direct,50ms")
     args = parser.parse_args()
-    host = TestHost("bench", int(os.environ.get("SA_TESTHOST_INDEX", "78")))
+    host = TestHost("bench", int(os.environ.get("SA_TESTHOST_INDEX", "39")))
     work = Path(tempfile.mkdtemp(prefix="sa-restore-bench-"))
     try:
         host.up()

@@ -61,7 +61,7 @@ def logins(host: TestHost, when: str) -> None:
 
 
 def main() -> int:
-    host = TestHost("demo", 77)
+    host = TestHost("demo", 40)
     say("bringing up a test host (Debian bookworm: sshd, Apache, MariaDB, Dovecot, Exim, "
         "Pure-FTPd) in a network namespace")
     host.up()
