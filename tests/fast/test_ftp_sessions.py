@@ -293,3 +293,4 @@ def test_cpanel_check_says_ftp_lock_needs_pure_ftpwho(cpf: Cp) -> None:
             "pure-ftpwho, ftp_lock cannot end the open FTP sessions of the logins it locks, so "
             "it refuses)") in report["lines"]
     assert "step db_lock: available" in report["lines"]
+

@@ -24,7 +24,8 @@ def needs(s: Any) -> dict[str, list[str]]:
         "backup": [s.pkgacct, s.tar, s.sha256sum],
         "landing_page": [s.userdata_dir, s.rebuildhttpdconf, s.restartsrv_httpd],
         "mail_block": [s.doveadm],
-        "ftp_lock": [s.ftp_passwd_dir, s.ftpupdate, s.pure_ftpwho],
+        "ftp_lock": [s.ftp_passwd_dir, s.ftpupdate]
+        + ([s.pure_ftpwho] if s.ftp_sessions == "end" else []),
         "db_lock": [s.mysql],
         "panel_lock": [s.usermod, s.getent, s.noshell],
         "panel_suspend": [],
@@ -62,6 +63,9 @@ def cpanel_check(server: Any, conn: Connector, lines: list[str]) -> bool:
     doveadm = programs.program_problem(conn, s.doveadm, stats[s.doveadm])
     lines.append(f"NO: {doveadm} (cpanel.doveadm)" if doveadm else
                  f"yes: Dovecot's doveadm ({s.doveadm}) ends open IMAP/POP sessions")
+    if s.ftp_sessions == "leave":
+        lines.append("NOTE: ftp_lock leaves open FTP sessions running (cpanel.ftp_sessions: "
+                     "leave)")
     for step, wanted in needs(s).items():
         missing = [p for p in wanted if p in absent]
         why = "missing " + ", ".join(missing) if missing else ""

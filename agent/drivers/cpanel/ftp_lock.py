@@ -15,8 +15,10 @@ The edited file only refuses new logins. Once `ftpupdate` has run, the open Pure
 sessions of exactly the logins this step locked are ended, as root over the connector
 (agent/steps/ftp_sessions.py: `pure-ftpwho -s`, then SIGTERM to those sessions, each only
 while it runs as the uid of its line), so a client that reconnects meets the lock. Without
-a runnable `cpanel.pure_ftpwho` the step refuses at plan time. Logins locked before the
-case are left alone, sessions included; nothing is undone for the ended sessions.
+a runnable `cpanel.pure_ftpwho` the step refuses at plan time, unless
+`cpanel.ftp_sessions: leave` (a ProFTPD server, whose sessions pure-ftpwho cannot see) says
+to leave sessions running, which the plan then states. Logins locked before the case are
+left alone, sessions included; nothing is undone for the ended sessions.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.drivers.cpanel.facts import Panel, account_name
+from agent.drivers.cpanel.mail_block import Skipped
 from agent.errors import StepError, VerifyFailed
 from agent.steps import ftp_sessions
 from agent.steps.base import Context, EditLines, Plan, Run, carry_out, file_lines
@@ -63,7 +66,9 @@ class FtpLock:
         if missing:
             raise StepError(f"Ftp::list_ftp lists {', '.join(missing[:5])}, which {path} does "
                             "not hold: ftp_lock cannot lock them; nothing was changed")
-        kill = ftp_sessions.kill_sessions(ctx.server.cpanel.pure_ftpwho, sessions)
+        leave = ctx.server.cpanel.ftp_sessions == "leave"
+        kill = [] if leave else ftp_sessions.kill_sessions(ctx.server.cpanel.pure_ftpwho,
+                                                           sessions)
         if kill:
             ftp_sessions.require_pure_ftpwho(ctx.conn, ctx.server.cpanel.pure_ftpwho,
                                              "cpanel.pure_ftpwho")
@@ -73,6 +78,9 @@ class FtpLock:
             actions = [EditLines(path, tuple(pairs), tuple(
                 f"lock FTP login {login} (prefix !)" for login in locked)),
                 Run([ctx.server.cpanel.ftpupdate], timeout=300), *kill]
+            if leave:
+                actions.append(Skipped("open FTP sessions of the locked logins are left "
+                                       "running (cpanel.ftp_sessions: leave)"))
         note = "" if logins else "the account has no FTP logins"
         return Plan(self.name, actions, note=note,
                     facts={"locked": locked, "already_locked": already,

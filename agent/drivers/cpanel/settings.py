@@ -58,6 +58,11 @@ class CpanelSettings:
     # it with its daemons (src/Makefile.am sbin_PROGRAMS: /usr/sbin for --prefix=/usr), and
     # Debian's pure-ftpd package and the test hosts have it there. `check` says if it is.
     pure_ftpwho: str = "/usr/sbin/pure-ftpwho"
+    # `end` (default): ftp_lock ends the open sessions of the logins it locks, and refuses
+    # without pure-ftpwho. `leave`: it does not, for a server whose FTP daemon is not
+    # Pure-FTPd (cPanel also offers ProFTPD), where pure-ftpwho would see no session; every
+    # plan then says that open sessions are left running.
+    ftp_sessions: str = "end"
     # Logins: the account's shadow hash and shell (cPanel's own no-shell binary, A8).
     getent: str = "/usr/bin/getent"
     usermod: str = "/usr/sbin/usermod"
@@ -76,6 +81,7 @@ class CpanelSettings:
     doveadm: str = "/usr/bin/doveadm"
 
 
+CHOICES = {"transport": API_TRANSPORTS, "ftp_sessions": ("end", "leave")}
 _INTS = {"api_port": (1, 65535), "api_timeout": (1, 3600)}
 KEYS = {f.name for f in fields(CpanelSettings)}
 
@@ -94,7 +100,7 @@ def parse(doc: object, path: str, problems: Any, base: Path) -> CpanelSettings:
     for key in KEYS - set(_INTS):
         if key in d:
             value = string(d, key, path, problems,
-                           choices=API_TRANSPORTS if key == "transport" else None)
+                           choices=CHOICES.get(key))
             if value is not None:
                 kw[key] = value
     for key, (low, high) in _INTS.items():
