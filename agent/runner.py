@@ -27,6 +27,11 @@ def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
+# A lost link, or credentials the server refuses: no rollback over them. The journal keeps
+# the intent (or `reverting`), and the next call that reaches the server finishes it.
+KEEP_INTENT = (Unreachable, AuthFailed, HostKeyRefused)
+
+
 @dataclass
 class RunLog:
     """What one call did: changed steps, dry-run plans, errors, and whether it is partial."""
@@ -101,7 +106,7 @@ class Runner:
                 self.journal.mark(seq, "done", self.engine.now(), undo=undo)
                 done_here.append((seq, spec.name, ctx, undo))
                 step.verify(ctx, undo, True)
-            except (Unreachable, AuthFailed, HostKeyRefused):
+            except KEEP_INTENT:
                 # No rollback over a dead link (or with credentials the server refuses, exit
                 # 78): the journal keeps this step's intent and the stage's done steps; the
                 # next call on the target finishes or puts them back.
@@ -159,7 +164,7 @@ class Runner:
             with self.shared(plan.lock):
                 carry_out(self.conn, plan.actions)
             step.verify(ctx, undo, False)
-        except (Unreachable, AuthFailed, HostKeyRefused):
+        except KEEP_INTENT:
             raise  # stays `reverting` (or as it was): the next call retries it
         except AgentError as exc:
             self.journal.mark(seq, "stuck", self.engine.now(), error=str(exc))

@@ -140,6 +140,20 @@ class Write:
             conn.run(["rm", "-f", "--", a.path])
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A plan line saying what the step deliberately leaves undone; carrying it out does
+    nothing, so the dry run, the plan and the audit log all show it."""
+
+    text: str
+
+    def describe(self) -> list[str]:
+        return [f"skip  {self.text}"]
+
+    def carry_out(self, conn: Connector) -> None:
+        return None
+
+
 class Action(Protocol):
     """What a plan is made of: it says exactly what it will do, then does it (an open
     protocol: Run, Write and EditLines here; ApiCall in agent.steps.api; a driver may add

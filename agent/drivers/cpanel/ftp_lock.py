@@ -26,10 +26,9 @@ from __future__ import annotations
 from typing import Any
 
 from agent.drivers.cpanel.facts import Panel, account_name
-from agent.drivers.cpanel.mail_block import Skipped
 from agent.errors import StepError, VerifyFailed
 from agent.steps import ftp_sessions
-from agent.steps.base import Context, EditLines, Plan, Run, carry_out, file_lines
+from agent.steps.base import Context, EditLines, Plan, Run, Skipped, carry_out, file_lines
 
 DISABLED = ("!", "*")
 

@@ -22,14 +22,12 @@ that is undone at reversal: the customer's client logs in again by itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from agent.connector import Connector
 from agent.drivers.cpanel.facts import Panel, account_name, flag
 from agent.errors import StepError, VerifyFailed
 from agent.steps import programs
-from agent.steps.base import Context, Plan, Run, carry_out
+from agent.steps.base import Context, Plan, Run, Skipped, carry_out
 
 # outgoing mode -> (WHM function that sets it, the one that lifts it, accountsummary flag)
 OUTGOING = {
@@ -135,20 +133,6 @@ class MailBlock:
                                 f"{'0' if suspended else '1'}")
         if problems:
             raise VerifyFailed("; ".join(problems[:8]))
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A plan line saying what the step deliberately leaves undone; carrying it out does
-    nothing, so the dry run, the plan and the audit log all show it."""
-
-    text: str
-
-    def describe(self) -> list[str]:
-        return [f"skip  {self.text}"]
-
-    def carry_out(self, conn: Connector) -> None:
-        return None
 
 
 def end_sessions(doveadm: str, emails: list[str]) -> list[Run]:
