@@ -17,6 +17,8 @@ import pytest
 from tests.hosts import clients
 from tests.hosts.cpanel import calls
 from tests.hosts.cpanel.agent import certificate_for, make_agent
+from tests.hosts.delayproxy import DelayProxy
+from tests.hosts.provision import write_config
 from tests.test_ladder_faults import one_stage
 
 pytestmark = pytest.mark.testhost
@@ -94,8 +96,27 @@ def planned_kill(reply: dict) -> list[str]:
 
 
 # -- the linux driver on the main test host ----------------------------------------------
-def test_linux_ftp_lock_ends_the_open_sessions_of_the_locked_logins_only(agent_env, host):
+@pytest.fixture(params=["direct", "50ms"])
+def linked_agent(request, agent_env, host, tmp_path):
+    """The agent on the main host, straight or through the delay proxy (50 ms RTT with
+    jitter), with a playbook that locks FTP at once."""
     one_stage(agent_env, "ftp-now", "backup, ftp_lock")
+    if request.param == "direct":
+        yield agent_env
+        return
+    books = agent_env.config.parent.parent / "playbooks"
+    with DelayProxy((host.address, 22), up=0.025, down=0.025, jitter=0.004) as proxy:
+        agent_env.config = write_config(host, tmp_path / "slow", proxy_port=proxy.port,
+                                        playbooks_dir=str(books))
+        yield agent_env
+        assert proxy.connections > 0  # the calls really went through the proxy
+        # While the proxy is up (agent_env's own clean-up comes after it is gone): a failed
+        # test must not leave alice locked for the next one.
+        agent_env("unsuspend", host.name, "alice", timeout=60)
+
+
+def test_linux_ftp_lock_ends_the_open_sessions_of_the_locked_logins_only(linked_agent, host):
+    agent_env = linked_agent
     upload_file = host.path("/home/alice/public_html/sync-upload.bin")
     virtual = ftp_session(host, "alice_ftp", "ftp-pass-1")
     system = ftp_session(host, "alice", "alice-pass-1")
