@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import click
 
-from agent import audit, callers, recovery, render
+from agent import audit, callers, recovery, render, tree_verbs
 from agent import config as config_mod
 from agent.engine import HOLDS, Engine
 from agent.errors import (
@@ -105,18 +105,52 @@ def cli(ctx: click.Context, config_path: str | None, as_json: bool, dry_run: boo
 
 
 def _target_options(f):  # noqa: ANN001, ANN202
-    f = click.option("--reseller", metavar="NAME", help="Target a reseller (not available yet).")(f)
+    f = click.option("--reseller", metavar="NAME",
+                     help="Target a reseller: its own and its sub-resellers' logins, then "
+                          "every account of its tree.")(f)
     return click.option("--whole-server", is_flag=True,
                         help="Target the whole server (not available yet).")(f)
 
 
-def _account_only(account: str | None, reseller: str | None, whole_server: bool) -> str:
-    if reseller or whole_server:
-        raise BadInput("reseller and whole-server targets are not available on any driver yet; "
+def _which(account: str | None, reseller: str | None, whole_server: bool) -> tuple[str, str]:
+    """Return ("account" | "reseller", name) for the target the caller named, exactly one."""
+    if whole_server:
+        raise BadInput("whole-server targets are not available on any driver yet; "
                        "nothing was changed")
+    if reseller is not None and account is not None:
+        raise BadInput("name an ACCOUNT or --reseller NAME, not both")
+    if reseller is not None:
+        return "reseller", reseller
     if account is None:
         raise BadInput("name an ACCOUNT (or --reseller NAME / --whole-server)")
-    return account
+    return "account", account
+
+
+class _Bar:
+    """click's progress bar on the admin's terminal, for batches of many accounts."""
+
+    def __init__(self) -> None:
+        self._bar = None
+
+    def start(self, total: int, label: str) -> None:
+        if total > 1:
+            self._bar = click.progressbar(length=total, label=label, file=sys.stderr)
+            self._bar.__enter__()
+
+    def advance(self, name: str) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+def _watch(g: Globals, engine: Engine) -> None:
+    """Show batch progress only to a person at a terminal: never in --json, cron or pipes."""
+    if not g.json and sys.stderr.isatty():
+        engine.progress = _Bar()
 
 
 @cli.command()
@@ -129,11 +163,14 @@ def _account_only(account: str | None, reseller: str | None, whole_server: bool)
 @click.pass_obj
 def suspend(g: Globals, server: str, account: str | None, reseller: str | None,
             whole_server: bool, playbook: str | None, hold: str, reason: str | None) -> None:
-    """Put ACCOUNT on SERVER under a hold and apply the playbook's due stages."""
-    name = _account_only(account, reseller, whole_server)
+    """Put ACCOUNT (or a reseller's tree) on SERVER under a hold and apply the playbook's
+    due stages."""
+    kind, name = _which(account, reseller, whole_server)
     engine = _engine(g)
+    _watch(g, engine)
     try:
-        _finish(g, engine.suspend(server, name, playbook, hold, reason, g.dry_run))
+        verb = engine.suspend if kind == "account" else engine.suspend_reseller
+        _finish(g, verb(server, name, playbook, hold, reason, g.dry_run))
     finally:
         engine.close()
 
@@ -147,10 +184,12 @@ def suspend(g: Globals, server: str, account: str | None, reseller: str | None,
 def unsuspend(g: Globals, server: str, account: str | None, reseller: str | None,
               whole_server: bool, hold: str) -> None:
     """Lift a hold; when none is left, undo every change exactly, newest first."""
-    name = _account_only(account, reseller, whole_server)
+    kind, name = _which(account, reseller, whole_server)
     engine = _engine(g)
+    _watch(g, engine)
     try:
-        _finish(g, engine.unsuspend(server, name, hold, g.dry_run))
+        verb = engine.unsuspend if kind == "account" else engine.unsuspend_reseller
+        _finish(g, verb(server, name, hold, g.dry_run))
     finally:
         engine.close()
 
@@ -158,13 +197,23 @@ def unsuspend(g: Globals, server: str, account: str | None, reseller: str | None
 @cli.command()
 @click.argument("server", required=False)
 @click.argument("account", required=False)
+@click.option("--reseller", metavar="NAME", help="Show a reseller's case and its accounts.")
 @click.pass_obj
-def status(g: Globals, server: str | None, account: str | None) -> None:
+def status(g: Globals, server: str | None, account: str | None,
+           reseller: str | None) -> None:
     """Show the state of one account, or of every tracked target.
 
     With SERVER, the server's own case records are read too: a record naming a case the
     journal does not know is reported as an error (exit 1) that names `recover`.
     """
+    if reseller is not None:
+        if server is None or account is not None:
+            raise BadInput("status --reseller NAME needs SERVER and no ACCOUNT")
+        engine = _engine(g)
+        try:
+            _finish(g, engine.report(tree_verbs.target(engine, server, reseller)[1]))
+        finally:
+            engine.close()
     engine = _engine(g)
     try:
         if account is not None and server is not None:

@@ -7,7 +7,7 @@ import sys
 import click
 
 from agent import config as config_mod
-from agent import landing, recovery, render
+from agent import landing, recovery, render, tree_verbs
 from agent.cli import (
     EXIT_BUSY,
     EXIT_FAILED,
@@ -19,21 +19,43 @@ from agent.cli import (
     _exit_for_many,
     cli,
 )
+from agent.errors import BadInput
 from agent.ladder import ladder
+
+
+def _one_of(account: str | None, reseller: str | None) -> None:
+    if (account is None) == (reseller is None):
+        raise BadInput("name an ACCOUNT or --reseller NAME (exactly one)")
 
 
 @cli.command()
 @click.argument("server")
-@click.argument("account")
+@click.argument("account", required=False)
+@click.option("--reseller", metavar="NAME", help="The reseller's whole tree.")
 @click.option("--playbook", metavar="NAME")
 @click.pass_obj
-def plan(g: Globals, server: str, account: str, playbook: str | None) -> None:
+def plan(g: Globals, server: str, account: str | None, reseller: str | None,
+         playbook: str | None) -> None:
     """Print the whole ladder with the exact commands of each step; change nothing."""
+    _one_of(account, reseller)
     engine = _engine(g)
     try:
-        stages = ladder(engine, server, account, playbook)
+        if reseller is not None:
+            found = tree_verbs.plan(engine, server, reseller, playbook)
+        else:
+            stages = ladder(engine, server, account, playbook)
     finally:
         engine.close()
+    if reseller is not None:
+        errors = [{"step": e["step"], "account": e["account"], "message": e["error"]}
+                  for e in found["logins"] if "error" in e]
+        errors += [{"step": e["step"], "account": c["account"], "message": e["error"]}
+                   for c in found["children"] for st in c["stages"] for e in st["steps"]
+                   if "error" in e]
+        _emit(g, {"ok": not errors, "target": {"server": server, "kind": "reseller",
+                                               "name": reseller}, **found, "errors": errors},
+              render.tree_plan_text(found))
+        sys.exit(EXIT_FAILED if errors else EXIT_OK)
     errors = [{"step": e["step"], "message": e["error"]}
               for st in stages for e in st["steps"] if "error" in e]
     _emit(g, {"ok": not errors, "target": {"server": server, "kind": "account", "name": account},
@@ -43,13 +65,16 @@ def plan(g: Globals, server: str, account: str, playbook: str | None) -> None:
 
 @cli.command()
 @click.argument("server")
-@click.argument("account")
+@click.argument("account", required=False)
+@click.option("--reseller", metavar="NAME", help="The reseller's case and its accounts' cases.")
 @click.pass_obj
-def history(g: Globals, server: str, account: str) -> None:
-    """Show every recorded event of an account."""
+def history(g: Globals, server: str, account: str | None, reseller: str | None) -> None:
+    """Show every recorded event of an account (or of a reseller and its tree)."""
+    _one_of(account, reseller)
     engine = _engine(g)
     try:
-        events = engine.history(server, account)
+        events = (tree_verbs.history(engine, server, reseller) if reseller is not None
+                  else engine.history(server, account))
     finally:
         engine.close()
     _emit(g, {"ok": True, "events": events}, render.history_text(events))

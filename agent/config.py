@@ -10,11 +10,12 @@ from pathlib import Path
 
 import yaml
 
-from agent import PROJECT_ROOT, callers, ids
+from agent import PROJECT_ROOT, callers, ids, resellers
 from agent.callers import CallerPolicy
 from agent.drivers.cpanel import settings as cpanel_settings
 from agent.drivers.cpanel.settings import CpanelSettings
 from agent.errors import BadInput, ConfigError
+from agent.resellers import ResellerEntry
 from agent.schema import Problems, boolean, integer, join, mapping, string, string_list
 
 DEFAULT_PATH = "/etc/suspension-agent/config.yaml"
@@ -97,6 +98,8 @@ class Server:
     linux: LinuxPaths = field(default_factory=LinuxPaths)
     # The cpanel driver's paths, binaries and API channel (agent/drivers/cpanel/settings.py).
     cpanel: CpanelSettings = field(default_factory=CpanelSettings)
+    # Reseller trees declared in config (panels without a tree of their own: agent/resellers).
+    resellers: dict[str, ResellerEntry] = field(default_factory=dict)
 
     @property
     def address(self) -> str:
@@ -139,7 +142,7 @@ _TOP = {"state_db", "audit_log", "lock_wait_seconds", "playbooks_dir", "landing_
         "default_playbook", "branding", "protected_accounts", "servers", "min_uid", "callers"}
 _SERVER = {"panel", "transport", "host", "port", "user", "key_file", "known_hosts",
            "connect_timeout", "sudo", "probe_address", "records_dir", "http_port",
-           "https_port", "protected_accounts", "linux", "cpanel"}
+           "https_port", "protected_accounts", "linux", "cpanel", "resellers"}
 _BRANDING = {f.name for f in fields(Branding)}
 _LINUX = {f.name for f in fields(LinuxPaths)}
 
@@ -198,6 +201,8 @@ def _server(name: str, doc: object, problems: Problems, base: Path) -> Server | 
     paths = {k: string(lx, k, join(path, "linux"), problems) for k in _LINUX if k in lx}
     kw["linux"] = LinuxPaths(**{k: v for k, v in paths.items() if v is not None})
     kw["cpanel"] = cpanel_settings.parse(d.get("cpanel"), join(path, "cpanel"), problems, base)
+    kw["resellers"] = resellers.parse(d.get("resellers"), join(path, "resellers"),
+                                      kw["panel"], problems)
     return Server(**kw)
 
 

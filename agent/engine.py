@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent import drivers, ids, outcome, playbooks, recovery
+from agent import batch, drivers, ids, outcome, playbooks, recovery, tree_verbs
 from agent.audit import Auditor
 from agent.config import Config, Server
 from agent.connector import Connector, connect
@@ -24,15 +24,10 @@ from agent.locks import target_lock
 from agent.outcome import Outcome, iso, target_dict
 from agent.playbooks import Playbook
 from agent.runner import RunLog, Runner
+from agent.schedule import RETRY_FIRST, RETRY_MAX, retry_delay
 
 HOLDS = ids.HOLDS
-# A stage that failed is tried again by `tick` after 1, 2, 4 ... minutes, at most an hour.
-RETRY_FIRST, RETRY_MAX = 60.0, 3600.0
-
-
-def retry_delay(failures: int) -> float:
-    """Return the pause before the next try of a stage that failed `failures` times."""
-    return min(RETRY_MAX, RETRY_FIRST * 2 ** max(0, failures - 1))
+__all__ = ["HOLDS", "RETRY_FIRST", "RETRY_MAX", "Engine", "retry_delay"]
 
 
 class Engine:
@@ -49,6 +44,8 @@ class Engine:
         self._conns: dict[str, Connector] = {}
         self._books: dict[str, Playbook] = {}
         self.audit = Auditor(journal, caller, now)
+        # Where a batch reports its progress (the CLI sets a bar on a terminal).
+        self.progress: Any = batch.NoProgress()
 
     def close(self) -> None:
         """Close every connection this engine opened, then the journal."""
@@ -135,7 +132,9 @@ class Engine:
                        hold: str, reason: str | None, dry_run: bool, log: RunLog) -> str:
         if not dry_run and not runner.recover(log):
             return "a change could not be undone earlier and still cannot; nothing new was applied"
-        case = next((c for c in self.journal.open_cases(*target) if c.hold == hold), None)
+        # The account's own case: one it carries as a child of a reseller's case is not it.
+        case = next((c for c in self.journal.open_cases(*target)
+                     if c.hold == hold and c.parent is None), None)
         message = ""
         if case is None:
             self.ensure_suspendable(server, target[2])
@@ -232,8 +231,10 @@ class Engine:
         if not dry_run:
             runner.recover(log, retry_stuck=False)  # revert_all below retries those
         cases = self.journal.open_cases(*target)
-        lifted = [c for c in cases if c.hold == hold]
-        remaining = sorted({c.hold for c in cases if c.hold != hold})
+        # Only the account's own cases: a reseller's case over it is lifted with the reseller.
+        lifted = [c for c in cases if c.hold == hold and c.parent is None]
+        remaining = sorted({c.hold + (" (a reseller case)" if c.parent else "")
+                            for c in cases if c not in lifted})
         if remaining:
             message = (f"hold {hold} lifted; still held by {', '.join(remaining)}, "
                        "services stay suspended" if lifted else
@@ -254,10 +255,16 @@ class Engine:
         With `dry_run`, report what each due stage would do and change nothing.
         """
         outcomes = []
-        for case in self.journal.due_cases(self.now()):
+        trees = self.journal.open_tree_cases()
+        due = [c for c in self.journal.due_cases(self.now()) if c.kind != "reseller"]
+        for case in due + trees:
             target = (case.server, case.kind, case.name)
             log = RunLog()
             try:
+                if case.kind == "reseller":
+                    found = tree_verbs.tick_case(self, case, dry_run)
+                    outcomes += [found] if found is not None else []
+                    continue
                 server = self.server(case.server)
                 pb = self.book(case.playbook)
                 with self._lock(target, wait=0):
@@ -288,7 +295,20 @@ class Engine:
 
     def report(self, target: tuple, log: RunLog | None = None, message: str = "") -> Outcome:
         """Return the current state of `target`, with what this call did."""
+        if target[1] == "reseller":
+            return batch.report(self, target, None, message)
         return outcome.build(self.journal, self.book, target, log or RunLog(), message)
+
+    # -- reseller targets (agent/tree_verbs.py) -------------------------------------------
+    def suspend_reseller(self, server_name: str, name: str, playbook: str | None, hold: str,
+                         reason: str | None, dry_run: bool) -> Outcome:
+        """Ensure reseller `name`'s tree is under `hold` (logins first, then the stages)."""
+        return tree_verbs.suspend(self, server_name, name, playbook, hold, reason, dry_run)
+
+    def unsuspend_reseller(self, server_name: str, name: str, hold: str,
+                           dry_run: bool) -> Outcome:
+        """Lift `hold` from reseller `name`'s tree, websites first, its logins last."""
+        return tree_verbs.unsuspend(self, server_name, name, hold, dry_run)
 
     def history(self, server_name: str, account: str) -> list[dict[str, Any]]:
         _server, target = self.account_target(server_name, account)

@@ -60,6 +60,11 @@ class Case:
     status: str
     failures: int = 0
     last_error: str | None = None
+    # A child of a reseller's case: that case's id, what the child is for (`account`,
+    # `login`, `login+account`), and what the batch found on the account before (JSON).
+    parent: str | None = None
+    role: str | None = None
+    prior: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -92,13 +97,47 @@ class Journal:
         return [_case(r) for r in rows]
 
     def new_case(self, server: str, kind: str, name: str, hold: str, playbook: str,
-                 reason: str | None, caller: str | None, now: float) -> Case:
+                 reason: str | None, caller: str | None, now: float,
+                 parent: Case | None = None, role: str | None = None,
+                 prior: dict[str, Any] | None = None) -> Case:
+        """Open a case; a child (`parent` given) starts when its parent did, so the stages
+        its parent reached are due for it at once, and is never due on its own (the
+        parent's batch advances it)."""
         case_id = time.strftime("%Y%m%d", time.gmtime(now)) + "-" + secrets.token_hex(4)
+        started = parent.started_at if parent is not None else now
         self.db.execute(
             "INSERT INTO cases (id, server, kind, name, hold, playbook, reason, caller, "
-            "started_at, next_due_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (case_id, server, kind, name, hold, playbook, reason, caller, now, now))
+            "started_at, next_due_at, parent, role, prior) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (case_id, server, kind, name, hold, playbook, reason, caller, started,
+             None if parent is not None else now, parent.id if parent is not None else None,
+             role, json.dumps(prior) if prior is not None else None))
         return self.case(case_id)
+
+    def children(self, parent_id: str, status: str | None = "open") -> list[Case]:
+        """Return the child cases of `parent_id` (only those with `status`, unless None)."""
+        if status is None:
+            rows = self.db.execute("SELECT * FROM cases WHERE parent=? ORDER BY name",
+                                   (parent_id,)).fetchall()
+        else:
+            rows = self.db.execute("SELECT * FROM cases WHERE parent=? AND status=? "
+                                   "ORDER BY name", (parent_id, status)).fetchall()
+        return [_case(r) for r in rows]
+
+    def set_progress(self, case_id: str, stage: int, next_due_at: float | None,
+                     failures: int, error: str | None) -> None:
+        """Record a batch case's stage and next due time, with how many passes in a row
+        left some child behind (the retry backoff) and why."""
+        self.db.execute("UPDATE cases SET stage=?, next_due_at=?, failures=?, last_error=? "
+                        "WHERE id=?", (stage, next_due_at, failures, error, case_id))
+
+    def cases_of(self, server: str, kind: str, name: str) -> list[Case]:
+        """Return every case of a target, open or closed, oldest first."""
+        rows = self.db.execute("SELECT * FROM cases WHERE server=? AND kind=? AND name=? "
+                               "ORDER BY started_at", (server, kind, name)).fetchall()
+        return [_case(r) for r in rows]
+
+    def set_role(self, case_id: str, role: str) -> None:
+        self.db.execute("UPDATE cases SET role=? WHERE id=?", (role, case_id))
 
     def case(self, case_id: str) -> Case:
         return _case(self.db.execute("SELECT * FROM cases WHERE id=?", (case_id,)).fetchone())
@@ -111,11 +150,13 @@ class Journal:
         """Add a case read back from the server's own record, under its original id."""
         self.db.execute(
             "INSERT INTO cases (id, server, kind, name, hold, playbook, reason, caller, "
-            "started_at, stage, next_due_at, status, failures, last_error) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "started_at, stage, next_due_at, status, failures, last_error, parent, role, "
+            "prior) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (case["id"], *target, case["hold"], case["playbook"], case.get("reason"),
              case.get("caller"), case["started_at"], case["stage"], case.get("next_due_at"),
-             status, case.get("failures", 0), case.get("last_error")))
+             status, case.get("failures", 0), case.get("last_error"), case.get("parent"),
+             case.get("role"),
+             json.dumps(case["prior"]) if case.get("prior") is not None else None))
 
     def import_change(self, target: tuple[str, str, str], change: dict[str, Any]) -> int:
         """Add a change read back from the server's own record, in its recorded state."""
@@ -142,8 +183,16 @@ class Journal:
                         "WHERE id=?", (status, now, by, case_id))
 
     def due_cases(self, now: float) -> list[Case]:
+        # Children have no due time of their own: their parent's batch advances them.
         rows = self.db.execute("SELECT * FROM cases WHERE status='open' AND next_due_at<=? "
-                               "ORDER BY next_due_at", (now,)).fetchall()
+                               "AND parent IS NULL ORDER BY next_due_at", (now,)).fetchall()
+        return [_case(r) for r in rows]
+
+    def open_tree_cases(self) -> list[Case]:
+        """Return every open reseller case: `tick` looks at each one (a child added to the
+        tree gets the stages already reached), whether a stage is due or not."""
+        rows = self.db.execute("SELECT * FROM cases WHERE status='open' AND kind='reseller' "
+                               "ORDER BY started_at").fetchall()
         return [_case(r) for r in rows]
 
     def targets(self, server: str | None = None) -> list[tuple[str, str, str]]:
@@ -201,6 +250,17 @@ class Journal:
             "outcome, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (at, event, *values, json.dumps(fields, default=str) if fields else None))
 
+    def case_events(self, case_ids: list[str]) -> list[dict]:
+        """Return the events of the given cases (a reseller's children), in order."""
+        out: list[dict] = []
+        for at in range(0, len(case_ids), 500):  # SQLite's host-parameter limit
+            chunk = case_ids[at:at + 500]
+            rows = self.db.execute("SELECT * FROM events WHERE case_id IN ("  # noqa: S608
+                                   + ",".join("?" * len(chunk)) + ")", tuple(chunk)).fetchall()
+            out += [dict(r) | {"detail": json.loads(r["detail"]) if r["detail"] else {}}
+                    for r in rows]
+        return sorted(out, key=lambda e: e["seq"])
+
     def events(self, server: str, kind: str, name: str) -> list[dict]:
         rows = self.db.execute("SELECT * FROM events WHERE server=? AND kind=? AND name=? "
                                "ORDER BY seq", (server, kind, name)).fetchall()
@@ -211,7 +271,8 @@ class Journal:
 def _case(row: sqlite3.Row) -> Case:
     return Case(row["id"], row["server"], row["kind"], row["name"], row["hold"],
                 row["playbook"], row["reason"], row["caller"], row["started_at"], row["stage"],
-                row["next_due_at"], row["status"], row["failures"], row["last_error"])
+                row["next_due_at"], row["status"], row["failures"], row["last_error"],
+                row["parent"], row["role"], json.loads(row["prior"]) if row["prior"] else None)
 
 
 def _change(row: sqlite3.Row) -> Change:

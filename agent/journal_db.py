@@ -29,12 +29,23 @@ def _v3_change_driver(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE changes ADD COLUMN driver TEXT NOT NULL DEFAULT 'linux'")
 
 
+def _v4_case_parent(conn: sqlite3.Connection) -> None:
+    """Version 4: a case can be a child of a reseller's (or whole server's) case: `parent`
+    names that case, `role` says what the child is for (`account`, `login` or both) and
+    `prior` (JSON) what the batch found on that account before it opened the child."""
+    conn.execute("ALTER TABLE cases ADD COLUMN parent TEXT")
+    conn.execute("ALTER TABLE cases ADD COLUMN role TEXT")
+    conn.execute("ALTER TABLE cases ADD COLUMN prior TEXT")
+    conn.execute("CREATE INDEX IF NOT EXISTS cases_parent ON cases (parent, status)")
+
+
 # Version 1: cases, changes and events as first shipped (a file from before versioning
 # reads user_version 0 and already has exactly these tables).
 # MIGRATIONS[n] takes a version-n database to version n+1; a new file is made at version 1
 # and migrated like any other, so every file takes the same path.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v2_stage_failures,
-                                                             2: _v3_change_driver}
+                                                             2: _v3_change_driver,
+                                                             3: _v4_case_parent}
 LATEST = 1 + len(MIGRATIONS)
 
 

@@ -33,6 +33,8 @@ class Outcome:
     unreachable: bool = False
     warnings: list[str] = field(default_factory=list)
     refused: bool = False
+    # A tree target (reseller): one entry per child account (agent/batch_report.py).
+    children: list[dict] | None = None
 
     @property
     def ok(self) -> bool:

@@ -28,6 +28,9 @@ FORMAT = "suspension-agent case record"
 VERSION = 1
 _CASE_KEYS = ("id", "hold", "playbook", "reason", "caller", "started_at", "stage",
               "next_due_at", "failures", "last_error")
+# Written since the reseller target (a child names its parent case); optional when read,
+# so a record written by an earlier release is still taken over.
+_CHILD_KEYS = ("parent", "role", "prior")
 _CHANGE_KEYS = ("seq", "case_id", "step", "stage", "state", "undo", "at")
 # Constant scripts; the directory arrives as $1. Making it notes in `.created` the folders
 # that did not exist before (top first), so that removing the last record removes exactly
@@ -59,7 +62,9 @@ def render(journal: Journal, target: tuple[str, str, str]) -> bytes | None:
     doc = {
         "format": FORMAT, "version": VERSION,
         "target": {"server": target[0], "kind": target[1], "name": target[2]},
-        "cases": [{k: getattr(c, k) for k in _CASE_KEYS} for c in cases],
+        "cases": [{k: getattr(c, k) for k in _CASE_KEYS}
+                  | {k: getattr(c, k) for k in _CHILD_KEYS if getattr(c, k) is not None}
+                  for c in cases],
         # A change whose case was closed (lifted while a revert is stuck) keeps its case id;
         # the case itself is listed from the changes so the record stays self-contained.
         "changes": [{"seq": c.seq, "case_id": c.case_id, "step": c.step, "stage": c.stage,
@@ -88,7 +93,8 @@ def parse(path: str, data: bytes, target: tuple[str, str, str]) -> Record:
         doc = json.loads(data)
         ok = (doc["format"] == FORMAT and doc["version"] == VERSION
               and doc["target"]["kind"] == target[1] and doc["target"]["name"] == target[2])
-        cases = [{k: c[k] for k in _CASE_KEYS} for c in doc["cases"]]
+        cases = [{k: c[k] for k in _CASE_KEYS} | {k: c[k] for k in _CHILD_KEYS if k in c}
+                 for c in doc["cases"]]
         changes = [{k: c[k] for k in _CHANGE_KEYS} | {"driver": str(c.get("driver", "linux"))}
                    for c in doc["changes"]]
         ok = ok and all(c["state"] in ACTIVE and isinstance(c["undo"], dict) for c in changes)

@@ -24,6 +24,8 @@ def outcome_dict(o: Outcome) -> dict[str, Any]:
         d["cases"] = o.cases
     if o.warnings:
         d["warnings"] = o.warnings
+    if o.children is not None:
+        d["children"] = o.children
     return d
 
 
@@ -62,9 +64,26 @@ def outcome_text(o: Outcome, dry_run: bool = False) -> str:
     for p in o.pending:
         lines.append(f"  pending  {p['step']:<14} due {p['due']} ({p['hold']})")
     for e in o.errors:
+        if "account" in e:
+            continue  # a child's error: shown under that child below
         lines.append(f"  ERROR    {e['step']}: {printable(str(e['message']))}")
     lines += [f"  WARNING  {w}" for w in o.warnings]
+    lines += children_text(o.children or [])
     return "\n".join(lines)
+
+
+def children_text(children: list[dict]) -> list[str]:
+    """Return the per-child summary of a tree target: one line per account."""
+    lines = [f"  {len(children)} account(s):"] if children else []
+    for c in children:
+        extra = f", stage {c['stage']}" if c.get("stage") is not None and c["stage"] >= 0 else ""
+        holds = f" (holds: {', '.join(c['holds'])})" if c.get("holds") else ""
+        role = f" [{c['role']}]" if c.get("role") and c["role"] != "account" else ""
+        lines.append(f"    {c['account']:<16} {c['state']}{holds}{extra}{role}")
+        if c.get("message"):
+            lines.append(f"      note: {printable(c['message'])}")
+        lines += [f"      ERROR {e['step']}: {printable(str(e['message']))}" for e in c["errors"]]
+    return lines
 
 
 def ladder_text(stages: list[dict]) -> str:
@@ -74,6 +93,22 @@ def ladder_text(stages: list[dict]) -> str:
         for entry in st["steps"]:
             lines.append(f"  {entry['step']}:")
             lines += [f"    {a}" for a in entry["actions"]]
+    return "\n".join(lines)
+
+
+def tree_plan_text(found: dict) -> str:
+    """Return `plan --reseller` for a person: the tree, the login locks, each ladder."""
+    tree = found["tree"]
+    lines = [f"reseller {tree['reseller']}: resellers {', '.join(tree['resellers'])}; "
+             f"{len(tree['accounts'])} account(s)"]
+    lines += [f"  note: {n}" for n in tree["notes"]]
+    lines.append("first, the logins:")
+    for entry in found["logins"]:
+        lines.append(f"  {entry['account']} {entry['step']}:")
+        lines += [f"    {a}" for a in entry["actions"]]
+    for child in found["children"]:
+        lines.append(f"account {child['account']}:")
+        lines += ["  " + line for line in ladder_text(child["stages"]).splitlines()]
     return "\n".join(lines)
 
 

@@ -114,6 +114,10 @@ class FileData:
         return self.kind != "absent"
 
 
+# Commands a batch runs side by side on a server the agent runs on (no sshd to ask).
+LOCAL_CHANNELS = 8
+
+
 class Connector(ABC):
     """Run commands and move file contents on one server.
 
@@ -129,6 +133,11 @@ class Connector(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook; local has nothing to release
         """Release the transport (no-op for local)."""
+
+    def channels(self, sshd: str = "/usr/sbin/sshd") -> int:
+        """Return how many commands may run side by side on this connector (a local
+        server: as many as the batch engine uses at most)."""
+        return LOCAL_CHANNELS
 
     def run(
         self,

@@ -28,6 +28,15 @@ SESSION_WAIT = 10.0
 # with input is followed by a drain that reads what it left to the agent's EOF, so the
 # server's CLOSE (sent only once the process has ended) always comes after the agent's EOF.
 _NO_INPUT = 'exec "$@" </dev/null'
+# sshd's effective MaxSessions for this very connection (Match blocks on the user and the
+# address the agent comes from), read with `sshd -T -C`; the sshd binary arrives as $1.
+_MAX_SESSIONS = (
+    'sshd=$1; set -- $SSH_CONNECTION; "$sshd" -T -C "user=$(id -un),addr=${1:-127.0.0.1},'
+    'host=${1:-127.0.0.1},laddr=${3:-127.0.0.1},lport=${4:-22}" | '
+    "awk '$1 == \"maxsessions\" { print $2 }'"
+)
+# When sshd cannot say (not root, an sshd elsewhere): what a hardened host allows.
+FALLBACK_SESSIONS = 2
 _DRAIN_INPUT = '"$@"; rc=$?; cat >/dev/null; exit "$rc"'
 
 
@@ -46,6 +55,8 @@ class SSHConnector(Connector):
         # Reverts of independent steps run side by side on this one connection.
         self._connecting = threading.Lock()
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
+        self._channels: int | None = None
+        self.max_sessions: int | None = None
 
     def _connect(self) -> paramiko.SSHClient:
         s = self._server
@@ -164,6 +175,18 @@ class SSHConnector(Connector):
                 self._lose(f"{self.name}: connection lost running `{quote(argv)}`")
             return Result(255, out, err + b"\n(no exit status: killed by a signal)")
         return Result(rc, out, err)
+
+    def channels(self, sshd: str = "/usr/sbin/sshd") -> int:
+        """Return how many commands may run side by side: one below the server's effective
+        MaxSessions (read once per connection), at most MAX_SESSIONS; and hold every later
+        command to it. Called before a batch starts its threads."""
+        if self._channels is None:
+            result = self.run(["sh", "-c", _MAX_SESSIONS, "sh", sshd], ok_codes=(0, 1, 127))
+            text = result.text.strip()
+            self.max_sessions = int(text) if text.isdigit() else FALLBACK_SESSIONS
+            self._channels = max(1, min(MAX_SESSIONS, self.max_sessions - 1))
+            self._sessions = threading.BoundedSemaphore(self._channels)
+        return self._channels
 
     def close(self) -> None:
         if self._client is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from agent.errors import StepUnavailable
+from agent.errors import BadInput, StepUnavailable
 
 # The panel kinds and the module of each one's driver (imported on first use). A panel
 # kind without a driver module yet has no steps: `plan` shows them "not available on this
@@ -53,3 +53,26 @@ def check(server: Any, conn: Any, lines: list[str]) -> bool:
     """Add the driver's own `check` lines; return False when something it needs is missing."""
     found = driver(server.panel)
     return found.check(server, conn, lines) if found is not None else True
+
+
+def reseller_tree(server: Any, conn: Any, name: str) -> Any:
+    """Return reseller `name`'s Tree (agent.drivers.tree) on the server, by its driver;
+    BadInput when the driver has no reseller target or does not know `name`."""
+    found = driver(server.panel)
+    if found is None or not hasattr(found, "reseller_tree"):
+        raise BadInput(f"reseller targets are not available on the {server.panel} driver "
+                       "yet; nothing was changed")
+    return found.reseller_tree(server, conn, name)
+
+
+def login_step(panel: str) -> str:
+    """Return the step that locks a reseller's own login on `panel` (applied first)."""
+    return getattr(driver(panel), "login_step", "panel_lock")
+
+
+def check_accounts(server: Any, conn: Any, names: list[str], min_uid: int) -> dict[str, str]:
+    """Return why each of `names` may not be suspended (empty: all may), by the driver's
+    one-call check; a driver whose tree comes from the panel itself checks nothing."""
+    found = driver(server.panel)
+    check_many = getattr(found, "check_accounts", None)
+    return check_many(server, conn, names, min_uid) if check_many else {}

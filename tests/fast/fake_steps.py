@@ -40,7 +40,7 @@ class FileStep:
         before = snapshot(ctx.conn, [path])[path]
         text = f"# suspension-agent case {ctx.case_id}\nblock {ctx.account} {ctx.params}\n"
         after = FileState(path, True, text.encode(), 0o600, "0:0")
-        return Plan(self.name, [Write(before, after), Run(["reload", self.name])],
+        return Plan(self.name, [Write(before, after), Run(["reload", self.name, ctx.account])],
                     facts={"path": path}, undo={"before": before.to_dict()}, lock=self.lock)
 
     def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
@@ -50,7 +50,8 @@ class FileStep:
     def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
         before = FileState.from_dict(undo["before"])
         now = snapshot(ctx.conn, [before.path])[before.path]
-        return Plan(self.name, [Write(now, before), Run(["reload", self.name])], lock=self.lock)
+        return Plan(self.name, [Write(now, before), Run(["reload", self.name, ctx.account])],
+                    lock=self.lock)
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         before = FileState.from_dict(undo["before"])

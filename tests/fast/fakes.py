@@ -165,10 +165,10 @@ class FakeConnector(Connector):
 
     def _command(self, argv: Argv, stdin: bytes | None) -> Result:
         if argv[0].endswith("getent") and argv[1:2] == ["passwd"]:
-            home = self.accounts.get(argv[2])
-            if home is None:
-                return Result(2, b"", b"")
-            return Result(0, f"{argv[2]}:x:1000:1000::{home}:/bin/bash\n".encode(), b"")
+            names = argv[3:] if argv[2:3] == ["--"] else argv[2:3]
+            found = [n for n in names if n in self.accounts]
+            out = "".join(f"{n}:x:1000:1000::{self.accounts[n]}:/bin/bash\n" for n in found)
+            return Result(0 if len(found) == len(names) else 2, out.encode(), b"")
         if argv[0] == "tar" and argv[1] == "--create":
             self.files[argv[2].removeprefix("--file=")] = FakeFile(f"tar of {argv[3]}".encode())
         if argv[0] == "mv" and argv[2:3] == ["--"] and argv[3] in self.files:

@@ -14,7 +14,9 @@ from agent.drivers.linux.ftp_lock import FtpLock
 from agent.drivers.linux.landing_page import LandingPage
 from agent.drivers.linux.mail_block import MailBlock
 from agent.drivers.linux.panel_lock import PanelLock
+from agent.drivers.tree import Tree
 from agent.errors import BadInput
+from agent.resellers import walk
 from agent.steps.base import Step
 
 
@@ -23,6 +25,8 @@ class LinuxDriver:
 
     name = "linux"
     paths = LinuxPaths
+    # What a reseller's own login (and each sub-reseller's) gets before its accounts' stages.
+    login_step = "panel_lock"
 
     def __init__(self) -> None:
         self.steps: dict[str, Step] = {step.name: step for step in (
@@ -38,6 +42,37 @@ class LinuxDriver:
                            f"{uid}; customers start at min_uid {min_uid}) and may never be "
                            "suspended")
         linux.home(conn, server.linux, account)
+
+    def check_accounts(self, server: Any, conn: Any, names: list[str],
+                       min_uid: int) -> dict[str, str]:
+        """Return, for each of `names` that may not be suspended, why: no passwd entry, no
+        usable home, or a system account. One round trip for the whole tree."""
+        if not names:
+            return {}
+        out = conn.run([server.linux.getent, "passwd", "--", *names], ok_codes=(0, 2)).text
+        entries = {f[0]: f for f in (line.split(":") for line in out.splitlines())
+                   if len(f) >= 7}
+        problems = {}
+        for name in names:
+            fields = entries.get(name)
+            uid = int(fields[2]) if fields and fields[2].isdigit() else -1
+            if fields is None:
+                problems[name] = f"account {name!r} does not exist on {server.name}"
+            elif uid < min_uid or uid == 65534:
+                problems[name] = (f"account {name!r} is a system account on {server.name} "
+                                  f"(uid {uid}; customers start at min_uid {min_uid})")
+            elif not fields[5].startswith("/"):
+                problems[name] = f"account {name!r} has no usable home folder on {server.name}"
+        return problems
+
+    def reseller_tree(self, server: Any, conn: Any, name: str) -> Tree:
+        """Return reseller `name`'s tree as the config declares it (a plain host keeps no
+        reseller records): its login and its sub-resellers' logins, then every account."""
+        entries, accounts = walk(server.resellers, name, f"servers.{server.name}.resellers")
+        return Tree(name, tuple(dict.fromkeys(e.login for e in entries)), tuple(accounts),
+                    tuple(e.name for e in entries),
+                    ("the reseller logins are locked with panel_lock (password, shell, SSH) "
+                     "before any account's stage",))
 
     def check(self, server: Any, conn: Any, lines: list[str]) -> bool:
         return linux_check(conn, server.linux, lines)

@@ -1,0 +1,274 @@
+"""Batch targets: a reseller's whole tree as one case, with a child case per account.
+
+The reseller's case lives on the target (server, "reseller", NAME); each account of the
+tree gets a child case on its own account target (parent = the reseller's case), so every
+change is journaled, recorded on the server and recovered per account exactly as for a
+single account, and an account's own cases (another hold, an admin's) stay beside it: an
+account comes back only when no case of any kind is left on it.
+
+Order: the logins of the reseller and its sub-resellers are locked first (the driver's
+`login_step`), then the playbook's due stages run for every account side by side over
+the server's one connection, with as many workers as sshd lets that connection run
+sessions (`Connector.channels`). One failing child is rolled back on its own and named in
+the reply; the others go on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from agent import batch_lift, drivers, recovery
+from agent.errors import (
+    AgentError,
+    AuthFailed,
+    BadInput,
+    Busy,
+    ConfigError,
+    HostKeyRefused,
+    Unreachable,
+)
+from agent.journal import Case
+from agent.outcome import Outcome
+from agent.playbooks import Playbook, Stage, StepSpec
+from agent.resellers import where as config_where
+from agent.runner import RunLog, Runner
+
+if TYPE_CHECKING:
+    from agent.config import Server
+    from agent.drivers.tree import Tree
+    from agent.engine import Engine
+
+
+class NoProgress:
+    """What a batch reports progress to when nobody watches (JSON, cron, a pipe)."""
+
+    def start(self, total: int, label: str) -> None:
+        return None
+
+    def advance(self, name: str) -> None:
+        return None
+
+    def finish(self) -> None:
+        return None
+
+
+def role_of(name: str, tree: Tree) -> str:
+    """Return what the child `name` is for: `login`, `account` or `login+account`."""
+    return "+".join(r for r, names in (("login", tree.logins), ("account", tree.accounts))
+                    if name in names)
+
+
+class Batch:
+    """One call's work on one tree: the server, its connection, the worker pool, the logs."""
+
+    def __init__(self, engine: Engine, server: Server, dry_run: bool) -> None:
+        self.engine = engine
+        self.server = server
+        self.dry_run = dry_run
+        self.conn: Any = _Lazy(engine, server)
+        self.logs: dict[str, RunLog] = {}
+        self.messages: dict[str, str] = {}  # per child: cases taken over from its record
+        self.own = RunLog()  # the tree target's own errors (its record, a lost link)
+        self._logs_lock = threading.Lock()
+        self.workers = 1
+
+    def log(self, name: str) -> RunLog:
+        with self._logs_lock:
+            return self.logs.setdefault(name, RunLog())
+
+    def start_pool(self) -> None:
+        """Size the pool to what the server's sshd allows this connection (read once)."""
+        self.conn = self.engine._conn(self.server)
+        self.workers = self.conn.channels(self.server.linux.sshd)
+
+    def each(self, items: Iterable[Any], work: Callable[[Any], None],
+             name: Callable[[Any], str], label: str) -> None:
+        """Run `work` on every item side by side; an item's failure is its child's error
+        and never stops the others (a lost link is recorded as such on each child)."""
+        items = list(items)
+        progress = self.engine.progress
+        progress.start(len(items), label)
+
+        def one(item: Any) -> None:
+            child = name(item)
+            try:
+                work(item)
+            except Unreachable as exc:
+                self._note(child, exc, unreachable=True)
+            except (AuthFailed, HostKeyRefused) as exc:
+                self._note(child, exc, refused=True)
+            except Busy as exc:
+                self._note(child, exc, unreachable=True)
+            except AgentError as exc:
+                self._note(child, exc)
+            finally:
+                progress.advance(child)
+
+        try:
+            if self.workers <= 1 or len(items) <= 1:
+                for item in items:
+                    one(item)
+            else:
+                with ThreadPoolExecutor(max_workers=min(self.workers, len(items))) as pool:
+                    list(pool.map(one, items))
+        finally:
+            progress.finish()
+
+    def _note(self, child: str, exc: AgentError, unreachable: bool = False,
+              refused: bool = False) -> None:
+        log = self.log(child)
+        log.errors.append({"step": None, "message": str(exc)})
+        log.unreachable = log.unreachable or unreachable
+        log.refused = log.refused or refused
+
+
+class _Lazy:
+    """The server's connection, opened on first use: a tree declared in config is read
+    without one, so a tick with nothing new to do never connects."""
+
+    def __init__(self, engine: Engine, server: Server) -> None:
+        self._open = lambda: engine._conn(server)
+        self._conn: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._conn is None:
+            self._conn = self._open()
+        return getattr(self._conn, name)
+
+
+def find_tree(engine: Engine, server: Server, name: str) -> Tree:
+    """Return the reseller's tree as the driver finds it now (nothing is checked yet)."""
+    return drivers.reseller_tree(server, _Lazy(engine, server), name)
+
+
+def tree_of(engine: Engine, server: Server, name: str, tree: Tree | None = None,
+            names: Iterable[str] | None = None) -> Tree:
+    """Return the reseller's tree, refusing (before any case opens) protected accounts,
+    and accounts the server lacks or keeps for the system: exit 78 naming the config entry
+    when the tree comes from config, else exit 2. `names` limits the check to those."""
+    tree = tree or find_tree(engine, server, name)
+    conn = _Lazy(engine, server)
+    protected = set(engine.config.protected_accounts) | set(server.protected_accounts)
+    if bad := [n for n in tree.children if n in protected]:
+        raise BadInput(f"the tree of reseller {name!r} holds protected account(s) "
+                       f"{', '.join(bad)}, which may never be suspended; nothing was changed")
+    wanted = list(tree.children) if names is None else [n for n in tree.children if n in names]
+    problems = drivers.check_accounts(server, conn, wanted, engine.config.min_uid)
+    if problems:
+        if server.resellers:
+            raise ConfigError(engine.config.path, [
+                f"{config_where(server.resellers, n, f'servers.{server.name}.resellers')}: "
+                f"{why}" for n, why in problems.items()])
+        raise BadInput("; ".join(problems.values()) + "; nothing was changed")
+    return tree
+
+
+def login_stage(panel: str) -> Stage:
+    """The stage every login child gets first: the driver's login lock, nothing else."""
+    return Stage(0, 0, (StepSpec(drivers.login_step(panel)),))
+
+
+def run_tree(batch: Batch, rcase: Case, pb: Playbook, tree: Tree,
+             only: set[str] | None = None) -> None:
+    """Ensure every child of `tree` (or just those in `only`) has its case under `rcase`,
+    its login locked when it is a login, and the due stages of `pb` applied."""
+    engine = batch.engine
+    logins = [n for n in tree.logins if only is None or n in only]
+    accounts = [n for n in tree.accounts if only is None or n in only]
+    lock_stage = login_stage(batch.server.panel)
+    batch.start_pool()
+
+    def login(name: str) -> None:
+        with _child(batch, rcase, pb, name, role_of(name, tree)) as (runner, case, log):
+            if case is None:
+                return
+            if runner.apply_stage(case, lock_stage, log, batch.dry_run) and (
+                    "account" not in (case.role or "") and not batch.dry_run):
+                # A login-only child has nothing further: no stage of the playbook is its.
+                engine.journal.set_stage(case.id, pb.stages[-1].index, None)
+
+    def stages(name: str) -> None:
+        with _child(batch, rcase, pb, name, role_of(name, tree)) as (runner, case, log):
+            if case is not None:
+                engine.advance(runner, case, pb, log, batch.dry_run)
+
+    # Logins first: the reseller must not move or undo anything while its tree goes down.
+    batch.each(logins, login, str, "locking reseller logins")
+    batch.each(accounts, stages, str, "applying stages")
+
+
+class _child:  # noqa: N801 - used as a context manager, reads as a clause
+    """Hold a child's account lock, take over its server record, finish what an earlier
+    run left, and find or open its case under `rcase`; settle its record at the end."""
+
+    def __init__(self, batch: Batch, rcase: Case, pb: Playbook, name: str, role: str) -> None:
+        self.b, self.rcase, self.pb, self.name, self.role = batch, rcase, pb, name, role
+        self.target = (batch.server.name, "account", name)
+
+    def __enter__(self) -> tuple[Runner, Case | None, RunLog]:
+        e, b = self.b.engine, self.b
+        self._lock = e._lock(self.target)
+        self._lock.__enter__()
+        self.log = b.log(self.name)
+        self.runner = Runner(e, b.server, b.conn, self.target)
+        try:
+            taken = recovery.begin(e, self.runner, b.dry_run)
+            if taken:
+                b.messages[self.name] = taken
+            if not b.dry_run and not self.runner.recover(self.log):
+                self.log.errors.append({"step": None, "message": "a change could not be "
+                                        "undone earlier and still cannot; nothing new was "
+                                        "applied to this account"})
+                return self.runner, None, self.log
+            return self.runner, self._case(), self.log
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+
+    def _case(self) -> Case:
+        e, b, journal = self.b.engine, self.b, self.b.engine.journal
+        cases = journal.open_cases(*self.target)
+        case = next((c for c in cases if c.parent == self.rcase.id), None)
+        if case is not None:
+            if case.role != self.role and self.role and not b.dry_run:
+                journal.set_role(case.id, self.role)
+                case = journal.case(case.id)
+            return case
+        prior = {"cases": [{"id": c.id, "hold": c.hold, "parent": c.parent} for c in cases]}
+        if b.dry_run:
+            return Case("dry-run", *self.target, self.rcase.hold, self.pb.name,
+                        self.rcase.reason, e.caller, self.rcase.started_at, -1, None, "open",
+                        parent=self.rcase.id, role=self.role, prior=prior)
+        case = journal.new_case(*self.target, self.rcase.hold, self.pb.name, self.rcase.reason,
+                                e.caller, e.now(), parent=self.rcase, role=self.role,
+                                prior=prior)
+        e.audit("case.opened", server=self.target[0], kind="account", name=self.name,
+                case_id=case.id, hold=case.hold, playbook=self.pb.name, parent=self.rcase.id,
+                role=self.role, already=[c["hold"] for c in prior["cases"]])
+        return case
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            recovery.settle(self.runner, self.log, self.b.dry_run)
+        finally:
+            self._lock.__exit__(None, None, None)
+
+
+def lift(batch: Batch, rcases: list[Case], status: str) -> None:
+    """Close every open child of `rcases` with `status`, undoing each account's changes
+    when no other case is left on it (web first across the tree, then the rest)."""
+    batch.start_pool()
+    batch_lift.lift_children(batch, [ch for rc in rcases
+                                     for ch in batch.engine.journal.children(rc.id)], status)
+
+
+def report(engine: Engine, target: tuple, batch: Batch | None, message: str) -> Outcome:
+    """Return the tree case's state with one entry per child (see agent.batch_report)."""
+    from agent import batch_report
+
+    return batch_report.build(engine, target, batch.logs if batch else {}, message,
+                              batch.messages if batch else {},
+                              batch.own if batch else None)

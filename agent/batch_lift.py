@@ -1,0 +1,124 @@
+"""Lifting a tree case: every child's account put back, what visitors see first.
+
+Each child's account lock is held from the first wave to the last, so nothing else
+touches the account in between. The waves run side by side over the one connection:
+1. every child's landing page (and the panel's own suspension, whose lifting also lifts
+   locks that the later reverts must then put back: reference/panels.md A8), so all sites
+   of the tree serve again before any login lock is touched;
+2. every account child's other changes, newest first;
+3. the reseller logins last, so the reseller gets its panel back only once its tree is.
+A child whose account still carries another case (its own abuse hold, a case under
+another reseller case) keeps every change: only its child case is closed.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from agent import recovery
+from agent.errors import AuthFailed, HostKeyRefused, Unreachable
+from agent.journal import Case, Change
+from agent.runner import FIRST_BACK, RunLog, Runner
+
+if TYPE_CHECKING:
+    from agent.batch import Batch
+
+_LOST = (Unreachable, AuthFailed, HostKeyRefused)
+
+
+@dataclass
+class _Work:
+    """One child being lifted: its case, runner, log and the changes to undo."""
+
+    case: Case
+    runner: Runner
+    log: RunLog
+    lock: Any
+    first: list[Change] = field(default_factory=list)
+    rest: list[Change] = field(default_factory=list)
+    lost: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.case.name
+
+
+def lift_children(batch: Batch, children: list[Case], status: str) -> None:
+    """Close each child case with `status` (`lifted`, `failed`), undoing its account's
+    changes when no other case is left on it; a child whose link was lost stays open for
+    the next call, which verifies and finishes it."""
+    engine, journal = batch.engine, batch.engine.journal
+    works: list[_Work] = []
+    guard = threading.Lock()
+
+    def prepare(case: Case) -> None:
+        target = (batch.server.name, "account", case.name)
+        lock = engine._lock(target)
+        lock.__enter__()
+        try:
+            runner = Runner(engine, batch.server, batch.conn, target)
+            log = batch.log(case.name)
+            taken = recovery.begin(engine, runner, batch.dry_run)
+            if taken:
+                batch.messages[case.name] = taken
+            if not batch.dry_run:
+                runner.recover(log, retry_stuck=False)  # the waves retry the stuck ones
+            work = _Work(case, runner, log, lock)
+            others = [c for c in journal.open_cases(*target) if c.id != case.id]
+            if others:
+                holds = ", ".join(sorted({c.hold + (" (another reseller case)" if c.parent
+                                                    else "") for c in others}))
+                batch.messages[case.name] = (f"still held by {holds}; this account stays "
+                                             "suspended")
+            else:
+                changes = list(reversed(journal.active_changes(*target)))
+                work.first = [c for c in changes if c.step in FIRST_BACK]
+                work.rest = [c for c in changes if c.step not in FIRST_BACK]
+        except BaseException:
+            lock.__exit__(None, None, None)
+            raise
+        with guard:
+            works.append(work)
+
+    batch.each(children, prepare, lambda c: c.name, "reading the tree")
+    works.sort(key=lambda w: w.name)
+    try:
+        batch.each(works, lambda w: _revert(batch, w, w.first), _name, "restoring websites")
+        accounts = [w for w in works if "account" in (w.case.role or "account")]
+        logins = [w for w in works if w not in accounts]
+        batch.each(accounts, lambda w: _revert(batch, w, w.rest), _name, "lifting locks")
+        batch.each(logins, lambda w: _revert(batch, w, w.rest), _name,
+                   "unlocking reseller logins")
+        batch.each(works, lambda w: _close(batch, w, status), _name, "closing")
+    finally:
+        for work in works:
+            work.lock.__exit__(None, None, None)
+
+
+def _name(work: _Work) -> str:
+    return work.name
+
+
+def _revert(batch: Batch, work: _Work, changes: list[Change]) -> None:
+    if work.lost:
+        return
+    try:
+        for change in changes:
+            work.runner.revert_one(change.seq, change.step, change.case_id, change.undo,
+                                   work.log, batch.dry_run, change.driver)
+    except _LOST:
+        work.lost = True
+        raise
+
+
+def _close(batch: Batch, work: _Work, status: str) -> None:
+    engine = batch.engine
+    if not batch.dry_run and not work.lost:
+        engine.journal.close_case(work.case.id, status, engine.caller, engine.now())
+        engine.audit("case.lifted" if status == "lifted" else "case.failed",
+                     server=batch.server.name, kind="account", name=work.name,
+                     case_id=work.case.id, hold=work.case.hold, parent=work.case.parent)
+    if not work.lost:
+        recovery.settle(work.runner, work.log, batch.dry_run)
