@@ -64,8 +64,10 @@ def role_of(name: str, tree: Tree) -> str:
 class Batch:
     """One call's work on one tree: the server, its connection, the worker pool, the logs."""
 
-    def __init__(self, engine: Engine, server: Server, dry_run: bool) -> None:
+    def __init__(self, engine: Engine, server: Server, dry_run: bool,
+                 target: tuple | None = None) -> None:
         self.engine = engine
+        self.target = target
         self.server = server
         self.dry_run = dry_run
         self.conn: Any = _Lazy(engine, server)
@@ -73,7 +75,7 @@ class Batch:
         self.messages: dict[str, str] = {}  # per child: cases taken over from its record
         self.own = RunLog()  # the tree target's own errors (its record, a lost link)
         self._logs_lock = threading.Lock()
-        self.workers = 1
+        self.workers = 0  # until start_pool has asked the connection
 
     def log(self, name: str) -> RunLog:
         with self._logs_lock:
@@ -82,7 +84,12 @@ class Batch:
     def start_pool(self) -> None:
         """Size the pool to what the server's sshd allows this connection (read once)."""
         self.conn = self.engine._conn(self.server)
-        self.workers = self.conn.channels(self.server.linux.sshd)
+        workers = self.conn.channels(self.server.linux.sshd)
+        if workers != self.workers and self.target is not None:
+            self.engine.audit("batch.workers", server=self.target[0], kind=self.target[1],
+                              name=self.target[2], workers=workers,
+                              max_sessions=getattr(self.conn, "max_sessions", None))
+        self.workers = workers
 
     def each(self, items: Iterable[Any], work: Callable[[Any], None],
              name: Callable[[Any], str], label: str) -> None:

@@ -97,15 +97,18 @@ class Runner:
                 # The server's own record holds the intent too, before the server is touched.
                 self.records.sync()
                 carried: list[str] = []
-                token = CARRIED.set(carried)
-                try:
-                    with self.shared(plan.lock):
+                # The server-wide lock covers the probe too: another account's change to the
+                # same service (a second sshd reload, say) must not land between this
+                # change and the check that it took effect.
+                with self.shared(plan.lock):
+                    token = CARRIED.set(carried)
+                    try:
                         undo = step.apply(ctx, plan)
-                finally:
-                    CARRIED.reset(token)
-                self.journal.mark(seq, "done", self.engine.now(), undo=undo)
-                done_here.append((seq, spec.name, ctx, undo))
-                step.verify(ctx, undo, True)
+                    finally:
+                        CARRIED.reset(token)
+                    self.journal.mark(seq, "done", self.engine.now(), undo=undo)
+                    done_here.append((seq, spec.name, ctx, undo))
+                    step.verify(ctx, undo, True)
             except KEEP_INTENT:
                 # No rollback over a dead link (or with credentials the server refuses, exit
                 # 78): the journal keeps this step's intent and the stage's done steps; the
@@ -163,7 +166,7 @@ class Runner:
             self.journal.mark(seq, "reverting", self.engine.now())
             with self.shared(plan.lock):
                 carry_out(self.conn, plan.actions)
-            step.verify(ctx, undo, False)
+                step.verify(ctx, undo, False)
         except KEEP_INTENT:
             raise  # stays `reverting` (or as it was): the next call retries it
         except AgentError as exc:

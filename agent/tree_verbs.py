@@ -39,7 +39,7 @@ def suspend(engine: Engine, server_name: str, name: str, playbook: str | None, h
     reason = ids.reason(reason)
     pb = engine.playbook(server, playbook)
     with engine._lock(tgt):
-        work = batch.Batch(engine, server, dry_run)
+        work = batch.Batch(engine, server, dry_run, tgt)
         try:
             tree = batch.tree_of(engine, server, name)
             runner, taken = _begin(engine, server, tgt, dry_run)
@@ -120,7 +120,7 @@ def unsuspend(engine: Engine, server_name: str, name: str, hold: str,
     if hold not in ids.HOLDS:
         raise BadInput(f"unknown hold {hold!r} (use {', '.join(ids.HOLDS)})")
     with engine._lock(tgt):
-        work = batch.Batch(engine, server, dry_run)
+        work = batch.Batch(engine, server, dry_run, tgt)
         try:
             runner, taken = _begin(engine, server, tgt, dry_run)
             cases = engine.journal.open_cases(*tgt)
@@ -151,7 +151,7 @@ def tick_case(engine: Engine, rcase: Case, dry_run: bool) -> Outcome | None:
         fresh = engine.journal.case(rcase.id)
         if fresh.status != "open":
             return None
-        work = batch.Batch(engine, server, dry_run)
+        work = batch.Batch(engine, server, dry_run, tgt)
         try:
             tree = batch.find_tree(engine, server, rcase.name)
             known = {c.name for c in engine.journal.children(rcase.id, status=None)}

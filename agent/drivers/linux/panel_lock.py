@@ -37,6 +37,12 @@ _HUP_SSHD = (
 )
 
 
+# One account at a time per server: usermod locks /etc/passwd and /etc/shadow and refuses
+# while another holds them, and the probe below compares sshd's restart with the last change
+# in the drop-in folder, which another account's drop-in would move (reseller batches).
+LOCK = "logins"
+
+
 def dropin_path(ctx: Context) -> str:
     return f"{ctx.server.linux.sshd_config_dir}/suspension-agent-{ctx.account}.conf"
 
@@ -66,7 +72,7 @@ class PanelLock:
                                ok_codes=(0, 1)))
         return Plan(self.name, actions, facts={"shell": fields[6]},
                     undo={"hash": hashed, "shell": fields[6], "locked_here": "--lock" in argv,
-                          "dropin": before.to_dict()})
+                          "dropin": before.to_dict()}, lock=LOCK)
 
     def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
         # A drop-in that fails `sshd -t` is put back by the runner at once from the undo data
@@ -90,7 +96,7 @@ class PanelLock:
         # HUP even when the drop-in is already gone: a run that died between the removal
         # and the HUP left sshd denying the account with files that look restored.
         actions += [Run([paths.sshd, "-t"]), _reload(paths)]
-        return Plan(self.name, actions, undo=undo)
+        return Plan(self.name, actions, undo=undo, lock=LOCK)
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         """Re-read the shadow hash, the shell and sshd's effective rules for the account."""

@@ -1,0 +1,163 @@
+"""A reseller's tree on the linux test host, over real SSH, checked from outside.
+
+The tree (from config): rita (login rita) owns alice and the sub-reseller sam (login sam),
+who owns bob. Beforehand alice carries her own abuse case and an admin has locked bob's
+password. After `suspend --reseller rita` every domain of the tree answers the landing page
+over HTTP and HTTPS and the reseller logins are refused; after `unsuspend --reseller rita`
+bob's sites are back with their own content while alice (abuse) stays suspended and bob's
+password stays locked, as the admin left it; lifting alice's own case then gives back the
+host byte for byte.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.config import Server
+from agent.steps.probes import fetch, looks_suspended
+from tests.hosts import clients
+from tests.hosts.provision import ACCOUNTS, site_page
+from tests.test_ladder import NOT_RESTORED, TOUCHED, snapshot
+
+pytestmark = pytest.mark.testhost
+
+LOGINS = {"rita": "rita-pass-1", "sam": "sam-pass-1"}
+TREE = ("    resellers:\n"
+        "      rita: {login: rita, accounts: [alice], resellers: [sam]}\n"
+        "      sam: {accounts: [bob]}\n")
+
+
+@pytest.fixture(scope="module")
+def logins(host):
+    """The reseller logins as unix users of the host (removed again afterwards)."""
+    for name in LOGINS:
+        host.run(["useradd", "--create-home", "--shell", "/bin/bash", name])
+    host.run(["chpasswd"], input="".join(f"{n}:{p}\n" for n, p in LOGINS.items()).encode())
+    host.baseline = type(host.baseline).take(host)  # the users are part of "before" now
+    yield LOGINS
+    for name in LOGINS:
+        host.run(["userdel", "--remove", name], check=False)
+    host.run(["rm", "-f", "/etc/passwd-", "/etc/shadow-", "/etc/group-", "/etc/gshadow-"],
+             check=False)
+    host.baseline = type(host.baseline).take(host)
+
+
+@pytest.fixture
+def tree_agent(agent_env, logins):
+    text = agent_env.config.read_text()
+    agent_env.config.write_text(text.replace("    connect_timeout: 5\n",
+                                             "    connect_timeout: 5\n" + TREE))
+    yield agent_env
+    for hold in ("billing", "abuse"):
+        agent_env("unsuspend", agent_env.host.name, "--reseller", "rita", "--hold", hold)
+
+
+def shadow_line(host, account: str) -> str:
+    return next(line for line in host.path("/etc/shadow").read_text().splitlines()
+                if line.startswith(account + ":"))
+
+
+def domains(account: str) -> list[tuple[str, str]]:
+    """Return (domain, the vhost's ServerName) for every name of the account's sites."""
+    return [(domain, name) for name, _sub, aliases, _h in ACCOUNTS[account]
+            for domain in (name, *aliases)]
+
+
+def shows(host, account: str) -> dict[str, str]:
+    """Return what each domain of the account answers over HTTP and HTTPS."""
+    server = Server("t", "linux", "ssh", host=host.address)
+    out = {}
+    for domain, site in domains(account):
+        for tls in (False, True):
+            resp = fetch(server, domain, "/", tls=tls)
+            key = f"{'https' if tls else 'http'}://{domain}/"
+            if looks_suspended(resp) and "Example Hosting" in resp.text:
+                out[key] = "landing"
+            elif resp.status_code == 200 and resp.text == site_page(account, site):
+                out[key] = "own"
+            else:
+                out[key] = f"{resp.status_code}"
+    return out
+
+
+def test_reseller_tree_round_trip_with_provenance(host, tree_agent) -> None:
+    agent = tree_agent
+    before = snapshot(host)
+    rc, reply, out = agent("suspend", host.name, "alice", "--playbook", "web-now",
+                           "--hold", "abuse", "--reason", "phishing")
+    assert rc == 0, out
+    host.run(["usermod", "--lock", "bob"])  # an admin's own lock, before any case of bob
+    locked_by_admin = shadow_line(host, "bob")
+    assert set(shows(host, "bob").values()) == {"own"}
+
+    rc, reply, out = agent("suspend", host.name, "--reseller", "rita", "--playbook",
+                           "immediate", "--reason", "11 invoices")
+    assert rc == 0, out
+    assert reply["target"] == {"server": host.name, "kind": "reseller", "name": "rita"}
+    kids = {c["account"]: c for c in reply["children"]}
+    assert set(kids) == {"alice", "bob", "rita", "sam"}
+    assert kids["alice"]["holds"] == ["abuse", "billing"]
+    for account in ("alice", "bob"):
+        assert set(shows(host, account).values()) == {"landing"}, account
+    for name, password in LOGINS.items():
+        assert clients.ssh_password_login(host, name, password) != "ok", name
+    assert clients.imap_login(host, "bob@bob.test", "bob-pass-1") != "ok"
+
+    # Run twice: nothing more happens.
+    rc, again, out = agent("suspend", host.name, "--reseller", "rita", "--playbook",
+                           "immediate")
+    assert rc == 0 and not any(a["changed"] for a in again["applied"]), out
+
+    rc, reply, out = agent("unsuspend", host.name, "--reseller", "rita")
+    assert rc == 0 and reply["state"] == "active", out
+    kids = {c["account"]: c for c in reply["children"]}
+    assert kids["alice"]["state"] == "suspended" and kids["alice"]["holds"] == ["abuse"]
+    assert set(shows(host, "alice").values()) == {"landing"}
+    assert set(shows(host, "bob").values()) == {"own"}
+    assert clients.imap_login(host, "bob@bob.test", "bob-pass-1") == "ok"
+    for name, password in LOGINS.items():
+        assert clients.ssh_password_login(host, name, password) == "ok", name
+    assert shadow_line(host, "bob") == locked_by_admin  # the admin's lock stays as it was
+    assert clients.ssh_password_login(host, "bob", "bob-pass-1") != "ok"
+
+    rc, reply, out = agent("unsuspend", host.name, "alice", "--hold", "abuse")
+    assert rc == 0 and reply["state"] == "active", out
+    host.run(["usermod", "--unlock", "bob"])
+    after = snapshot(host)
+    assert {k: v for k, v in after.items() if k not in NOT_RESTORED} == {
+        k: v for k, v in before.items() if k not in NOT_RESTORED}, TOUCHED
+
+
+def test_a_tree_entry_naming_an_account_the_host_lacks_is_78_before_anything(host, tree_agent
+                                                                            ) -> None:
+    agent = tree_agent
+    text = agent.config.read_text().replace("accounts: [bob]", "accounts: [bob, nosuch]")
+    agent.config.write_text(text)
+    before = snapshot(host)
+    rc, reply, out = agent("suspend", host.name, "--reseller", "rita")
+    assert rc == 78 and "resellers.sam.accounts[1]" in out and "nosuch" in out, out
+    assert snapshot(host) == before
+    rc, reply, out = agent("status")
+    assert rc == 0 and reply["targets"] == [], out
+
+
+def test_the_batch_reads_sshd_max_sessions_and_keeps_below_it(host, tree_agent) -> None:
+    """A hardened sshd (MaxSessions 2): the tree still goes through, one session at a time."""
+    dropin = host.path("/etc/ssh/sshd_config.d/05-hardened.conf")
+    dropin.write_text("MaxSessions 2\n")
+    try:
+        from agent.drivers.linux.panel_lock import _HUP_SSHD
+
+        host.run(["sh", "-c", _HUP_SSHD, "sh", "/run/sshd.pid"])
+        rc, reply, out = tree_agent("suspend", host.name, "--reseller", "rita",
+                                    "--playbook", "web-now")
+        assert rc == 0, out
+        assert set(shows(host, "bob").values()) == {"landing"}
+        _rc, events, _out = tree_agent("history", host.name, "--reseller", "rita")
+        sized = [e["detail"] for e in events["events"] if e["event"] == "batch.workers"]
+        assert sized and all(d["workers"] == 1 and d["max_sessions"] == 2 for d in sized)
+        rc, reply, out = tree_agent("unsuspend", host.name, "--reseller", "rita")
+        assert rc == 0 and set(shows(host, "bob").values()) == {"own"}, out
+    finally:
+        dropin.unlink()
+        host.run(["sh", "-c", _HUP_SSHD, "sh", "/run/sshd.pid"])
