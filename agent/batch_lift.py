@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from agent import recovery
 from agent.errors import AuthFailed, HostKeyRefused, Unreachable
 from agent.journal import Case, Change
-from agent.runner import FIRST_BACK, RunLog, Runner
+from agent.runner import RunLog, Runner, revert_order
 
 if TYPE_CHECKING:
     from agent.batch import Batch
@@ -73,9 +73,9 @@ def lift_children(batch: Batch, children: list[Case], status: str) -> None:
                 batch.messages[case.name] = (f"still held by {holds}; this account stays "
                                              "suspended")
             else:
-                changes = list(reversed(journal.active_changes(*target)))
-                work.first = [c for c in changes if c.step in FIRST_BACK]
-                work.rest = [c for c in changes if c.step not in FIRST_BACK]
+                first, rest, last = revert_order(list(reversed(
+                    journal.active_changes(*target))))
+                work.first, work.rest = first, rest + last
         except BaseException:
             lock.__exit__(None, None, None)
             raise

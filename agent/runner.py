@@ -21,6 +21,18 @@ from agent.steps.base import CARRIED, Context, carry_out
 # other steps that must therefore be put back by their own reverts afterwards
 # (reference/panels.md A8).
 FIRST_BACK = ("landing_page", "panel_suspend")
+# Reverted after every other step, alone: lifting a reseller's own suspension (cPanel's
+# unsuspendreseller) rewrites the shell, mailbox hashes and FTP file that other steps put
+# back, so theirs must be done first (its revert re-applies whatever must stay locked).
+LAST_BACK = ("reseller_lock",)
+
+
+def revert_order(changes: list) -> tuple[list, list, list]:
+    """Split changes (newest first) into what comes back first, the rest, and last."""
+    first = [c for c in changes if c.step in FIRST_BACK]
+    last = [c for c in changes if c.step in LAST_BACK]
+    rest = [c for c in changes if c.step not in FIRST_BACK + LAST_BACK]
+    return first, rest, last
 
 
 def _iso(ts: float) -> str:
@@ -190,11 +202,17 @@ class Runner:
         reverted side by side over the one connection; the reply lists them newest first.
         """
         changes = list(reversed(self.journal.active_changes(*self.target)))
-        first = [c for c in changes if c.step in FIRST_BACK]
-        rest = [c for c in changes if c.step not in FIRST_BACK]
+        first, rest, last = revert_order(changes)
         for change in first:
             self.revert_one(change.seq, change.step, change.case_id, change.undo, log, dry_run,
                             change.driver)
+        self._revert_side_by_side(rest, log, dry_run)
+        for change in last:
+            self.revert_one(change.seq, change.step, change.case_id, change.undo, log, dry_run,
+                            change.driver)
+
+    def _revert_side_by_side(self, rest: list, log: RunLog, dry_run: bool) -> None:
+        """Revert changes of disjoint services at once over the one connection."""
         if dry_run or len(rest) < 2:
             for change in rest:
                 self.revert_one(change.seq, change.step, change.case_id, change.undo, log,

@@ -29,6 +29,8 @@ def needs(s: Any) -> dict[str, list[str]]:
         "db_lock": [s.mysql],
         "panel_lock": [s.usermod, s.getent, s.noshell],
         "panel_suspend": [],
+        # Reads the hash (getent) and re-locks it after the unsuspend (usermod, reapply.py).
+        "reseller_lock": [s.getent, s.usermod],
     }
 
 
@@ -102,7 +104,8 @@ def _privileges(panel: Panel, lines: list[str]) -> bool:
     missing = [f"{acl} ({used})" for acl, used in NEEDED_ACLS.items() if acl not in granted]
     lines.append("API user privileges: " + (", ".join(sorted(granted)) or "none")
                  + ("; missing " + ", ".join(missing) if missing else "")
-                 + "; without `all`, abuse holds cannot use disallowun")
+                 + "; without `all`, abuse holds cannot use disallowun, and reseller targets "
+                 "need it (listresellers, suspendreseller disallow=1)")
     return not missing
 
 

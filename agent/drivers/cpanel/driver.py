@@ -14,21 +14,29 @@ from agent.drivers.cpanel.landing_page import LandingPage
 from agent.drivers.cpanel.mail_block import MailBlock
 from agent.drivers.cpanel.panel_lock import PanelLock
 from agent.drivers.cpanel.panel_suspend import PanelSuspend
+from agent.drivers.cpanel.reseller_lock import ResellerLock
+from agent.drivers.cpanel.reseller_tree import tree_of
 from agent.drivers.cpanel.settings import CpanelSettings
+from agent.drivers.tree import Tree
 from agent.errors import BadInput
 from agent.steps.base import Step
 
 
 class CpanelDriver:
-    """Its settings class, its steps by name, its account facts and its `check`."""
+    """Its settings class, its steps by name, its account facts, reseller trees and `check`."""
 
     name = "cpanel"
     paths = CpanelSettings
+    # The step the engine applies first to each of a reseller tree's logins, before the
+    # playbook's stages of its accounts: cPanel's own suspendreseller reseller-only=1, since
+    # panel_lock (hash and shell) leaves a reseller's WHM tokens and sessions working
+    # (reseller_lock.py). Internal: playbooks do not name it.
+    login_step = "reseller_lock"
 
     def __init__(self) -> None:
         self.steps: dict[str, Step] = {step.name: step for step in (
             Backup(), LandingPage(), MailBlock(), FtpLock(), DbLock(), PanelLock(),
-            PanelSuspend())}
+            PanelSuspend(), ResellerLock())}
 
     def ensure_suspendable(self, server: Any, conn: Any, account: str, min_uid: int) -> None:
         """Raise BadInput unless `account` is a cPanel user name (A13) that the panel knows
@@ -43,6 +51,21 @@ class CpanelDriver:
     def facts(self, server: Any, conn: Any, account: str) -> dict[str, Any]:
         """Return the account's facts as the panel reports them (read-only)."""
         return account_facts(Panel(server, conn), account_name(account))
+
+    def reseller_tree(self, server: Any, conn: Any, name: str) -> Tree:
+        """Return reseller `name`'s tree, walked from the panel's owner records (read-only).
+
+        `resellers` and `logins`: `name`, then every sub-reseller at any depth, top first;
+        `accounts`: every account any of them owns, each once, the resellers' own accounts
+        included (they are cPanel accounts with sites and mail of their own, so they get the
+        playbook's stages, the landing page too), `name`'s first; `notes`: the walk, and
+        what the login lock (reseller_lock, a full suspendacct of each reseller's own
+        account) takes down besides logins. Two reads whatever the tree's size
+        (listresellers, one listaccts), over the server's channel (whmapi1 or the WHM API
+        with a token). BadInput when `name` is no cPanel user name or no reseller there;
+        an owner loop never repeats an account.
+        """
+        return tree_of(server, conn, name, self.login_step)
 
     def check(self, server: Any, conn: Any, lines: list[str]) -> bool:
         return cpanel_check(server, conn, lines)

@@ -40,7 +40,7 @@ def marker(case_id: str) -> str:
     return f"suspension-agent case {case_id}"
 
 
-def _own_lock(ctx: Context) -> bool:
+def own_panel_lock(ctx: Context) -> bool:
     """True when this agent's panel_lock holds the account's hash locked right now."""
     if ctx.journal is None:
         return False
@@ -62,14 +62,19 @@ class PanelSuspend:
         # cPanel judges "suspended" by the hash (A5, A8): the agent's own panel_lock looks
         # like a suspension for reason "Unknown", not locked.
         ours = (reason in ("", "Unknown") and not flag(summary.get("is_locked"))
-                and _own_lock(ctx))
+                and own_panel_lock(ctx))
         if reason.startswith(BANDWIDTH):
             return Plan(self.name, note="suspended by cPanel's bandwidth limit; left to it and "
                         "never unsuspended by the agent", undo={"suspended_here": False})
         if (flag(summary.get("suspended")) or entry is not None) and not ours:
             shown = reason or "no reason given"
-            return Plan(self.name, note=f"already suspended before this case ({shown}); left "
-                        "suspended, never unsuspended by the agent",
+            # The agent's marker: a reseller's own account under reseller_lock, or another
+            # case's panel_suspend; the step that suspended it lifts it, nothing here.
+            whose = ("by the agent itself; lifted only when the step that suspended it is "
+                     "reverted"
+                     if reason.startswith(marker("")) else
+                     "before this case; left suspended, never unsuspended by the agent")
+            return Plan(self.name, note=f"already suspended ({shown}) {whose}",
                         undo={"suspended_here": False, "reason_before": reason})
         hold = ctx.hold or "billing"
         abuse = hold == "abuse"

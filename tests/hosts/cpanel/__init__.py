@@ -19,5 +19,7 @@ Inside the host (all Python, tests/hosts/cpanel/sim/ copied to /usr/local/cpanel
         "exit": N, "message": TEXT, "times": N}}; NAME is a WHM function, `Module::function`
         or a script name (pkgacct also for background sessions); services.set_faults(host, d)
 
-Accounts, domains, mailboxes, databases, FTP logins and passwords: layout.py.
+Accounts, domains, mailboxes, databases, FTP logins and passwords: layout.py. Reseller
+trees (sub-resellers owning accounts, owner chains) on a running host:
+resellers.add_accounts(host, [resellers.account("sub1", "res1", reseller=True), ...]).
 """

@@ -51,41 +51,51 @@ def _panel_files(host: TestHost) -> None:
     now = int(time.time())
     userdomains, owners = [], []
     for acct in ACCOUNTS:
-        extra = [*acct.addons, *acct.parked]
-        lines = [f"USER={acct.user}", f"OWNER={acct.owner}", f"DNS={acct.main}",
-                 *(f"DNS{i}={d}" for i, d in enumerate(extra, 1)),
-                 f"IP={host.address}", "PLAN=default", "RS=jupiter", f"STARTDATE={now}",
-                 f"CONTACTEMAIL=owner@{acct.main}", "MAXPOP=unlimited", "MAXSQL=unlimited",
-                 "MAXFTP=unlimited", "SUSPENDED=0"]
-        hostfs.write(host, f"/var/cpanel/users/{acct.user}", "\n".join(lines) + "\n")
+        account_files(host, acct, now)
         userdomains += [f"{d}: {acct.user}\n" for d in layout.domains(acct)]
         owners.append(f"{acct.user}: {acct.owner}\n")
-        main = {"main_domain": acct.main,
-                "addon_domains": {a: s for a, (s, _d) in acct.addons.items()},
-                "parked_domains": acct.parked,
-                "sub_domains": [s for s, _d in acct.addons.values()] + list(acct.subs)}
-        hostfs.write(host, f"/var/cpanel/userdata/{acct.user}/main", _yaml(main))
-        for name, (docroot, aliases) in layout.vhosts(acct).items():
-            data = {"servername": name, "serveralias": " ".join(aliases),
-                    "documentroot": f"/home/{acct.user}/{docroot}",
-                    "homedir": f"/home/{acct.user}", "user": acct.user, "group": acct.user,
-                    "owner": acct.owner, "ip": host.address, "usecanonicalname": "Off"}
-            for suffix in ("", "_SSL"):
-                hostfs.write(host, f"/var/cpanel/userdata/{acct.user}/{name}{suffix}",
-                             _yaml(data))
     hostfs.write(host, "/etc/userdomains", "".join(userdomains) + "*: nobody\n")
     hostfs.write(host, "/etc/localdomains",
                  "".join(line.split(":")[0] + "\n" for line in userdomains))
     hostfs.write(host, "/etc/trueuserowners", "".join(owners))
     hostfs.write(host, "/var/cpanel/resellers",
-                 "".join(f"{a.user}:list-accts,acct-summary,suspend-acct\n"
-                         for a in ACCOUNTS if a.reseller))
+                 "".join(reseller_line(a) for a in ACCOUNTS if a.reseller))
     for folder in ("suspended", "suspendinfo", "bwlimited", "pkgacct_sessions"):
         hostfs.make_dirs(host, f"/var/cpanel/{folder}", 0o755, (0, 0))
     for name in ("outgoing_mail_suspended_users", "outgoing_mail_hold_users"):
         hostfs.write(host, f"/etc/{name}", "")
     # Delivery to suspended accounts: "deliver normally" (A7; cPanel's upgraded default).
     hostfs.write(host, "/etc/exim_suspended_list", "*: :unknown:\n")
+
+
+def reseller_line(acct: layout.Account) -> str:
+    """Return the /var/cpanel/resellers line of reseller `acct` (`name:acl,acl`)."""
+    return f"{acct.user}:list-accts,acct-summary,suspend-acct\n"
+
+
+def account_files(host: TestHost, acct: layout.Account, now: int) -> None:
+    """Write the account's own panel files: its cpuser file (A7 step 9, A8) and its
+    userdata (main and one file per vhost, std and SSL; A12)."""
+    extra = [*acct.addons, *acct.parked]
+    lines = [f"USER={acct.user}", f"OWNER={acct.owner}", f"DNS={acct.main}",
+             *(f"DNS{i}={d}" for i, d in enumerate(extra, 1)),
+             f"IP={host.address}", "PLAN=default", "RS=jupiter", f"STARTDATE={now}",
+             f"CONTACTEMAIL=owner@{acct.main}", "MAXPOP=unlimited", "MAXSQL=unlimited",
+             "MAXFTP=unlimited", "SUSPENDED=0"]
+    hostfs.write(host, f"/var/cpanel/users/{acct.user}", "\n".join(lines) + "\n")
+    main = {"main_domain": acct.main,
+            "addon_domains": {a: s for a, (s, _d) in acct.addons.items()},
+            "parked_domains": acct.parked,
+            "sub_domains": [s for s, _d in acct.addons.values()] + list(acct.subs)}
+    hostfs.write(host, f"/var/cpanel/userdata/{acct.user}/main", _yaml(main))
+    for name, (docroot, aliases) in layout.vhosts(acct).items():
+        data = {"servername": name, "serveralias": " ".join(aliases),
+                "documentroot": f"/home/{acct.user}/{docroot}",
+                "homedir": f"/home/{acct.user}", "user": acct.user, "group": acct.user,
+                "owner": acct.owner, "ip": host.address, "usecanonicalname": "Off"}
+        for suffix in ("", "_SSL"):
+            hostfs.write(host, f"/var/cpanel/userdata/{acct.user}/{name}{suffix}",
+                         _yaml(data))
 
 
 def _yaml(data: dict) -> str:
@@ -104,18 +114,23 @@ def _yaml(data: dict) -> str:
 
 def _sites(host: TestHost) -> None:
     for acct in ACCOUNTS:
-        for name, (docroot, _aliases) in layout.vhosts(acct).items():
-            base = host.path(f"/home/{acct.user}/{docroot}")
-            base.mkdir(parents=True, exist_ok=True)
-            (base / "index.html").write_text(layout.site_page(acct.user, name))
-            acme = base / ".well-known/acme-challenge"
-            acme.mkdir(parents=True, exist_ok=True)
-            (acme / "token-abc").write_text(f"acme-token-for-{name}\n")
-        for folder in ("public_ftp", "mail", "tmp"):
-            host.path(f"/home/{acct.user}/{folder}").mkdir(exist_ok=True)
+        site_files(host, acct)
     page = ("<html><head><title>Account Suspended</title></head><body>"
             "<h1>Account Suspended</h1><p>This account has been suspended.</p></body></html>\n")
     hostfs.write(host, "/usr/local/cpanel/cgi-sys/suspendedpage.html", page)
+
+
+def site_files(host: TestHost, acct: layout.Account) -> None:
+    """Write each vhost's page and ACME token of `acct`, and its usual home folders."""
+    for name, (docroot, _aliases) in layout.vhosts(acct).items():
+        base = host.path(f"/home/{acct.user}/{docroot}")
+        base.mkdir(parents=True, exist_ok=True)
+        (base / "index.html").write_text(layout.site_page(acct.user, name))
+        acme = base / ".well-known/acme-challenge"
+        acme.mkdir(parents=True, exist_ok=True)
+        (acme / "token-abc").write_text(f"acme-token-for-{name}\n")
+    for folder in ("public_ftp", "mail", "tmp"):
+        host.path(f"/home/{acct.user}/{folder}").mkdir(exist_ok=True)
 
 
 def _mail(host: TestHost) -> None:

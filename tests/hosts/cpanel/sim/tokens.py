@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 import string
@@ -87,11 +88,15 @@ def check(user: str, token: str) -> set[str] | None:
     """Return the ACLs of a valid, unexpired `token` of `user`, else None.
 
     A suspended reseller's token is refused ([INF] from A1: a suspended account cannot get
-    tokens, and its WHM login is dead).
+    tokens, and its WHM login is dead). Suspended means what cpsrvd goes by: the suspension
+    file /var/cpanel/suspended/USER (scripts/suspendacct writes it "to ensure cpsrvd will not
+    allow any more processes to be created as the user"; cpanel-review.md F9, §4), not the
+    system hash: a token does not check the password, so a hash locked by other means
+    (`usermod --lock`, the agent's panel_lock) leaves it working here.
     """
     if not user or not token or (user != "root" and user not in store.resellers()):
         return None
-    if user != "root" and store.is_suspended_hash(store.system_hash(user)):
+    if user != "root" and os.path.exists(f"{store.SUSPENDED_DIR}/{user}"):
         return None
     wanted = _digest(token)
     for digest, entry in _load(user).items():

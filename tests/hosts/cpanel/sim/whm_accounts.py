@@ -72,8 +72,11 @@ def unsuspendacct(caller: Caller, args: dict[str, str]) -> Reply:
 
 
 def suspendreseller(caller: Caller, args: dict[str, str]) -> Reply:
-    """A9: the reseller itself must end suspended (its script's sentence decides), then
-    every owned account; per-account failures only in output.raw."""
+    """A4, A9 (Whostmgr/Resellers.pm suspend_reseller): the reseller's own account first,
+    with the script as the API runs it (`suspendacct -- R REASON DISALLOW`, no --force); the
+    call fails unless its output says the reseller ended suspended. Then, unless
+    reseller-only=1, every account R owns directly (getaccts: owner exactly R; not the
+    sub-resellers' accounts, lockouts.md 4.2); per-account failures only in output.raw."""
     user = account_arg(caller, args)
     if user not in store.resellers():
         raise WhmError("Specified user is not a reseller.")
@@ -84,30 +87,41 @@ def suspendreseller(caller: Caller, args: dict[str, str]) -> Reply:
             "Account Already Suspended" not in raw:
         raise WhmError("Failed to suspend reseller.")
     lines = [raw]
-    if not flag_arg(args, "reseller-only"):
+    if flag_arg(args, "reseller-only"):
+        lines.append(f"Accounts owned by {user} were not suspended because the reseller-only "
+                     "parameter was set")
+    else:
         for account in accounts.owned_by(user):
             if account == user:
                 continue
             code, text = suspend.suspendacct(account, why, disallow)
-            lines.append(text if code == 0 else f"Failed to suspend account: {account}\n")
-    return Reply(reason="Reseller suspended", raw="".join(lines))
+            lines.append(text if code == 0 else f"Failed to suspend account: {account}")
+    return Reply(raw="\n".join(lines))
 
 
 def unsuspendreseller(caller: Caller, args: dict[str, str]) -> Reply:
-    """A9/C2.6: unsuspends EVERY owned account, including ones suspended for their own
-    reasons; per-account failures only in output.raw."""
+    """A9/C2.6 (Whostmgr/Resellers.pm unsuspend_reseller): the reseller's own account first
+    (`unsuspendacct -- R`); the call fails, and touches no owned account, unless its output
+    says R is active again. Then, unless reseller-only=1, EVERY account R owns directly,
+    including ones suspended for their own reasons; per-account failures only in
+    output.raw."""
     user = account_arg(caller, args)
     if user not in store.resellers():
         raise WhmError("Specified user is not a reseller.")
     _code, raw = suspend.unsuspendacct(user)
+    if f"{user}'s account is now active" not in raw:
+        raise WhmError("Failed to unsuspend reseller.")
     lines = [raw]
-    if not flag_arg(args, "reseller-only"):
+    if flag_arg(args, "reseller-only"):
+        lines.append(f"Accounts owned by {user} were not unsuspended because the "
+                     "reseller-only parameter was set")
+    else:
         for account in accounts.owned_by(user):
             if account == user:
                 continue
             code, text = suspend.unsuspendacct(account)
-            lines.append(text if code == 0 else f"Failed to unsuspend account: {account}\n")
-    return Reply(reason="Reseller unsuspended", raw="".join(lines))
+            lines.append(text if code == 0 else f"Failed to unsuspend account: {account}")
+    return Reply(raw="\n".join(lines))
 
 
 def outgoing(suspended: bool | None = None, held: bool | None = None) -> Callable:
