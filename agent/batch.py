@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from agent import batch_lift, drivers, recovery
+from agent import batch_lift, batch_stage, drivers, recovery
 from agent.errors import (
     AgentError,
     AuthFailed,
@@ -188,23 +188,46 @@ def run_tree(batch: Batch, rcase: Case, pb: Playbook, tree: Tree,
     lock_stage = login_stage(batch.server.panel)
     batch.start_pool()
 
-    def login(name: str) -> None:
-        with _child(batch, rcase, pb, name, role_of(name, tree)) as (runner, case, log):
-            if case is None:
-                return
-            if runner.apply_stage(case, lock_stage, log, batch.dry_run) and (
-                    "account" not in (case.role or "") and not batch.dry_run):
-                # A login-only child has nothing further: no stage of the playbook is its.
-                engine.journal.set_stage(case.id, pb.stages[-1].index, None)
-
-    def stages(name: str) -> None:
-        with _child(batch, rcase, pb, name, role_of(name, tree)) as (runner, case, log):
-            if case is not None:
-                engine.advance(runner, case, pb, log, batch.dry_run)
-
     # Logins first: the reseller must not move or undo anything while its tree goes down.
-    batch.each(logins, login, str, "locking reseller logins")
-    batch.each(accounts, stages, str, "applying stages")
+    # Then every account at once. Both go step by step across their accounts
+    # (agent/batch_stage.py), so what they all need once (sshd's reload, Apache's) is done
+    # once; each account's lock is held from its opening to its close.
+    with _opened(batch, rcase, pb, logins, tree, "reading reseller logins") as members:
+        batch_stage.apply_stage(batch, members, lock_stage)
+        for m in members:
+            if not m.failed and not m.lost and "account" not in (m.case.role or "") \
+                    and not batch.dry_run:
+                # A login-only child has nothing further: no stage of the playbook is its.
+                engine.journal.set_stage(m.case.id, pb.stages[-1].index, None)
+    with _opened(batch, rcase, pb, accounts, tree, "reading accounts") as members:
+        batch_stage.advance(batch, members, pb)
+
+
+class _opened:  # noqa: N801 - used as a context manager, reads as a clause
+    """Open the children `names` side by side (see _child); yield their members (those whose
+    case could be found or opened); close them all side by side at the end."""
+
+    def __init__(self, batch: Batch, rcase: Case, pb: Playbook, names: list[str],
+                 tree: Tree, label: str) -> None:
+        self.batch, self.label = batch, label
+        self.children = [_child(batch, rcase, pb, n, role_of(n, tree)) for n in names]
+        self.opened: list[_child] = []
+        self._guard = threading.Lock()
+
+    def _open(self, child: _child) -> None:
+        child.__enter__()
+        with self._guard:
+            self.opened.append(child)
+
+    def __enter__(self) -> list[batch_stage.Member]:
+        self.batch.each(self.children, self._open, lambda c: c.name, self.label)
+        members = [batch_stage.Member(c.runner, c.case, c.log) for c in self.opened
+                   if c.case is not None]
+        return sorted(members, key=lambda m: m.name)
+
+    def __exit__(self, *exc: object) -> None:
+        self.batch.each(self.opened, lambda c: c.__exit__(None, None, None),
+                        lambda c: c.name, "recording")
 
 
 class _child:  # noqa: N801 - used as a context manager, reads as a clause
@@ -221,6 +244,7 @@ class _child:  # noqa: N801 - used as a context manager, reads as a clause
         self._lock.__enter__()
         self.log = b.log(self.name)
         self.runner = Runner(e, b.server, b.conn, self.target)
+        self.case: Case | None = None
         try:
             taken = recovery.begin(e, self.runner, b.dry_run)
             if taken:
@@ -230,7 +254,8 @@ class _child:  # noqa: N801 - used as a context manager, reads as a clause
                                         "undone earlier and still cannot; nothing new was "
                                         "applied to this account"})
                 return self.runner, None, self.log
-            return self.runner, self._case(), self.log
+            self.case = self._case()
+            return self.runner, self.case, self.log
         except BaseException:
             self.__exit__(None, None, None)
             raise

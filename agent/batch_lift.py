@@ -17,16 +17,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent import recovery
-from agent.errors import AuthFailed, HostKeyRefused, Unreachable
+from agent import batch_stage, recovery
 from agent.journal import Case, Change
 from agent.runner import RunLog, Runner, revert_order
 
 if TYPE_CHECKING:
     from agent.batch import Batch
-
-_LOST = (Unreachable, AuthFailed, HostKeyRefused)
-
 
 @dataclass
 class _Work:
@@ -38,7 +34,9 @@ class _Work:
     lock: Any
     first: list[Change] = field(default_factory=list)
     rest: list[Change] = field(default_factory=list)
-    lost: bool = False
+
+    def __post_init__(self) -> None:
+        self.member = batch_stage.Member(self.runner, self.case, self.log)
 
     @property
     def name(self) -> str:
@@ -85,12 +83,12 @@ def lift_children(batch: Batch, children: list[Case], status: str) -> None:
     batch.each(children, prepare, lambda c: c.name, "reading the tree")
     works.sort(key=lambda w: w.name)
     try:
-        batch.each(works, lambda w: _revert(batch, w, w.first), _name, "restoring websites")
         accounts = [w for w in works if "account" in (w.case.role or "account")]
         logins = [w for w in works if w not in accounts]
-        batch.each(accounts, lambda w: _revert(batch, w, w.rest), _name, "lifting locks")
-        batch.each(logins, lambda w: _revert(batch, w, w.rest), _name,
-                   "unlocking reseller logins")
+        for wave in ([(w.member, w.first) for w in works],
+                     [(w.member, w.rest) for w in accounts],
+                     [(w.member, w.rest) for w in logins]):
+            batch_stage.revert_together(batch, wave)
         batch.each(works, lambda w: _close(batch, w, status), _name, "closing")
     finally:
         for work in works:
@@ -101,24 +99,12 @@ def _name(work: _Work) -> str:
     return work.name
 
 
-def _revert(batch: Batch, work: _Work, changes: list[Change]) -> None:
-    if work.lost:
-        return
-    try:
-        for change in changes:
-            work.runner.revert_one(change.seq, change.step, change.case_id, change.undo,
-                                   work.log, batch.dry_run, change.driver)
-    except _LOST:
-        work.lost = True
-        raise
-
-
 def _close(batch: Batch, work: _Work, status: str) -> None:
     engine = batch.engine
-    if not batch.dry_run and not work.lost:
+    if not batch.dry_run and not work.member.lost:
         engine.journal.close_case(work.case.id, status, engine.caller, engine.now())
         engine.audit("case.lifted" if status == "lifted" else "case.failed",
                      server=batch.server.name, kind="account", name=work.name,
                      case_id=work.case.id, hold=work.case.hold, parent=work.case.parent)
-    if not work.lost:
+    if not work.member.lost:
         recovery.settle(work.runner, work.log, batch.dry_run)

@@ -30,6 +30,11 @@ class LinuxPaths:
     apache_sites_dir: str = "/etc/apache2/sites-enabled"
     apache_hook_dir: str = "/etc/apache2/suspension-agent"
     landing_dir: str = "/var/lib/suspension-agent/landing"
+    # The host map (docs/linux-host.md, "The host map"): installed once, it puts any set of
+    # sites behind the landing page by one write of `host_map`, without a reload.
+    host_map_conf: str = "/etc/apache2/conf-enabled/suspension-agent.conf"
+    host_map: str = "/etc/apache2/suspension-agent/hosts.map"
+    host_map_landing: str = "/var/lib/suspension-agent/hostmap-landing"
     backup_dir: str = "/var/backups/suspension-agent"
     apachectl: str = "/usr/sbin/apache2ctl"
     mysql: str = "/usr/bin/mysql"

@@ -22,7 +22,7 @@ from agent.errors import (
 from agent.journal import Case, Journal
 from agent.locks import target_lock
 from agent.outcome import Outcome, iso, target_dict
-from agent.playbooks import Playbook
+from agent.playbooks import Playbook, Stage
 from agent.runner import RunLog, Runner
 from agent.schedule import RETRY_FIRST, RETRY_MAX, retry_delay
 
@@ -184,24 +184,34 @@ class Engine:
             # A stage already reached is applied again too: apply_stage skips what is in
             # effect, and puts back what an interrupted unsuspend had already undone.
             if not runner.apply_stage(case, stage, log, dry_run):
-                if case.stage < 0 and not dry_run:
-                    # The first stage failed (a backup, say): the case never started.
-                    self.journal.close_case(case.id, "failed", self.caller, self.now())
-                elif not dry_run:
-                    # Not every minute: the stage is tried again after a growing pause
-                    # (a caller's own suspend still tries at once).
-                    retry_at = self.now() + retry_delay(case.failures + 1)
-                    error = "; ".join(e["message"] for e in log.errors)[:500]
-                    failures = self.journal.stage_failed(case.id, error, retry_at)
-                    self.audit("stage.retry_later", server=case.server, kind=case.kind,
-                               name=case.name, case_id=case.id, stage=stage.index,
-                               failures=failures, retry_at=iso(retry_at), outcome="failed")
+                if not dry_run:
+                    self.stage_failed(case, stage, log)
                 return
             if not dry_run and stage.index > case.stage:
-                later = [s for s in pb.stages if s.index > stage.index]
-                next_due = case.started_at + later[0].after if later else None
-                self.journal.set_stage(case.id, stage.index, next_due)
-                case = self.journal.case(case.id)
+                case = self.stage_reached(case, stage, pb)
+
+    def stage_failed(self, case: Case, stage: Stage, log: RunLog) -> None:
+        """Record a stage that failed (and was rolled back): a case whose first stage
+        failed never started and closes; otherwise the stage is tried again later."""
+        if case.stage < 0:
+            # The first stage failed (a backup, say): the case never started.
+            self.journal.close_case(case.id, "failed", self.caller, self.now())
+            return
+        # Not every minute: the stage is tried again after a growing pause (a caller's own
+        # suspend still tries at once).
+        retry_at = self.now() + retry_delay(case.failures + 1)
+        error = "; ".join(e["message"] for e in log.errors)[:500]
+        failures = self.journal.stage_failed(case.id, error, retry_at)
+        self.audit("stage.retry_later", server=case.server, kind=case.kind, name=case.name,
+                   case_id=case.id, stage=stage.index, failures=failures,
+                   retry_at=iso(retry_at), outcome="failed")
+
+    def stage_reached(self, case: Case, stage: Stage, pb: Playbook) -> Case:
+        """Record that `stage` is in effect; return the case as the journal now has it."""
+        later = [s for s in pb.stages if s.index > stage.index]
+        next_due = case.started_at + later[0].after if later else None
+        self.journal.set_stage(case.id, stage.index, next_due)
+        return self.journal.case(case.id)
 
     def unsuspend(self, server_name: str, account: str, hold: str, dry_run: bool) -> Outcome:
         """Lift `hold`; when no hold is left, undo every change in reverse order."""

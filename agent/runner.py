@@ -14,7 +14,8 @@ from agent.journal import Case, Change
 from agent.locks import target_lock
 from agent.playbooks import Stage
 from agent.records import Records
-from agent.steps.base import CARRIED, Context, carry_out
+from agent.step_run import RevertRun, StepRun
+from agent.steps.base import Context
 
 # Steps whose revert goes before all others on unsuspend, newest first: what visitors see,
 # and the panel's own suspension, whose lifting (cPanel's unsuspendacct) also lifts locks of
@@ -89,55 +90,43 @@ class Runner:
         Returns True when the stage is fully applied (or, in a dry run, fully planned).
         """
         active = {c.step for c in self.journal.active_changes(*self.target)}
-        done_here: list[tuple[int, str, Context, dict]] = []
+        done_here: list[StepRun] = []
         for spec in stage.steps:
             if spec.name in active:
                 continue
-            step = drivers.step(self.server.panel, spec.name)
-            ctx = self.context(case.id, spec.params, case.hold)
-            seq = None
-            plan = None
+            run = StepRun(self, case, spec, stage.index)
             try:
-                plan = step.plan(ctx)
-                if dry_run:
-                    log.plans.append({"step": spec.name, "stage": stage.index,
-                                      "actions": plan.describe()})
+                if not run.start(dry_run, log):
                     continue
-                seq = self.journal.intent(case, spec.name, stage.index, plan.undo, ctx.now,
-                                          self.server.panel)
-                self.audit("step.intent", **self._where(case.id, spec.name, hold=case.hold))
-                # The server's own record holds the intent too, before the server is touched.
-                self.records.sync()
-                carried: list[str] = []
-                # The server-wide lock covers the probe too: another account's change to the
-                # same service (a second sshd reload, say) must not land between this
-                # change and the check that it took effect.
-                with self.shared(plan.lock):
-                    token = CARRIED.set(carried)
-                    try:
-                        undo = step.apply(ctx, plan)
-                    finally:
-                        CARRIED.reset(token)
-                    self.journal.mark(seq, "done", self.engine.now(), undo=undo)
-                    done_here.append((seq, spec.name, ctx, undo))
-                    step.verify(ctx, undo, True)
+                run.finish_alone()
+                run.complete()
             except KEEP_INTENT:
                 # No rollback over a dead link (or with credentials the server refuses, exit
                 # 78): the journal keeps this step's intent and the stage's done steps; the
                 # next call on the target finishes or puts them back.
                 raise
             except AgentError as exc:
-                log.errors.append({"step": spec.name, "message": str(exc)})
-                self.audit("step.failed", outcome="failed",
-                           **self._where(case.id, spec.name, hold=case.hold, error=str(exc)))
-                if seq is not None and (not done_here or done_here[-1][0] != seq):
-                    self._undo_failed_apply(seq, spec.name, case.id, plan, exc, log)
-                self._roll_back(done_here, log)
+                self.step_failed(run, exc, done_here, log)
                 return False
-            log.changed.append(seq)
-            self.audit("step.applied", outcome="done", actions=carried, **self._where(
-                case.id, spec.name, hold=case.hold, stage=stage.index))
+            self.step_applied(run, done_here, log)
         return True
+
+    def step_applied(self, run: StepRun, done_here: list[StepRun], log: RunLog) -> None:
+        """Record a step that took effect (journal done, probe passed)."""
+        done_here.append(run)
+        log.changed.append(run.seq)
+        self.audit("step.applied", outcome="done", actions=run.carried, **self._where(
+            run.case.id, run.name, hold=run.case.hold, stage=run.stage))
+
+    def step_failed(self, run: StepRun, exc: AgentError, done_here: list[StepRun],
+                    log: RunLog) -> None:
+        """Put back what the failed step changed and the stage's steps applied before it."""
+        log.errors.append({"step": run.name, "message": str(exc)})
+        self.audit("step.failed", outcome="failed", **self._where(
+            run.case.id, run.name, hold=run.case.hold, error=str(exc)))
+        if run.seq is not None and not run.done:
+            self._undo_failed_apply(run.seq, run.name, run.case.id, run.plan, exc, log)
+        self._roll_back(done_here + ([run] if run.done else []), log)
 
     def shared(self, lock: str | None):  # noqa: ANN201 - a context manager
         """Hold the server-wide lock a plan asks for (shared files), else nothing."""
@@ -155,12 +144,12 @@ class Runner:
         if self.revert_one(seq, name, case_id, plan.undo, log):
             log.rolled_back = True
 
-    def _roll_back(self, done_here: list[tuple[int, str, Context, dict]], log: RunLog) -> None:
+    def _roll_back(self, done_here: list[StepRun], log: RunLog) -> None:
         """Revert this stage's applied steps in reverse order; a failed revert is `stuck`."""
-        for seq, name, ctx, undo in reversed(done_here):
-            if self.revert_one(seq, name, ctx.case_id, undo, log):
+        for run in reversed(done_here):
+            if self.revert_one(run.seq, run.name, run.case.id, run.undo, log):
                 log.rolled_back = True
-        log.changed = [s for s in log.changed if s not in {d[0] for d in done_here}]
+        log.changed = [s for s in log.changed if s not in {d.seq for d in done_here}]
 
     def revert_one(self, seq: int, name: str, case_id: str, undo: dict, log: RunLog,
                    dry_run: bool = False, driver: str | None = None) -> bool:
@@ -168,30 +157,34 @@ class Runner:
 
         The revert goes to the driver that made the change (`driver`, from the journal).
         """
-        step = drivers.step(driver or self.server.panel, name)
-        ctx = self.context(case_id)
+        run = RevertRun(self, seq, name, case_id, undo, driver)
         try:
-            plan = step.revert_plan(ctx, undo)
-            if dry_run:
-                log.plans.append({"step": name, "revert": True, "actions": plan.describe()})
+            if not run.start(dry_run, log):
                 return True
-            self.journal.mark(seq, "reverting", self.engine.now())
-            with self.shared(plan.lock):
-                carry_out(self.conn, plan.actions)
-                step.verify(ctx, undo, False)
+            run.finish_alone()
+            run.complete()
         except KEEP_INTENT:
             raise  # stays `reverting` (or as it was): the next call retries it
         except AgentError as exc:
-            self.journal.mark(seq, "stuck", self.engine.now(), error=str(exc))
-            log.errors.append({"step": name, "message": f"revert failed: {exc}"})
-            log.partial = True
-            self.audit("step.revert_failed", outcome="stuck",
-                       **self._where(case_id, name, error=str(exc)))
+            self.revert_failed(run, exc, log)
             return False
+        self.reverted(run, log)
+        return True
+
+    def revert_failed(self, run: RevertRun, exc: AgentError, log: RunLog) -> None:
+        """Mark a change whose revert failed `stuck`: a human must see it."""
+        self.journal.mark(run.seq, "stuck", self.engine.now(), error=str(exc))
+        log.errors.append({"step": run.name, "message": f"revert failed: {exc}"})
+        log.partial = True
+        self.audit("step.revert_failed", outcome="stuck",
+                   **self._where(run.case_id, run.name, error=str(exc)))
+
+    def reverted(self, run: RevertRun, log: RunLog) -> None:
+        """Record a change that is undone (probe passed)."""
+        seq, name, case_id = run.seq, run.name, run.case_id
         self.journal.mark(seq, "reverted", self.engine.now())
         log.reverted.append({"step": name, "at": _iso(self.engine.now())})
         self.audit("step.reverted", outcome="reverted", **self._where(case_id, name))
-        return True
 
     def revert_all(self, log: RunLog, dry_run: bool) -> None:
         """Undo every change still in effect on the target.

@@ -64,6 +64,14 @@ class EditLines:
     def reversed(self, summary: tuple[str, ...]) -> EditLines:
         return EditLines(self.path, tuple((new, old) for old, new in self.pairs), summary)
 
+    @property
+    def merge_key(self) -> tuple:
+        return ("edit", self.path)
+
+    def merged_with(self, other: EditLines) -> EditLines:
+        """Return one edit of the file doing both (recomputed on the content as read)."""
+        return EditLines(self.path, self.pairs + other.pairs, self.summary + other.summary)
+
     def carry_out(self, conn: Connector, found: FileData | None = None) -> None:
         """Edit the file as read now (or as `found`, read whole in this same carry-out)."""
         if found is None:
@@ -175,9 +183,16 @@ class Plan:
     note: str = ""
     # A server-wide lock the runner holds while carrying the plan out (shared files).
     lock: str | None = None
+    # Carried out by the runner after `apply` (or after the revert's actions), before the
+    # probe: what every account of the server needs once, such as Apache's configtest and
+    # graceful. A batch of accounts carries out equal finish actions once for all of them
+    # (`merge_finish`). A plan with a `lock` has none (its apply does everything itself).
+    finish: list[Action] = field(default_factory=list)
+    # A server-wide lock held while the finish runs (a shared file it edits: the host map).
+    finish_lock: str | None = None
 
     def describe(self) -> list[str]:
-        lines = [line for action in self.actions for line in action.describe()]
+        lines = [line for action in self.actions + self.finish for line in action.describe()]
         return lines or [f"nothing to do: {self.note}" if self.note else "nothing to do"]
 
 
@@ -314,3 +329,23 @@ def _as_command(action: Action) -> tuple[list[str], tuple[int, ...]]:
 
 def _timeout(action: Action) -> float:
     return action.timeout if isinstance(action, Run) else 60.0
+
+
+def merge_finish(plans: list[Plan]) -> list[Action]:
+    """Return the finish actions of several accounts' plans as one list to carry out once:
+    equal commands once, in their first order, and edits of one file (EditLines, MapEdit:
+    anything with `merge_key` and `merged_with`) merged into one edit (one read, one write)."""
+    merged: dict[tuple, Any] = {}
+    for plan in plans:
+        for action in plan.finish:
+            key = getattr(action, "merge_key", None)
+            if key is not None:
+                have = merged.get(key)
+                merged[key] = action if have is None else have.merged_with(action)
+                continue
+            if isinstance(action, Run):
+                key = ("run", tuple(action.argv), action.stdin)
+            else:
+                key = ("other", tuple(action.describe()))
+            merged[key] = action
+    return list(merged.values())

@@ -32,8 +32,16 @@ def tree(world: World) -> World:
 
 
 def reloads(world: World) -> list[tuple[str, str]]:
-    """Return (step, account) of each fake reload, in the order the server saw them."""
-    return [(a[1], a[2]) for a in world.fake.log if a[0] == "reload"]
+    """Return (step, account) of each fake reload, in the order the server saw them; the
+    landing page's is shared by the batch ("*")."""
+    return [(a[1], a[2] if len(a) > 2 else "*") for a in world.fake.log if a[0] == "reload"]
+
+
+def landing_writes(world: World) -> list[str]:
+    """Return the accounts whose landing file was written or removed, in order."""
+    prefix = "/etc/fake/landing_page/"
+    return [a[-1][len(prefix):-5] for a in world.fake.log
+            if a[0] in ("write", "rm") and a[-1].startswith(prefix)]
 
 
 def test_logins_first_then_every_account_and_one_journal_entry_per_change(tree: World) -> None:
@@ -43,7 +51,9 @@ def test_logins_first_then_every_account_and_one_journal_entry_per_change(tree: 
     logins = [i for i, (step, _n) in enumerate(done) if step == "panel_lock"]
     assert sorted(n for s, n in done if s == "panel_lock") == ["rita", "sam"]
     assert max(logins) < min(i for i, (s, _n) in enumerate(done) if s == "landing_page")
-    assert sorted(n for s, n in done if s == "landing_page") == list(ACCOUNTS)
+    # Every account's landing page written, then one reload for the whole tree.
+    assert [n for s, n in done if s == "landing_page"] == ["*"]
+    assert sorted(landing_writes(tree)) == list(ACCOUNTS)
     kids = {c["account"]: c for c in o.children}
     assert set(kids) == {"alice", "bob", "carol", "rita", "sam"}
     assert kids["rita"]["role"] == "login" and kids["alice"]["role"] == "account"
@@ -76,7 +86,8 @@ def test_unsuspend_brings_every_site_back_before_any_lock_and_the_logins_last(tr
     o = tree.engine().unsuspend_reseller("web1", "rita", "billing", False)
     assert o.ok and o.state == "active" and o.holds == [], o
     order = [s for s, _n in reloads(tree)]
-    assert order[:3] == ["landing_page"] * 3
+    assert order[0] == "landing_page" and order.count("landing_page") == 1  # one for all
+    assert sorted(landing_writes(tree)) == list(ACCOUNTS)
     assert order[-2:] == ["panel_lock", "panel_lock"]
     assert {n for s, n in reloads(tree)[-2:]} == {"rita", "sam"}
     assert tree.step_files() == pristine
@@ -106,7 +117,7 @@ def test_an_account_suspended_before_and_one_with_its_own_hold_stay_suspended(tr
 
 
 def test_one_failing_child_is_rolled_back_alone_and_named(tree: World) -> None:
-    tree.fake.fail(is_("reload", "landing_page", "carol"), 1)
+    tree.fake.fail(is_("write", step_path("landing_page", "carol")), 1)
     o = tree.engine().suspend_reseller("web1", "rita", "ladder", "billing", None, False)
     assert not o.ok and o.state == "suspended" and not o.partial
     (failed,) = [c for c in o.children if c["errors"]]
@@ -128,7 +139,7 @@ def test_one_failing_child_is_rolled_back_alone_and_named(tree: World) -> None:
 def test_a_child_whose_revert_fails_is_partial_exit_3_and_the_others_come_back(tree: World
                                                                                 ) -> None:
     tree.engine().suspend_reseller("web1", "rita", "ladder", "billing", None, False)
-    tree.fake.fail(is_("reload", "landing_page", "bob"), 1, times=-1)
+    tree.fake.fail(is_("rm", "-f", "--", step_path("landing_page", "bob")), 1, times=-1)
     code, reply, _ = tree.cli("unsuspend", "web1", "--reseller", "rita")
     assert code == 3 and reply["state"] == "partial", reply
     stuck = [c for c in reply["children"] if c["state"] == "partial"]
@@ -147,8 +158,9 @@ def test_tick_gives_a_new_child_the_stages_already_reached(tree: World) -> None:
     tree.clock.t = START + 25 * HOUR
     tree.fake.log.clear()
     (o,) = tree.engine().tick()
-    assert {(s, n) for s, n in reloads(tree)} == {("landing_page", "dave"),
+    assert {(s, n) for s, n in reloads(tree)} == {("landing_page", "*"),
                                                    ("mail_block", "dave")}
+    assert landing_writes(tree) == ["dave"]
     dave = next(c for c in o.children if c["account"] == "dave")
     assert dave["stage"] == 1 and dave["state"] == "suspended"
     tree.fake.log.clear()
@@ -249,7 +261,7 @@ def test_the_batch_runs_no_more_side_by_side_than_the_connection_allows(
 def test_lost_link_mid_batch_is_75_and_the_next_call_converges(tree: World) -> None:
     from agent.errors import Unreachable
 
-    tree.fake.fail(is_("reload", "landing_page"), Unreachable("link lost"), skip=1)
+    tree.fake.fail(is_("reload", "landing_page"), Unreachable("link lost"))
     code, reply, _ = tree.cli("suspend", "web1", "--reseller", "rita", "--playbook", "ladder")
     assert code == 75, reply
     tree.fake.heal()
@@ -257,3 +269,42 @@ def test_lost_link_mid_batch_is_75_and_the_next_call_converges(tree: World) -> N
     assert code == 0 and all(c["state"] == "suspended" for c in reply["children"]), reply
     code, reply, _ = tree.cli("unsuspend", "web1", "--reseller", "rita")
     assert code == 0 and reply["state"] == "active"
+
+
+def test_a_failing_shared_reload_fails_every_account_of_it_and_puts_each_back(tree: World
+                                                                               ) -> None:
+    pristine = tree.step_files()
+    tree.fake.fail(is_("reload", "landing_page"), 1)
+    code, reply, _ = tree.cli("suspend", "web1", "--reseller", "rita", "--playbook", "ladder")
+    assert code == 1, reply
+    failed = {c["account"] for c in reply["children"] if c["errors"]}
+    assert failed == set(ACCOUNTS)
+    assert all(c["state"] == "active" for c in reply["children"] if c["account"] in ACCOUNTS)
+    files = {p: v for p, v in tree.step_files().items() if "/panel_lock/" not in p}
+    assert files == {p: v for p, v in pristine.items() if "/panel_lock/" not in p}
+    # The tree never started: its logins are unlocked again and the case is closed.
+    assert tree.step_files() == pristine
+    (parent,) = [c for c in tree.rows("cases") if c["kind"] == "reseller"]
+    assert parent["status"] == "failed"
+
+
+def test_one_account_whose_probe_fails_after_the_shared_reload_is_rolled_back_alone(
+        tree: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.drivers.linux import driver as linux_driver
+    from agent.errors import VerifyFailed
+
+    step = linux_driver.DRIVER.steps["landing_page"]
+    real = step.verify
+
+    def verify(ctx, undo, suspended):  # noqa: ANN001, ANN202
+        if ctx.account == "bob" and suspended:
+            raise VerifyFailed("bob.test answered 200")
+        return real(ctx, undo, suspended)
+
+    monkeypatch.setattr(step, "verify", verify)
+    o = tree.engine().suspend_reseller("web1", "rita", "ladder", "billing", None, False)
+    kids = {c["account"]: c for c in o.children}
+    assert kids["bob"]["state"] == "active" and kids["bob"]["errors"]
+    assert kids["alice"]["state"] == "suspended" and kids["carol"]["state"] == "suspended"
+    assert not tree.fake.files.get(step_path("landing_page", "bob"))
+    assert [s for s, _n in reloads(tree)].count("landing_page") == 2  # the batch, bob's undo

@@ -27,6 +27,8 @@ class VHost:
     tls: bool
     names: tuple[str, ...]
     docroot: str | None
+    # The block as written, <VirtualHost> lines included (for the host map's coverage check).
+    text: str = ""
 
 
 def hook_dir(paths: LinuxPaths, account: str) -> str:
@@ -90,12 +92,14 @@ def parse_vhosts(files: dict[str, str], include_prefix: str) -> list[VHost]:
             if section and not section.group(1):
                 port = re.search(r":(\d+)", section.group(2))
                 block = {"port": int(port.group(1)) if port else 80, "names": [], "tls": False,
-                         "docroot": None, "hooked": False}
+                         "docroot": None, "hooked": False, "lines": [line]}
                 continue
+            if block is not None:
+                block["lines"].append(line)
             if section and block is not None:
                 if block["hooked"]:
                     found.append(VHost(path, block["port"], block["tls"], tuple(block["names"]),
-                                       block["docroot"]))
+                                       block["docroot"], "\n".join(block["lines"]) + "\n"))
                 block = None
                 continue
             directive = _DIRECTIVE.match(line)

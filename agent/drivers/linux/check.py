@@ -6,7 +6,7 @@ from __future__ import annotations
 from agent.config import LinuxPaths
 from agent.connector import Connector
 from agent.drivers import linux
-from agent.drivers.linux import dovecot_auth, service_probes
+from agent.drivers.linux import dovecot_auth, host_map, service_probes
 from agent.errors import AgentError
 from agent.steps.sql import MIN_VERSION, server_kind
 
@@ -33,6 +33,10 @@ def linux_check(conn: Connector, p: LinuxPaths, lines: list[str]) -> bool:
     hooked = conn.run(["grep", "-RlF", "--", p.apache_hook_dir + "/", p.apache_sites_dir],
                       ok_codes=(0, 1, 2)).text.split()
     lines.append(f"vhost files with the suspension-agent hook: {len(hooked)}")
+    why, _names = host_map.why_not(conn, p, None, [])
+    lines.append("landing pages: " + ("through the host map (no reload)" if why is None else
+                                      f"per-account include and a reload ({why}; "
+                                      "docs/linux-host.md, 'The host map')"))
     probes = [
         ("Dovecot authenticates mailboxes in a layout the agent knows",
          lambda: auth.vmail or auth.system),

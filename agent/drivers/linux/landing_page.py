@@ -14,6 +14,7 @@ from typing import Any
 
 from agent import landing
 from agent.drivers import linux
+from agent.drivers.linux import host_map
 from agent.errors import StepError
 from agent.steps.base import (
     Context,
@@ -26,6 +27,10 @@ from agent.steps.base import (
     snapshot,
 )
 from agent.steps.landing_include import HOOK_FILE, hook_conf
+from agent.steps.map_edit import MapEdit
+
+# The host map is one file for every account of the server: edited under this lock.
+MAP_LOCK = "hostmap"
 
 
 class LandingPage:
@@ -41,6 +46,32 @@ class LandingPage:
                 f"no enabled vhost of {ctx.account!r} includes {linux.hook_dir(paths, ctx.account)}"
                 "/*.conf; add that IncludeOptional line to each of the account's vhosts once"
             )
+        language = ctx.params.get("language")
+        if language and language != ctx.branding.language:
+            why, present = "the playbook asks for a language other than branding.language", None
+        else:
+            why, present = host_map.why_not(ctx.conn, paths, ctx.account, hosts)
+        targets = [(name, vh.port, vh.tls) for vh in hosts for name in vh.names]
+        if why is None and present is not None:
+            return self._map_plan(ctx, hosts, present, targets)
+        return self._include_plan(ctx, hosts, targets, why)
+
+    def _map_plan(self, ctx: Context, hosts: list, present: set[str],
+                  targets: list) -> Plan:
+        """One edit of the host map, no reload: every site of the account is covered."""
+        names = linux.domains(hosts)
+        added = [n for n in names if n not in present]
+        path = ctx.server.linux.host_map
+        return Plan(self.name, [], facts={"domains": names, "vhosts": len(hosts),
+                                          "mechanism": "host map"},
+                    undo={"mode": "map", "map": path, "added": added, "probe": targets},
+                    finish=[MapEdit(path, add=tuple(added))] if added else [],
+                    finish_lock=MAP_LOCK, note="every domain is already in the host map")
+
+    def _include_plan(self, ctx: Context, hosts: list, targets: list,
+                      why: str | None) -> Plan:
+        """The per-account include in each vhost's hook folder, then one graceful reload."""
+        paths = ctx.server.linux
         hook_dir = linux.hook_dir(paths, ctx.account)
         landing_dir = f"{paths.landing_dir}/{ctx.account}"
         hook_path = f"{hook_dir}/{HOOK_FILE}"
@@ -55,12 +86,14 @@ class LandingPage:
             Write(before[page_path], FileState(page_path, True, page, 0o644, "0:0")),
             Write(before[hook_path], FileState(hook_path, True, conf, 0o644, "0:0")),
         ]
-        actions += _reload_actions(paths)
-        targets = [(name, vh.port, vh.tls) for vh in hosts for name in vh.names]
+        # The reload is the finish: a batch of accounts writes every include, then Apache
+        # is tested and reloaded once for all of them.
         return Plan(self.name, actions,
-                    facts={"domains": linux.domains(hosts), "vhosts": len(hosts)},
+                    facts={"domains": linux.domains(hosts), "vhosts": len(hosts),
+                           "mechanism": "include", "why not the host map": why},
                     undo={"before": [s.to_dict() for s in before.values()],
-                          "created_dirs": parents, "probe": targets})
+                          "created_dirs": parents, "probe": targets},
+                    finish=_reload_actions(paths))
 
     def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
         # A failing configtest leaves files written: the runner puts them back at once from
@@ -69,6 +102,10 @@ class LandingPage:
         return plan.undo
 
     def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
+        if undo.get("mode") == "map":
+            # The hot path with the host map: one read and one write, no reload.
+            finish = [MapEdit(undo["map"], remove=tuple(undo["added"]))] if undo["added"] else []
+            return Plan(self.name, [], undo=undo, finish=finish, finish_lock=MAP_LOCK)
         # The hot path of an unsuspend: one read (files and folders together), then one
         # batch (removals, rmdirs, configtest, graceful) when the files were created here.
         before = [FileState.from_dict(d) for d in undo["before"]]
@@ -81,8 +118,7 @@ class LandingPage:
         # Reload even when the files are already back: a run that died (or a graceful that
         # failed) after the removal left Apache serving the include it had loaded. The
         # journal only asks for this revert while the change is in effect or in flux.
-        actions += _reload_actions(ctx.server.linux)
-        return Plan(self.name, actions, undo=undo)
+        return Plan(self.name, actions, undo=undo, finish=_reload_actions(ctx.server.linux))
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         from agent.steps import probes  # imports requests: only when a probe runs

@@ -13,6 +13,7 @@ sets `kill_processes: true` (that part cannot be undone).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from agent.drivers import linux
@@ -37,10 +38,12 @@ _HUP_SSHD = (
 )
 
 
-# One account at a time per server: usermod locks /etc/passwd and /etc/shadow and refuses
-# while another holds them, and the probe below compares sshd's restart with the last change
-# in the drop-in folder, which another account's drop-in would move (reseller batches).
-LOCK = "logins"
+# usermod refuses ("cannot lock /etc/passwd") while another usermod holds the files: the
+# agent's own usermods (a reseller batch runs several side by side, or two agents) wait for
+# each other on this lock on the server (a runtime file, nothing under /etc).
+USERMOD_LOCK = "/run/suspension-agent-usermod.lock"
+# How long the probe waits for a reload that another account's change has under way.
+SETTLE = 10.0
 
 
 def dropin_path(ctx: Context) -> str:
@@ -64,15 +67,16 @@ class PanelLock:
             argv.append("--lock")
         if fields[6] != paths.nologin_shell:
             argv += ["--shell", paths.nologin_shell]
-        actions: list = [Run([*argv, ctx.account])] if len(argv) > 1 else []
-        actions += [Write(before, FileState(dropin, True, text, 0o644, "0:0")),
-                    Run([paths.sshd, "-t"]), _reload(paths)]
+        actions: list = [_usermod([*argv, ctx.account])] if len(argv) > 1 else []
+        actions.append(Write(before, FileState(dropin, True, text, 0o644, "0:0")))
+        # The finish: sshd tested and reloaded once for a whole batch of accounts.
+        finish = [Run([paths.sshd, "-t"]), _reload(paths)]
         if ctx.params.get("kill_processes"):
-            actions.append(Run(["pkill", "--signal", "KILL", "--uid", ctx.account],
-                               ok_codes=(0, 1)))
+            finish.append(Run(["pkill", "--signal", "KILL", "--uid", ctx.account],
+                              ok_codes=(0, 1)))
         return Plan(self.name, actions, facts={"shell": fields[6]},
                     undo={"hash": hashed, "shell": fields[6], "locked_here": "--lock" in argv,
-                          "dropin": before.to_dict()}, lock=LOCK)
+                          "dropin": before.to_dict()}, finish=finish)
 
     def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
         # A drop-in that fails `sshd -t` is put back by the runner at once from the undo data
@@ -88,15 +92,15 @@ class PanelLock:
             argv.append("--unlock")
         if fields[6] != undo["shell"]:
             argv += ["--shell", undo["shell"]]
-        actions: list = [Run([*argv, ctx.account])] if len(argv) > 1 else []
+        actions: list = [_usermod([*argv, ctx.account])] if len(argv) > 1 else []
         before = FileState.from_dict(undo["dropin"])
         current = snapshot(ctx.conn, [before.path])[before.path]
         if current != before:
             actions.append(Write(current, before))
         # HUP even when the drop-in is already gone: a run that died between the removal
         # and the HUP left sshd denying the account with files that look restored.
-        actions += [Run([paths.sshd, "-t"]), _reload(paths)]
-        return Plan(self.name, actions, undo=undo, lock=LOCK)
+        return Plan(self.name, actions, undo=undo,
+                    finish=[Run([paths.sshd, "-t"]), _reload(paths)])
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         """Re-read the shadow hash, the shell and sshd's effective rules for the account."""
@@ -113,8 +117,16 @@ class PanelLock:
             problems.append(f"the shell is {shell}, expected {want}")
         # The running daemon: its pid file (rewritten at each start) must be no older than the
         # last change in the drop-in folder, else the files below are not what sshd enforces.
-        started, changed = (int(x.replace(".", "")) for x in ctx.conn.run(
-            ["stat", "-c", "%.9Y", "--", paths.sshd_pid_file, paths.sshd_config_dir]).text.split())
+        # Another account's drop-in may have landed since this one's reload, its own reload
+        # still under way: wait for that one a little.
+        deadline = time.monotonic() + SETTLE
+        while True:
+            started, changed = (int(x.replace(".", "")) for x in ctx.conn.run(
+                ["stat", "-c", "%.9Y", "--", paths.sshd_pid_file,
+                 paths.sshd_config_dir]).text.split())
+            if started >= changed or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         if started < changed:
             problems.append("the running sshd has not re-read its config since the drop-in "
                             f"folder {paths.sshd_config_dir} changed")
@@ -128,6 +140,11 @@ class PanelLock:
                             f"{ctx.account}")
         if problems:
             raise VerifyFailed("; ".join(problems))
+
+
+def _usermod(argv: list[str]) -> Run:
+    """usermod under the server-side lock that keeps the agent's usermods apart."""
+    return Run(["flock", "-w", "60", USERMOD_LOCK, *argv])
 
 
 def _reload(paths) -> Run:  # noqa: ANN001 - LinuxPaths

@@ -1,0 +1,159 @@
+"""One step of a stage (or one revert) carried out in phases, so that a batch of accounts can
+share the phase they all have in common.
+
+  start:    plan; journal intent; the server's record; `apply` (or, reverting: the revert
+            plan; journal `reverting`; its actions)
+  finish:   the plan's `finish` actions (Apache's configtest and graceful, say): carried out
+            right away for one account, once for a whole batch (agent/batch_stage.py)
+  complete: journal `done` (or `reverted`) and the probe of the effect
+
+A plan with a server-wide lock has no finish: start carries it out whole, probe included,
+under the lock, as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from agent import drivers
+from agent.journal import Case
+from agent.playbooks import StepSpec
+from agent.steps.base import CARRIED, Context, Plan, carry_out
+
+
+@dataclass
+class StepRun:
+    """One step of one account being applied."""
+
+    runner: Any  # agent.runner.Runner
+    case: Case
+    spec: StepSpec
+    stage: int
+    step: Any = None
+    ctx: Context | None = None
+    plan: Plan | None = None
+    seq: int | None = None
+    undo: dict[str, Any] | None = None
+    done: bool = False
+    carried: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def start(self, dry_run: bool, log: Any, alone: bool = True) -> bool:
+        """Plan and apply; return True when a finish (or nothing more) is left to do here.
+
+        `alone`: the finish actions go with the step's own (one round trip, no batch to
+        share them with). In a dry run only the plan is recorded in `log` (False: nothing
+        was started).
+        """
+        r = self.runner
+        self.step = drivers.step(r.server.panel, self.spec.name)
+        self.ctx = r.context(self.case.id, self.spec.params, self.case.hold)
+        self.plan = self.step.plan(self.ctx)
+        if dry_run:
+            log.plans.append({"step": self.name, "stage": self.stage,
+                              "actions": self.plan.describe()})
+            return False
+        self.seq = r.journal.intent(self.case, self.name, self.stage, self.plan.undo,
+                                    self.ctx.now, r.server.panel)
+        r.audit("step.intent", **r._where(self.case.id, self.name, hold=self.case.hold))
+        # The server's own record holds the intent too, before the server is touched.
+        r.records.sync()
+        # The server-wide lock covers the probe too: another account's change to the same
+        # service (a second sshd reload, say) must not land between this change and the
+        # check that it took effect.
+        plan = self.plan
+        if alone and plan.finish:
+            plan = replace(plan, actions=plan.actions + plan.finish, finish=[],
+                           lock=plan.lock or plan.finish_lock)
+        with r.shared(plan.lock):
+            token = CARRIED.set(self.carried)
+            try:
+                self.undo = self.step.apply(self.ctx, plan)
+            finally:
+                CARRIED.reset(token)
+            if plan.lock is not None or not plan.finish:
+                self.complete()
+        return True
+
+    def finish_alone(self) -> None:
+        """Carry out this plan's finish actions for this account alone."""
+        if self.done or self.plan is None or not self.plan.finish:
+            return
+        with self.runner.shared(self.plan.finish_lock):
+            finish(self.runner.conn, self.plan.finish, [self.carried])
+
+    def complete(self) -> None:
+        """Mark the change done and probe it (a failing probe raises; the caller rolls back)."""
+        if self.done:
+            return
+        r = self.runner
+        r.journal.mark(self.seq, "done", r.engine.now(), undo=self.undo)
+        self.done = True
+        self.step.verify(self.ctx, self.undo, True)
+
+
+def finish(conn: Any, actions: list, records: list[list[str]]) -> None:
+    """Carry out finish actions (once for everyone in `records`, whose audit lists each get
+    the lines carried out)."""
+    seen: list[str] = []
+    token = CARRIED.set(seen)
+    try:
+        carry_out(conn, actions)
+    finally:
+        CARRIED.reset(token)
+        for record in records:
+            record.extend(seen)
+
+
+@dataclass
+class RevertRun:
+    """One change of one account being reverted."""
+
+    runner: Any  # agent.runner.Runner
+    seq: int
+    name: str
+    case_id: str
+    undo: dict[str, Any]
+    driver: str | None = None
+    step: Any = None
+    ctx: Context | None = None
+    plan: Plan | None = None
+    started: bool = False
+    done: bool = False
+
+    def start(self, dry_run: bool, log: Any, alone: bool = True) -> bool:
+        """Plan the revert and carry out its actions (with its finish, `alone`); True when
+        it was started."""
+        r = self.runner
+        self.step = drivers.step(self.driver or r.server.panel, self.name)
+        self.ctx = r.context(self.case_id)
+        self.plan = self.step.revert_plan(self.ctx, self.undo)
+        if dry_run:
+            log.plans.append({"step": self.name, "revert": True,
+                              "actions": self.plan.describe()})
+            return False
+        r.journal.mark(self.seq, "reverting", r.engine.now())
+        self.started = True
+        later = [] if alone else self.plan.finish
+        with r.shared(self.plan.lock or (None if later else self.plan.finish_lock)):
+            carry_out(r.conn, self.plan.actions + ([] if later else self.plan.finish))
+            if self.plan.lock is not None or not later:
+                self.complete()
+        return True
+
+    def finish_alone(self) -> None:
+        if self.done or self.plan is None or not self.plan.finish:
+            return
+        with self.runner.shared(self.plan.finish_lock):
+            finish(self.runner.conn, self.plan.finish, [])
+
+    def complete(self) -> None:
+        """Probe that the change is undone (a failing probe raises: the caller marks stuck)."""
+        if self.done:
+            return
+        self.step.verify(self.ctx, self.undo, False)
+        self.done = True
