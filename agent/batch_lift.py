@@ -6,7 +6,8 @@ touches the account in between. The waves run side by side over the one connecti
    locks that the later reverts must then put back: reference/panels.md A8), so all sites
    of the tree serve again before any login lock is touched;
 2. every account child's other changes, newest first;
-3. the reseller logins last, so the reseller gets its panel back only once its tree is.
+3. the reseller logins last (the driver's login step of every login child, an account of
+   the tree or not), so the reseller gets its panel back only once its tree is.
 A child whose account still carries another case (its own abuse hold, a case under
 another reseller case) keeps every change: only its child case is closed.
 """
@@ -17,7 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent import batch_stage, recovery
+from agent import batch_stage, drivers, recovery
 from agent.journal import Case, Change
 from agent.runner import RunLog, Runner, revert_order
 
@@ -34,6 +35,7 @@ class _Work:
     lock: Any
     first: list[Change] = field(default_factory=list)
     rest: list[Change] = field(default_factory=list)
+    login: list[Change] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.member = batch_stage.Member(self.runner, self.case, self.log)
@@ -73,7 +75,13 @@ def lift_children(batch: Batch, children: list[Case], status: str) -> None:
             else:
                 first, rest, last = revert_order(list(reversed(
                     journal.active_changes(*target))))
-                work.first, work.rest = first, rest + last
+                # A reseller's own login lock comes back after every account of the tree
+                # (wave 3), also when the reseller is an account of the tree itself.
+                login = drivers.login_step(batch.server.panel) \
+                    if "login" in (case.role or "") else None
+                work.first = first
+                work.rest = [c for c in rest + last if c.step != login]
+                work.login = [c for c in rest + last if c.step == login]
         except BaseException:
             lock.__exit__(None, None, None)
             raise
@@ -83,11 +91,9 @@ def lift_children(batch: Batch, children: list[Case], status: str) -> None:
     batch.each(children, prepare, lambda c: c.name, "reading the tree")
     works.sort(key=lambda w: w.name)
     try:
-        accounts = [w for w in works if "account" in (w.case.role or "account")]
-        logins = [w for w in works if w not in accounts]
         for wave in ([(w.member, w.first) for w in works],
-                     [(w.member, w.rest) for w in accounts],
-                     [(w.member, w.rest) for w in logins]):
+                     [(w.member, w.rest) for w in works],
+                     [(w.member, w.login) for w in works]):
             batch_stage.revert_together(batch, wave)
         batch.each(works, lambda w: _close(batch, w, status), _name, "closing")
     finally:

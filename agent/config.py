@@ -15,6 +15,7 @@ from agent.callers import CallerPolicy
 from agent.drivers.cpanel import settings as cpanel_settings
 from agent.drivers.cpanel.settings import CpanelSettings
 from agent.errors import BadInput, ConfigError
+from agent.files import private_file_problem
 from agent.resellers import ResellerEntry
 from agent.schema import Problems, boolean, integer, join, mapping, string, string_list
 
@@ -150,19 +151,6 @@ _SERVER = {"panel", "transport", "host", "port", "user", "key_file", "known_host
            "https_port", "protected_accounts", "linux", "cpanel", "resellers"}
 _BRANDING = {f.name for f in fields(Branding)}
 _LINUX = {f.name for f in fields(LinuxPaths)}
-
-
-def private_file_problem(path: str) -> str | None:
-    """Return why a secret file at `path` is unacceptable, or None when it is fine."""
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        return f"cannot read {path}: {exc.strerror}"
-    if not stat.S_ISREG(st.st_mode):
-        return f"{path} is not a regular file"
-    if st.st_mode & 0o077:
-        return f"{path} is readable by others (mode {st.st_mode & 0o777:o}); chmod 600 it"
-    return None
 
 
 def _server(name: str, doc: object, problems: Problems, base: Path) -> Server | None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from agent import drivers, playbooks
-from agent.engine import Engine
 from agent.errors import AgentError, AuthFailed, BadInput, Busy, HostKeyRefused
 from agent.runner import Runner
 from agent.schema import human_duration
+
+if TYPE_CHECKING:
+    from agent.engine import Engine
 
 
 def ladder(engine: Engine, server_name: str, account: str, playbook: str | None) -> list[dict]:

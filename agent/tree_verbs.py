@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent import batch, drivers, ids, recovery
 from agent.errors import AgentError, AuthFailed, BadInput, Busy, HostKeyRefused, Unreachable
+from agent.ladder import ladder
 from agent.outcome import Outcome
 from agent.runner import Runner
 from agent.schedule import retry_delay
@@ -191,8 +192,6 @@ def history(engine: Engine, server_name: str, name: str) -> list[dict]:
 
 def plan(engine: Engine, server_name: str, name: str, playbook: str | None) -> dict:
     """Return the tree and, per account, the whole ladder with exact actions (read-only)."""
-    from agent.ladder import ladder
-
     server, _tgt = target(engine, server_name, name)
     tree = batch.tree_of(engine, server, name)
     workers = engine._conn(server).channels(server.linux.sshd)

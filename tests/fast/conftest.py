@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from agent import audit, cli, failpoints
 from agent import config as config_mod
 from agent.cli import TEST_NOW_ENV
+from agent.cli import base as cli_base
 from agent.engine import Engine
 from agent.journal import Journal
 from tests.fast import fake_steps
@@ -164,7 +165,7 @@ def make_world(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> World:
             super().__init__(path)
             world.cli_journals.append(self)
 
-    monkeypatch.setattr(cli, "Journal", CliJournal)
+    monkeypatch.setattr(cli_base, "Journal", CliJournal)
     return world
 
 

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from agent import cli
 from agent import config as config_mod
 from agent.cli import EXIT_BUSY, EXIT_CONFIG, EXIT_OK, TEST_NOW_ENV
+from agent.cli import base as cli_base
 from agent.drivers.cpanel import whm
 from agent.errors import ConfigError
 from agent.journal import Journal
@@ -49,7 +50,7 @@ class ApiWorld:
                 super().__init__(path)
                 world.journals.append(self)
 
-        monkeypatch.setattr(cli, "Journal", CliJournal)
+        monkeypatch.setattr(cli_base, "Journal", CliJournal)
 
     def set_token(self, token: str) -> None:
         path = self.tmp / "whm.token"

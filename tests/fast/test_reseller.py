@@ -308,3 +308,20 @@ def test_one_account_whose_probe_fails_after_the_shared_reload_is_rolled_back_al
     assert kids["alice"]["state"] == "suspended" and kids["carol"]["state"] == "suspended"
     assert not tree.fake.files.get(step_path("landing_page", "bob"))
     assert [s for s, _n in reloads(tree)].count("landing_page") == 2  # the batch, bob's undo
+
+
+def test_a_reseller_that_is_an_account_of_its_tree_gets_its_login_back_last(world: World
+                                                                             ) -> None:
+    with_tree(world, "    resellers:\n      rita: {login: rita, accounts: [rita, alice, bob]}\n")
+    world.engine().suspend_reseller("web1", "rita", "ladder", "billing", None, False)
+    world.clock.t = START + 72 * HOUR
+    world.engine().tick()
+    world.fake.log.clear()
+    o = world.engine().unsuspend_reseller("web1", "rita", "billing", False)
+    assert o.ok, o
+    done = reloads(world)
+    assert done[-1] == ("panel_lock", "rita"), done
+    assert [n for s, n in done].count("rita") >= 3  # rita's other locks came back before
+    events = [(e["name"], e["step"]) for e in world.engine().journal.case_events(
+        [c["id"] for c in world.rows("cases") if c["parent"]]) if e["event"] == "step.reverted"]
+    assert events[-1] == ("rita", "panel_lock"), events

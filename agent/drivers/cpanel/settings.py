@@ -1,7 +1,7 @@
 """The cpanel driver's settings: every path, binary and API setting as data (`cpanel:` block).
 
-Kept free of agent imports at module level: agent.config imports this module to parse a
-server's `cpanel:` block, the same way it parses `linux:` into LinuxPaths.
+agent.config imports this module to parse a server's `cpanel:` block, the same way it parses
+`linux:` into LinuxPaths, so it imports only leaf modules (schema, files), never the config.
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from agent.files import private_file_problem
+from agent.schema import integer, join, mapping, string
 
 # How panel calls travel (reference/panels.md A1, A3): `cli` runs whmapi1/uapi as root on the
 # server through the server's connector; `api` calls WHM API 1 over HTTPS with a token
@@ -92,9 +95,6 @@ def parse(doc: object, path: str, problems: Any, base: Path) -> CpanelSettings:
     Ensures `transport: api` names an owner-only token file (relative to the config's
     folder) and, when given, an existing CA file; the token itself is not read here.
     """
-    from agent.config import private_file_problem  # agent.config imports this module
-    from agent.schema import integer, join, mapping, string
-
     d = mapping(doc, path, problems, KEYS)
     kw: dict[str, Any] = {}
     for key in KEYS - set(_INTS):

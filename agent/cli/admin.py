@@ -7,8 +7,8 @@ import sys
 import click
 
 from agent import config as config_mod
-from agent import landing, recovery, render, tree_verbs
-from agent.cli import (
+from agent import landing, recovery, tree_verbs
+from agent.cli.base import (
     EXIT_BUSY,
     EXIT_FAILED,
     EXIT_OK,
@@ -19,6 +19,7 @@ from agent.cli import (
     _exit_for_many,
     cli,
 )
+from agent.cli.render import history_text, ladder_text, outcome_dict, outcome_text, tree_plan_text
 from agent.errors import BadInput
 from agent.ladder import ladder
 
@@ -54,12 +55,12 @@ def plan(g: Globals, server: str, account: str | None, reseller: str | None,
                    if "error" in e]
         _emit(g, {"ok": not errors, "target": {"server": server, "kind": "reseller",
                                                "name": reseller}, **found, "errors": errors},
-              render.tree_plan_text(found))
+              tree_plan_text(found))
         sys.exit(EXIT_FAILED if errors else EXIT_OK)
     errors = [{"step": e["step"], "message": e["error"]}
               for st in stages for e in st["steps"] if "error" in e]
     _emit(g, {"ok": not errors, "target": {"server": server, "kind": "account", "name": account},
-              "stages": stages, "errors": errors}, render.ladder_text(stages))
+              "stages": stages, "errors": errors}, ladder_text(stages))
     sys.exit(EXIT_FAILED if errors else EXIT_OK)
 
 
@@ -77,7 +78,7 @@ def history(g: Globals, server: str, account: str | None, reseller: str | None) 
                   else engine.history(server, account))
     finally:
         engine.close()
-    _emit(g, {"ok": True, "events": events}, render.history_text(events))
+    _emit(g, {"ok": True, "events": events}, history_text(events))
 
 
 
@@ -96,7 +97,7 @@ def resolve(g: Globals, server: str, account: str, step: str | None,
         outcome = recovery.resolve(engine, server, account, step, reason, g.dry_run)
     finally:
         engine.close()
-    _emit(g, render.outcome_dict(outcome), render.outcome_text(outcome, g.dry_run))
+    _emit(g, outcome_dict(outcome), outcome_text(outcome, g.dry_run))
     sys.exit(_exit_for(outcome))
 
 
@@ -117,8 +118,8 @@ def recover(g: Globals, server: str, account: str | None) -> None:
     finally:
         engine.close()
     _emit(g, {"ok": all(o.ok for o in outcomes),
-              "recovered": [render.outcome_dict(o) for o in outcomes]},
-          "\n".join(render.outcome_text(o, g.dry_run) for o in outcomes)
+              "recovered": [outcome_dict(o) for o in outcomes]},
+          "\n".join(outcome_text(o, g.dry_run) for o in outcomes)
           or "no case records on the server")
     sys.exit(_exit_for_many(outcomes))
 

@@ -1,0 +1,177 @@
+"""The verbs a billing system and an admin run: suspend, unsuspend, status, tick and the
+SSH forced-command entry (registered on the click group of agent/cli/base.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from agent import callers, recovery, tree_verbs
+from agent import config as config_mod
+from agent.cli.base import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Globals,
+    _emit,
+    _engine,
+    _exit_for_many,
+    _fail,
+    _finish,
+    _target_options,
+    _watch,
+    _which,
+    cli,
+    main,
+)
+from agent.cli.render import outcome_dict, outcome_text
+from agent.engine import HOLDS, Engine
+from agent.errors import AuthFailed, BadInput, ConfigError, HostKeyRefused, Unreachable
+from agent.forced import forced_args
+
+
+@cli.command()
+@click.argument("server")
+@click.argument("account", required=False)
+@_target_options
+@click.option("--playbook", metavar="NAME", help="Playbook in playbooks/ (default from config).")
+@click.option("--hold", type=click.Choice(HOLDS), default="billing", show_default=True)
+@click.option("--reason", metavar="TEXT", help="Why (kept in the journal and audit log).")
+@click.pass_obj
+def suspend(g: Globals, server: str, account: str | None, reseller: str | None,
+            whole_server: bool, playbook: str | None, hold: str, reason: str | None) -> None:
+    """Put ACCOUNT (or a reseller's tree) on SERVER under a hold and apply the playbook's
+    due stages."""
+    kind, name = _which(account, reseller, whole_server)
+    engine = _engine(g)
+    _watch(g, engine)
+    try:
+        verb = engine.suspend if kind == "account" else engine.suspend_reseller
+        _finish(g, verb(server, name, playbook, hold, reason, g.dry_run))
+    finally:
+        engine.close()
+
+
+@cli.command()
+@click.argument("server")
+@click.argument("account", required=False)
+@_target_options
+@click.option("--hold", type=click.Choice(HOLDS), default="billing", show_default=True)
+@click.pass_obj
+def unsuspend(g: Globals, server: str, account: str | None, reseller: str | None,
+              whole_server: bool, hold: str) -> None:
+    """Lift a hold; when none is left, undo every change exactly, newest first."""
+    kind, name = _which(account, reseller, whole_server)
+    engine = _engine(g)
+    _watch(g, engine)
+    try:
+        verb = engine.unsuspend if kind == "account" else engine.unsuspend_reseller
+        _finish(g, verb(server, name, hold, g.dry_run))
+    finally:
+        engine.close()
+
+
+@cli.command()
+@click.argument("server", required=False)
+@click.argument("account", required=False)
+@click.option("--reseller", metavar="NAME", help="Show a reseller's case and its accounts.")
+@click.pass_obj
+def status(g: Globals, server: str | None, account: str | None,
+           reseller: str | None) -> None:
+    """Show the state of one account, or of every tracked target.
+
+    With SERVER, the server's own case records are read too: a record naming a case the
+    journal does not know is reported as an error (exit 1) that names `recover`.
+    """
+    if reseller is not None:
+        if server is None or account is not None:
+            raise BadInput("status --reseller NAME needs SERVER and no ACCOUNT")
+        engine = _engine(g)
+        try:
+            _finish(g, engine.report(tree_verbs.target(engine, server, reseller)[1]))
+        finally:
+            engine.close()
+    engine = _engine(g)
+    try:
+        if account is not None and server is not None:
+            srv, target = engine.account_target(server, account)
+            o = engine.report(target)
+            errors, warnings = _records_view(engine, server, account)
+            if not o.cases and not o.applied and not errors and not warnings:
+                engine.ensure_suspendable(srv, account)  # "active" only for a real account
+            o.errors += errors.get(target, [])
+            o.warnings += warnings
+            _finish(g, o)
+        errors, warnings = {}, []
+        if server is not None:
+            engine.server(server)
+            errors, warnings = _records_view(engine, server, None)
+        targets = set(engine.journal.targets(server)) | set(errors)
+        outcomes = [engine.report(t) for t in sorted(targets)]
+    finally:
+        engine.close()
+    for o in outcomes:
+        o.errors += errors.get((o.target["server"], o.target["kind"], o.target["name"]), [])
+    ok = all(o.ok for o in outcomes)
+    _emit(g, {"ok": ok, "targets": [outcome_dict(o) for o in outcomes]}
+          | ({"warnings": warnings} if warnings else {}),
+          "\n".join([outcome_text(o) for o in outcomes]
+                    + [f"WARNING {w}" for w in warnings]) or "nothing is suspended")
+    sys.exit(EXIT_OK if ok else EXIT_FAILED)
+
+
+def _records_view(engine: Engine, server: str,
+                  account: str | None) -> tuple[dict[tuple, list], list[str]]:
+    """Return errors per target for server records the journal does not know, and warnings.
+
+    A server that cannot be reached leaves the journal's view as the answer, with a warning.
+    """
+    try:
+        lost = recovery.unknown_to_journal(engine, server, account)
+    except (Unreachable, HostKeyRefused, AuthFailed) as exc:
+        return {}, [f"the server's case records could not be read ({exc}); this is the "
+                    "journal's view only"]
+    return {t: [recovery.warning(server, t[2], ids)] for t, ids in lost.items()}, []
+
+
+@cli.command()
+@click.pass_obj
+def tick(g: Globals) -> None:
+    """Apply the stages that became due (run from cron or a systemd timer)."""
+    engine = _engine(g)
+    try:
+        outcomes = engine.tick(dry_run=g.dry_run)
+    finally:
+        engine.close()
+    _emit(g, {"ok": all(o.ok for o in outcomes),
+              "processed": [outcome_dict(o) for o in outcomes]},
+          "\n".join(outcome_text(o, g.dry_run) for o in outcomes) or "nothing due")
+    sys.exit(_exit_for_many(outcomes))
+
+
+@cli.command("serve-ssh")
+@click.option("--caller", default="billing", show_default=True,
+              help="Who this SSH key belongs to (recorded in the audit log).")
+@click.pass_obj
+def serve_ssh(g: Globals, caller: str) -> None:
+    """Forced-command entry: run the verb in $SSH_ORIGINAL_COMMAND with JSON output.
+
+    The caller gets exactly its rights from `callers:` in the config (by default: the
+    billing hold only); every reply, refusals included, is one JSON object.
+    """
+    try:
+        args = forced_args(os.environ.get("SSH_ORIGINAL_COMMAND", ""), g.config_path,
+                           g.dry_run)
+        cfg = config_mod.load(g.config_path)
+        words = args[args.index("--json") + 1:]
+        words = words[1:] if words[:1] == ["--dry-run"] else words
+        callers.check(caller, cfg.callers.get(caller, callers.DEFAULT), words)
+    except BadInput as exc:
+        _fail(True, EXIT_USAGE, str(exc))  # the caller is a program: a refusal is JSON too
+    except ConfigError as exc:
+        _fail(True, EXIT_CONFIG, "bad config: " + str(exc))
+    os.environ["SUSPENSION_AGENT_CALLER"] = f"ssh:{caller}"
+    main(args)
