@@ -52,7 +52,9 @@ def test_an_account_goes_behind_the_page_and_back_without_a_reload(mapped, agent
     landing = next(s for st in reply["stages"] for s in st["steps"]
                    if s["step"] == "landing_page")
     assert landing["facts"]["mechanism"] == "host map", landing
-    assert any(a.startswith(f"map   {MAP}: + shop.test") for a in landing["actions"])
+    (edit,) = [a for a in landing["actions"] if a.startswith(f"map   {MAP}: + ")]
+    assert {"shop.test", "www.shop.test", "blog.test", "alice-blog.test"} <= set(edit.split())
+    assert not [a for a in landing["actions"] if "graceful" in a]  # no reload at all
     apache = apache_state(host)
     rc, reply, out = agent("suspend", host.name, "alice", "--playbook", "web-now")
     assert rc == 0, out
