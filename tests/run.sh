@@ -8,7 +8,9 @@ bash tests/setup-machine.sh
 # The fast tier first (no root, fake connector): seconds, with the coverage of the core.
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/fast --cov=agent.engine \
     --cov=agent.runner --cov=agent.journal --cov=agent.cli --cov=agent.records \
-    --cov=agent.recovery --cov-report=term --cov-fail-under=85
+    --cov=agent.recovery --cov=agent.batch --cov=agent.batch_stage --cov=agent.batch_lift \
+    --cov=agent.batch_report --cov=agent.tree_verbs --cov=agent.step_run \
+    --cov=agent.resellers --cov-report=term --cov-fail-under=85
 rm -f .coverage
 # The host tests on three workers, each with its own test host (tests/conftest.py; tests of
 # one xdist_group share a worker, so a second host layout is brought up once): most of
