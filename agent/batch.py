@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from agent import batch_lift, batch_stage, drivers, recovery
+from agent import batch_lift, batch_stage, drivers, records, recovery
 from agent.errors import (
     AgentError,
     AuthFailed,
@@ -35,6 +35,7 @@ from agent.outcome import Outcome
 from agent.playbooks import Playbook, Stage, StepSpec
 from agent.resellers import where as config_where
 from agent.runner import RunLog, Runner
+from agent.steps.base import Memo
 
 if TYPE_CHECKING:
     from agent.config import Server
@@ -74,6 +75,7 @@ class Batch:
         self.logs: dict[str, RunLog] = {}
         self.messages: dict[str, str] = {}  # per child: cases taken over from its record
         self.own = RunLog()  # the tree target's own errors (its record, a lost link)
+        self.shared = Memo()  # facts every account of this call reads once (vhost files)
         self._logs_lock = threading.Lock()
         self.workers = 0  # until start_pool has asked the connection
 
@@ -220,6 +222,29 @@ class _opened:  # noqa: N801 - used as a context manager, reads as a clause
             self.opened.append(child)
 
     def __enter__(self) -> list[batch_stage.Member]:
+        # Every child's lock first, then every child's server record in one round trip
+        # (each would read its own): read under the lock, so no other run changes it between.
+        held = []
+        for child in self.children:
+            try:
+                child.hold_lock()
+            except Busy as exc:
+                self.batch._note(child.name, exc, unreachable=True)
+                continue
+            held.append(child)
+        self.children = held
+        if held:
+            self.batch.start_pool()
+            rdir = self.batch.server.records_dir
+            paths = [records.path_for(rdir, c.target) for c in held]
+            try:
+                found = self.batch.conn.read_many(paths + [f"{rdir}/.created"])
+            except BaseException:
+                for child in held:
+                    child.release_lock()
+                raise
+            for child in held:
+                child.prefetched = found
         self.batch.each(self.children, self._open, lambda c: c.name, self.label)
         members = [batch_stage.Member(c.runner, c.case, c.log) for c in self.opened
                    if c.case is not None]
@@ -238,12 +263,23 @@ class _child:  # noqa: N801 - used as a context manager, reads as a clause
         self.b, self.rcase, self.pb, self.name, self.role = batch, rcase, pb, name, role
         self.target = (batch.server.name, "account", name)
 
+    def hold_lock(self) -> None:
+        """Take the account's lock now (Busy when another run keeps it)."""
+        self._lock = self.b.engine._lock(self.target)
+        self._lock.__enter__()
+
+    def release_lock(self) -> None:
+        self._lock.__exit__(None, None, None)
+        self._lock = None
+
     def __enter__(self) -> tuple[Runner, Case | None, RunLog]:
         e, b = self.b.engine, self.b
-        self._lock = e._lock(self.target)
-        self._lock.__enter__()
+        if getattr(self, "_lock", None) is None:
+            self.hold_lock()
         self.log = b.log(self.name)
         self.runner = Runner(e, b.server, b.conn, self.target)
+        self.runner.records.prefetched = getattr(self, "prefetched", None)
+        self.runner.memo = b.shared
         self.case: Case | None = None
         try:
             taken = recovery.begin(e, self.runner, b.dry_run)
@@ -286,7 +322,7 @@ class _child:  # noqa: N801 - used as a context manager, reads as a clause
         try:
             recovery.settle(self.runner, self.log, self.b.dry_run)
         finally:
-            self._lock.__exit__(None, None, None)
+            self.release_lock()
 
 
 def lift(batch: Batch, rcases: list[Case], status: str) -> None:

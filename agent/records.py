@@ -117,6 +117,9 @@ class Records:
         self.path = path_for(records_dir, target)
         self._on_server: bytes | None = None
         self._known = False
+        # What a batch read for many targets at once (path -> FileData): `load` uses it
+        # instead of its own round trip, once.
+        self.prefetched: dict | None = None
 
     @property
     def found(self) -> bool:
@@ -126,7 +129,9 @@ class Records:
     def load(self) -> Record | None:
         """Read the server's record of the target (None when there is none)."""
         marker = f"{self.dir}/.created"
-        found = self.conn.read_many([self.path, marker])
+        found, self.prefetched = self.prefetched, None
+        if found is None or self.path not in found or marker not in found:
+            found = self.conn.read_many([self.path, marker])
         data = found[self.path].data if found[self.path].exists else None
         if found[self.path].exists and data is None:
             raise StepError(f"{self.path} on {self.conn.name} is a {found[self.path].kind}, "

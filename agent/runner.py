@@ -74,11 +74,14 @@ class Runner:
         self.conn = conn
         self.target = target
         self.records = Records(conn, server.records_dir, self.journal, target)
+        # Facts shared with the other accounts of a batch for this call (None alone).
+        self.memo: Any = None
 
     def context(self, case_id: str, params: dict | None = None,
                 hold: str | None = None) -> Context:
         return Context(self.engine.config, self.server, self.conn, self.target[2], case_id,
-                       self.engine.now(), self.journal, dict(params or {}), hold)
+                       self.engine.now(), self.journal, dict(params or {}), hold,
+                       self.memo)
 
     def _where(self, case_id: str | None, step: str, **extra: Any) -> dict:
         return {"server": self.target[0], "kind": self.target[1], "name": self.target[2],

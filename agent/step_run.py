@@ -60,8 +60,11 @@ class StepRun:
         self.seq = r.journal.intent(self.case, self.name, self.stage, self.plan.undo,
                                     self.ctx.now, r.server.panel)
         r.audit("step.intent", **r._where(self.case.id, self.name, hold=self.case.hold))
-        # The server's own record holds the intent too, before the server is touched.
-        r.records.sync()
+        # The server's own record holds the intent too, before the server is touched (a plan
+        # with nothing to carry out, a reused backup, touches nothing: the record gets it at
+        # the end of the call).
+        if self.plan.actions or self.plan.finish:
+            r.records.sync()
         # The server-wide lock covers the probe too: another account's change to the same
         # service (a second sshd reload, say) must not land between this change and the
         # check that it took effect.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextvars
 import difflib
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -210,10 +211,33 @@ class Context:
     params: dict[str, Any] = field(default_factory=dict)
     # The hold of the case being applied (billing, abuse, manual); None when reverting.
     hold: str | None = None
+    # Facts a batch of accounts shares for the length of one call (the server's vhost
+    # files, say), read once for all of them: see `memo`. None for a single account.
+    shared: Memo | None = None
 
     @property
     def branding(self) -> Branding:
         return self.config.branding
+
+
+class Memo:
+    """Facts read once per batch of accounts and shared by them (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, compute: Any) -> Any:
+        """Return the value of `key`, computing it once (under the lock) when missing."""
+        with self._lock:
+            if key not in self._values:
+                self._values[key] = compute()
+            return self._values[key]
+
+
+def memo(shared: Memo | None, key: tuple, compute: Any) -> Any:
+    """Return compute(), read once per batch when the context shares facts."""
+    return compute() if shared is None else shared.get(key, compute)
 
 
 class Step(Protocol):

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
 from agent.connector.base import Result
+from agent.steps import archive
 from tests.fast.fakes import FakeConnector, FakeFile
 
 WHMAPI1 = "/usr/local/cpanel/bin/whmapi1"
@@ -233,6 +234,16 @@ class FakeCpanel(FakeConnector):
             return self._pkgacct(argv[1], argv[2])
         if argv[0] == DOVEADM:
             return self._doveadm(argv[1:])
+        if argv[:3] == ["sh", "-c", archive._VERIFY]:  # one round trip: size, sum, listing
+            path, marker = argv[4], argv[7]
+            f = self.files.get(path)
+            if f is None:
+                return Result(3, b"", b"stat: no such file")
+            out = (f"{marker} SIZE {len(f.data)}\n{marker} SHA "
+                   f"{hashlib.sha256(f.data).hexdigest()}\n{marker} LIST\n").encode()
+            warned = self.files.get(path + ".warnings")
+            return Result(0, out + f.data + (b"" if f.data.endswith(b"\n") else b"\n")
+                          + f"{marker} WARN\n".encode() + (warned.data if warned else b""), b"")
         if argv[0].endswith("tar") and argv[1] == "--list":
             f = self.files.get(argv[3].removeprefix("--file="))
             return Result(0, f.data, b"") if f else Result(2, b"", b"tar: no such file")

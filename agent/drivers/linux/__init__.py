@@ -10,6 +10,7 @@ from agent.config import LinuxPaths
 from agent.connector import Connector
 from agent.errors import BadInput
 from agent.steps import sql
+from agent.steps.base import Memo, memo
 
 # Prints every regular file of a folder as NUL, path, NUL, content: one round trip.
 _DUMP_FILES = (
@@ -117,12 +118,19 @@ def parse_vhosts(files: dict[str, str], include_prefix: str) -> list[VHost]:
     return found
 
 
-def vhosts(conn: Connector, paths: LinuxPaths, account: str) -> list[VHost]:
-    """Return the account's vhosts: the enabled ones that include the account's hook folder."""
-    raw = conn.run(["sh", "-c", _DUMP_FILES, "sh", paths.apache_sites_dir]).stdout
-    parts = raw.split(b"\0")
-    files = {parts[i].decode(): parts[i + 1].decode("utf-8", "replace")
-             for i in range(1, len(parts) - 1, 2)}
+def vhosts(conn: Connector, paths: LinuxPaths, account: str,
+           shared: Memo | None = None) -> list[VHost]:
+    """Return the account's vhosts: the enabled ones that include the account's hook folder.
+
+    With `shared` (a batch of accounts), the vhost files are read once for all of them.
+    """
+    def read() -> dict[str, str]:
+        raw = conn.run(["sh", "-c", _DUMP_FILES, "sh", paths.apache_sites_dir]).stdout
+        parts = raw.split(b"\0")
+        return {parts[i].decode(): parts[i + 1].decode("utf-8", "replace")
+                for i in range(1, len(parts) - 1, 2)}
+
+    files = memo(shared, ("vhost files", paths.apache_sites_dir), read)
     return parse_vhosts(files, hook_dir(paths, account) + "/")
 
 

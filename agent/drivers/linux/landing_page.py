@@ -40,7 +40,7 @@ class LandingPage:
 
     def plan(self, ctx: Context) -> Plan:
         paths = ctx.server.linux
-        hosts = linux.vhosts(ctx.conn, paths, ctx.account)
+        hosts = linux.vhosts(ctx.conn, paths, ctx.account, ctx.shared)
         if not hosts:
             raise StepError(
                 f"no enabled vhost of {ctx.account!r} includes {linux.hook_dir(paths, ctx.account)}"
