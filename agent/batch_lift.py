@@ -18,7 +18,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent import batch_stage, drivers, recovery
+from agent import batch_stage, drivers, records, recovery
+from agent.errors import Busy
 from agent.journal import Case, Change
 from agent.runner import RunLog, Runner, revert_order
 
@@ -53,12 +54,15 @@ def lift_children(batch: Batch, children: list[Case], status: str) -> None:
     works: list[_Work] = []
     guard = threading.Lock()
 
+    children, locks, found = _lock_and_read(batch, children)
+
     def prepare(case: Case) -> None:
         target = (batch.server.name, "account", case.name)
-        lock = engine._lock(target)
-        lock.__enter__()
+        lock = locks[case.name]
         try:
             runner = Runner(engine, batch.server, batch.conn, target)
+            runner.records.prefetched = found
+            runner.memo = batch.shared
             log = batch.log(case.name)
             taken = recovery.begin(engine, runner, batch.dry_run)
             if taken:
@@ -99,6 +103,35 @@ def lift_children(batch: Batch, children: list[Case], status: str) -> None:
     finally:
         for work in works:
             work.lock.__exit__(None, None, None)
+
+
+def _lock_and_read(batch: Batch, children: list[Case]
+                   ) -> tuple[list[Case], dict[str, Any], dict | None]:
+    """Take every child's lock (a busy one is noted and left out), then read every child's
+    server record in one round trip, under the locks (each child would read its own)."""
+    engine = batch.engine
+    locks: dict[str, Any] = {}
+    for case in children:
+        lock = engine._lock((batch.server.name, "account", case.name))
+        try:
+            lock.__enter__()
+        except Busy as exc:
+            batch._note(case.name, exc, unreachable=True)
+            continue
+        locks[case.name] = lock
+    children = [c for c in children if c.name in locks]
+    if not children:
+        return children, locks, None
+    rdir = batch.server.records_dir
+    try:
+        found = batch.conn.read_many(
+            [records.path_for(rdir, (batch.server.name, "account", c.name)) for c in children]
+            + [f"{rdir}/.created"])
+    except BaseException:
+        for lock in locks.values():
+            lock.__exit__(None, None, None)
+        raise
+    return children, locks, found
 
 
 def _name(work: _Work) -> str:
