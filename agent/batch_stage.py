@@ -187,9 +187,13 @@ def revert_together(batch: Batch, items: list[tuple[Member, list]]) -> None:
         for m in members:
             m.failed = False
         wave = _Wave(batch)
+        if not batch.dry_run and now:
+            # Every revert of this round marked `reverting` in one transaction.
+            batch.engine.journal.mark_many([c.seq for c in now.values()], "reverting",
+                                           batch.engine.now())
         wave.start(members, lambda m, now=now: RevertRun(
             m.runner, now[m.name].seq, now[m.name].step, now[m.name].case_id,
-            now[m.name].undo, now[m.name].driver), "restoring")
+            now[m.name].undo, now[m.name].driver, premarked=True), "restoring")
         waiting = wave.waiting(members)
         if waiting:
             plans = [wave.runs[m.name].plan for m in waiting]

@@ -127,6 +127,8 @@ class RevertRun:
     plan: Plan | None = None
     started: bool = False
     done: bool = False
+    # A batch marks all its reverts `reverting` in one transaction before starting them.
+    premarked: bool = False
 
     def start(self, dry_run: bool, log: Any, alone: bool = True) -> bool:
         """Plan the revert and carry out its actions (with its finish, `alone`); True when
@@ -139,7 +141,8 @@ class RevertRun:
             log.plans.append({"step": self.name, "revert": True,
                               "actions": self.plan.describe()})
             return False
-        r.journal.mark(self.seq, "reverting", r.engine.now())
+        if not self.premarked:
+            r.journal.mark(self.seq, "reverting", r.engine.now())
         self.started = True
         later = [] if alone else self.plan.finish
         with r.shared(self.plan.lock or (None if later else self.plan.finish_lock)):

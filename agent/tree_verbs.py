@@ -76,9 +76,18 @@ def _open(engine: Engine, tgt: tuple, hold: str, playbook: str, reason: str | No
 
 
 def _begin(engine: Engine, server: Server, tgt: tuple, dry_run: bool) -> tuple[Runner, str]:
-    """Take over the reseller's own record (its case ids) when the journal lost them."""
-    runner = Runner(engine, server, engine._conn(server), tgt)
-    return runner, recovery.begin(engine, runner, dry_run)
+    """Take over the reseller's own record (its case ids) when the journal lost them.
+
+    sshd's MaxSessions (how many workers the batch gets) is asked in the same round trip
+    time, on a second channel: the batch needs it right after.
+    """
+    conn = engine._conn(server)
+    runner = Runner(engine, server, conn, tgt)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sized = pool.submit(conn.channels, server.linux.sshd)
+        taken = recovery.begin(engine, runner, dry_run)
+        sized.result()
+    return runner, taken
 
 
 def _progress(engine: Engine, work: batch.Batch, rcase: Case, tree: Any) -> None:
