@@ -161,3 +161,45 @@ def test_the_batch_reads_sshd_max_sessions_and_keeps_below_it(host, tree_agent) 
     finally:
         dropin.unlink()
         host.run(["sh", "-c", _HUP_SSHD, "sh", "/run/sshd.pid"])
+
+
+def test_tick_gives_the_mail_stage_to_the_tree_and_one_failing_account_stays_behind(
+        host, tree_agent) -> None:
+    """The demo ladder (mail after 5 s) over the tree: at the tick, every account gets its
+    mail stage side by side; bob's fails (his mailbox file is a folder for a moment), is
+    rolled back on its own and named, alice's stays applied; once bob's file is back, the
+    retry gives him the stage too, and the unsuspend gives back the host byte for byte."""
+    agent = tree_agent
+    before = snapshot(host)
+    shadow = host.path("/etc/vmail/bob.test/shadow")
+    original = shadow.read_bytes()
+    agent.now = 2_000_000_000.0
+    rc, reply, out = agent("suspend", host.name, "--reseller", "rita", "--playbook", "demo")
+    assert rc == 0, out
+    try:
+        aside = shadow.with_name("shadow.aside")
+        shadow.rename(aside)
+        shadow.mkdir()
+        agent.now += 5.5
+        rc, reply, out = agent("tick")
+        assert rc == 1, out
+        (tree,) = [o for o in reply["processed"] if o["target"]["kind"] == "reseller"]
+        kids = {c["account"]: c for c in tree["children"]}
+        assert kids["alice"]["stage"] == 1 and not kids["alice"]["errors"], kids["alice"]
+        assert kids["bob"]["stage"] == 0 and kids["bob"]["errors"], kids["bob"]
+        assert [e["account"] for e in tree["errors"]] == ["bob"]
+        assert clients.imap_login(host, "info@shop.test", "info-pass-1") != "ok"
+    finally:
+        if shadow.is_dir():
+            shadow.rmdir()
+            aside.rename(shadow)
+    assert shadow.read_bytes() == original
+    assert clients.imap_login(host, "bob@bob.test", "bob-pass-1") == "ok"  # never locked
+    agent.now += 120  # past the retry pause
+    rc, reply, out = agent("tick")
+    assert rc == 0, out
+    assert clients.imap_login(host, "bob@bob.test", "bob-pass-1") != "ok"
+    rc, reply, out = agent("unsuspend", host.name, "--reseller", "rita")
+    assert rc == 0 and reply["state"] == "active", out
+    assert {k: v for k, v in snapshot(host).items() if k not in NOT_RESTORED} == {
+        k: v for k, v in before.items() if k not in NOT_RESTORED}

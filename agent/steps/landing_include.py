@@ -53,12 +53,24 @@ def put_back(conn: Any, server: str, before: list[dict], created_dirs: list[str]
     """Return the actions that put the landing files back as `before` (FileState dicts) had
     them and remove the folders made for them, from one read of both (the hot path of an
     unsuspend); files already as before are left alone."""
-    from agent.steps.base import FileState, Run, Write, file_state  # base imports config
+    from agent.steps.base import FileState, Write, file_state  # base imports config
 
     states = [FileState.from_dict(d) for d in before]
     found = conn.read_many([st.path for st in states] + created_dirs)
     actions: list = [Write(now, st) for st in states
                      if (now := file_state(found[st.path], server)) != st]
-    actions += [Run(["rmdir", "--ignore-fail-on-non-empty", "--", d])
-                for d in reversed(created_dirs) if found[d].exists]
+    actions += [remove_dir(d) for d in reversed(created_dirs) if found[d].exists]
     return actions
+
+
+# Remove a folder the agent made, if it is still there and empty. Accounts of one batch
+# revert side by side and may share a parent folder that each one's plan saw as made by it:
+# whichever comes second finds it gone, which is what it wanted. The folder is $1.
+_RMDIR = '[ ! -d "$1" ] || rmdir --ignore-fail-on-non-empty -- "$1"'
+
+
+def remove_dir(path: str) -> Any:
+    """Return the action that removes folder `path` if it is there and empty."""
+    from agent.steps.base import Run  # base imports config
+
+    return Run(["sh", "-c", _RMDIR, "sh", path])
