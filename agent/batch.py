@@ -262,6 +262,8 @@ class _child:  # noqa: N801 - used as a context manager, reads as a clause
     def __init__(self, batch: Batch, rcase: Case, pb: Playbook, name: str, role: str) -> None:
         self.b, self.rcase, self.pb, self.name, self.role = batch, rcase, pb, name, role
         self.target = (batch.server.name, "account", name)
+        self._lock: Any = None
+        self.prefetched: dict | None = None  # the batch's one read of every child's record
 
     def hold_lock(self) -> None:
         """Take the account's lock now (Busy when another run keeps it)."""
@@ -274,11 +276,11 @@ class _child:  # noqa: N801 - used as a context manager, reads as a clause
 
     def __enter__(self) -> tuple[Runner, Case | None, RunLog]:
         e, b = self.b.engine, self.b
-        if getattr(self, "_lock", None) is None:
+        if self._lock is None:
             self.hold_lock()
         self.log = b.log(self.name)
         self.runner = Runner(e, b.server, b.conn, self.target)
-        self.runner.records.prefetched = getattr(self, "prefetched", None)
+        self.runner.records.prefetched = self.prefetched
         self.runner.memo = b.shared
         self.case: Case | None = None
         try:

@@ -84,10 +84,7 @@ class StepRun:
 
     def finish_alone(self) -> None:
         """Carry out this plan's finish actions for this account alone."""
-        if self.done or self.plan is None or not self.plan.finish:
-            return
-        with self.runner.shared(self.plan.finish_lock):
-            finish(self.runner.conn, self.plan.finish, [self.carried])
+        _finish_alone(self, [self.carried])
 
     def complete(self) -> None:
         """Mark the change done and probe it (a failing probe raises; the caller rolls back)."""
@@ -110,6 +107,14 @@ def finish(conn: Any, actions: list, records: list[list[str]]) -> None:
         CARRIED.reset(token)
         for record in records:
             record.extend(seen)
+
+
+def _finish_alone(run: StepRun | RevertRun, records: list[list[str]]) -> None:
+    """Carry out a started run's finish actions under their lock, unless already done."""
+    if run.done or run.plan is None or not run.plan.finish:
+        return
+    with run.runner.shared(run.plan.finish_lock):
+        finish(run.runner.conn, run.plan.finish, records)
 
 
 @dataclass
@@ -152,10 +157,8 @@ class RevertRun:
         return True
 
     def finish_alone(self) -> None:
-        if self.done or self.plan is None or not self.plan.finish:
-            return
-        with self.runner.shared(self.plan.finish_lock):
-            finish(self.runner.conn, self.plan.finish, [])
+        """Carry out this revert's finish actions for this account alone."""
+        _finish_alone(self, [])
 
     def complete(self) -> None:
         """Probe that the change is undone (a failing probe raises: the caller marks stuck)."""

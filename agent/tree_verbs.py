@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent import batch, drivers, ids, recovery
 from agent.errors import AgentError, AuthFailed, BadInput, Busy, HostKeyRefused, Unreachable
+from agent.journal import Case
 from agent.ladder import ladder
 from agent.outcome import Outcome
 from agent.runner import Runner
@@ -21,7 +22,6 @@ from agent.schedule import retry_delay
 if TYPE_CHECKING:
     from agent.config import Server
     from agent.engine import Engine
-    from agent.journal import Case
 
 
 def target(engine: Engine, server_name: str, name: str) -> tuple[Server, tuple]:
@@ -64,8 +64,6 @@ def suspend(engine: Engine, server_name: str, name: str, playbook: str | None, h
 
 def _open(engine: Engine, tgt: tuple, hold: str, playbook: str, reason: str | None,
           dry_run: bool) -> Case:
-    from agent.journal import Case
-
     if dry_run:
         now = engine.now()
         return Case("dry-run", *tgt, hold, playbook, reason, engine.caller, now, -1, now, "open")
