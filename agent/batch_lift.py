@@ -100,6 +100,9 @@ def lift_children(batch: Batch, children: list[Case], status: str) -> None:
                      [(w.member, w.login) for w in works]):
             batch_stage.revert_together(batch, wave)
         batch.each(works, lambda w: _close(batch, w, status), _name, "closing")
+        # Every record in step in one round trip (or two): most of them are removed.
+        batch_stage.settle(batch, [(w.runner, w.log, w.name) for w in works
+                                   if not w.member.lost])
     finally:
         for work in works:
             work.lock.__exit__(None, None, None)
@@ -145,5 +148,3 @@ def _close(batch: Batch, work: _Work, status: str) -> None:
         engine.audit("case.lifted" if status == "lifted" else "case.failed",
                      server=batch.server.name, kind="account", name=work.name,
                      case_id=work.case.id, hold=work.case.hold, parent=work.case.parent)
-    if not work.member.lost:
-        recovery.settle(work.runner, work.log, batch.dry_run)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agent import records, recovery
 from agent.errors import AgentError, AuthFailed, HostKeyRefused, StepError, Unreachable
 from agent.journal import Case
 from agent.playbooks import Playbook, Stage
@@ -97,15 +98,42 @@ class _Wave:
         self._guard = threading.Lock()
 
     def start(self, members: list[Member], make: Callable[[Member], Any], label: str) -> None:
+        """Start a run for each member: a step is planned and journaled for all of them,
+        their server records get the intents in one round trip, then each is applied; a
+        revert is started at once."""
         def one(m: Member) -> None:
             run = make(m)
             with self._guard:
                 self.runs[m.name] = run
-            if not run.start(self.batch.dry_run, m.log, alone=False):
+            started = run.prepare(self.batch.dry_run, m.log) if isinstance(run, StepRun) \
+                else run.start(self.batch.dry_run, m.log, alone=False)
+            if not started:
                 with self._guard:
                     self.runs.pop(m.name)
 
         _each(self.batch, members, one, self._run_of, label)
+        steps = [m for m in members if isinstance(self.runs.get(m.name), StepRun)
+                 and not m.failed and not m.lost]
+        if not steps:
+            return
+        self._record([m for m in steps if self.runs[m.name].touches])
+        _each(self.batch, [m for m in steps if not m.failed and not m.lost],
+              lambda m: self.runs[m.name].apply(alone=False), self._run_of, label)
+
+    def _record(self, members: list[Member]) -> None:
+        """Write the intents to the members' server records, all in one round trip."""
+        if not members:
+            return
+        try:
+            records.sync_many(members[0].runner.records.conn,
+                              [m.runner.records for m in members])
+        except _LOST as exc:
+            for m in members:
+                _lost(self.batch, m, exc)
+        except AgentError as exc:
+            for m in members:
+                m.failed = True
+                m.runner.step_failed(self.runs[m.name], exc, m.done_here, m.log)
 
     def _run_of(self, m: Member) -> Any:
         return self.runs.get(m.name)
@@ -173,6 +201,17 @@ def _lost(batch: Batch, m: Member, exc: AgentError) -> None:
     m.log.errors.append({"step": None, "message": str(exc)})
     m.log.unreachable = m.log.unreachable or isinstance(exc, Unreachable)
     m.log.refused = m.log.refused or not isinstance(exc, Unreachable)
+
+
+def settle(batch: Batch, items: list[tuple[Runner, RunLog, str]]) -> None:
+    """Bring the children's server records in step with the journal at the end of the
+    call, all in one round trip (or two); a lost link is each child's error."""
+    try:
+        recovery.settle_many(batch.conn, [(r, log) for r, log, _n in items], batch.dry_run)
+    except _LOST as exc:
+        for _r, _log, name in items:
+            batch._note(name, exc, unreachable=isinstance(exc, Unreachable),
+                        refused=not isinstance(exc, Unreachable))
 
 
 def revert_together(batch: Batch, items: list[tuple[Member, list]]) -> None:

@@ -40,9 +40,11 @@ _MAKE_DIR = (
     'done; mkdir -p -- "$1"; chmod 0700 -- "$1"; '
     'if [ -n "$made" ]; then printf "$made" > "$1/.created"; chmod 0600 "$1/.created"; fi'
 )
+# Removal of one or more records ($2...), then of the folders once no record is left.
 _REMOVE = (
-    'rm -f -- "$2" || exit 1; for f in "$1"/*.json; do [ -e "$f" ] && exit 0; done; '
-    '[ -f "$1/.created" ] || exit 0; list=$(tac -- "$1/.created"); rm -f -- "$1/.created"; '
+    'd=$1; shift; rm -f -- "$@" || exit 1; for f in "$d"/*.json; do [ -e "$f" ] && exit 0; '
+    'done; [ -f "$d/.created" ] || exit 0; list=$(tac -- "$d/.created"); '
+    'rm -f -- "$d/.created"; '
     'printf "%s\n" "$list" | while IFS= read -r p; do [ -n "$p" ] || continue; '
     'rmdir -- "$p" 2>/dev/null || break; done; exit 0'
 )
@@ -167,31 +169,59 @@ class Records:
                 self.journal.import_change(self.target, change)
         return unknown
 
-    def sync(self) -> None:
-        """Make the server's record say what the journal says (remove it when empty)."""
+    def pending(self) -> tuple[bool, bytes | None]:
+        """Return (whether the server's record differs from the journal's view, that view:
+        the record's bytes, or None when it must go)."""
         data = render(self.journal, self.target)
-        if self._known and data == self._on_server:
-            return
-        try:
-            if data is None:
-                # The folders made for the records go with the last one (a concurrent first
-                # write that finds them gone makes them again, see _write).
-                self.conn.run(["sh", "-c", _REMOVE, "sh", self.dir, self.path])
-            else:
-                self._write(data)
-        except CommandFailed as exc:
-            raise StepError(f"cannot keep the case record {self.path} on {self.conn.name}: "
-                            f"{exc}") from exc
+        return not (self._known and data == self._on_server), data
+
+    def synced(self, data: bytes | None) -> None:
+        """Note that the server now holds `data` (None: no record)."""
         self._on_server, self._known = data, True
 
-    def _write(self, data: bytes) -> None:
-        try:
-            self.conn.write(self.path, data, 0o600, "0:0")
-        except CommandFailed:
-            # First record on this server: make the owner-only directory, then try again.
-            self.conn.run(["sh", "-c", _MAKE_DIR, "sh", self.dir])
-            self.conn.write(self.path, data, 0o600, "0:0")
+    def sync(self) -> None:
+        """Make the server's record say what the journal says (remove it when empty)."""
+        sync_many(self.conn, [self])
 
+
+
+def sync_many(conn: Connector, recs: list[Records]) -> None:
+    """Make every record in `recs` (all in one records folder) say what the journal says,
+    in one command for those to write and one for those to remove, whatever their number.
+
+    Raises StepError when either fails; the records not known to be written are then
+    written again by the next sync (writing a record twice changes nothing).
+    """
+    todo = [(r, data) for r in recs for changed, data in [r.pending()] if changed]
+    if not todo:
+        return
+    writes = [(r, data) for r, data in todo if data is not None]
+    removes = [r for r, data in todo if data is None]
+    where = todo[0][0].dir
+    try:
+        if writes:
+            _write_all(conn, where, [(r.path, d or b"", 0o600, "0:0") for r, d in writes])
+            for r, data in writes:
+                r.synced(data)
+        if removes:
+            # The folders made for the records go with the last one (a concurrent first
+            # write that finds them gone makes them again, see _write_all).
+            conn.run(["sh", "-c", _REMOVE, "sh", where, *[r.path for r in removes]])
+            for r in removes:
+                r.synced(None)
+    except CommandFailed as exc:
+        names = ", ".join(r.path for r, _d in todo[:3]) + (" ..." if len(todo) > 3 else "")
+        raise StepError(f"cannot keep the case record(s) {names} on {conn.name}: "
+                        f"{exc}") from exc
+
+
+def _write_all(conn: Connector, where: str, files: list[tuple[str, bytes, int, str]]) -> None:
+    try:
+        conn.write_many(files)
+    except CommandFailed:
+        # First record on this server: make the owner-only directory, then try again.
+        conn.run(["sh", "-c", _MAKE_DIR, "sh", where])
+        conn.write_many(files)
 
 def list_targets(conn: Connector, records_dir: str) -> list[tuple[str, str]]:
     """Return (kind, name) of every record on the server."""

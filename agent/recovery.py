@@ -3,7 +3,7 @@ the `recover` verb, and what `status` reports about records the journal does not
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent import ids, records
 from agent.errors import AgentError, BadInput, Unreachable
@@ -43,6 +43,20 @@ def settle(runner: Runner, log: RunLog, dry_run: bool) -> None:
         raise
     except AgentError as exc:
         log.errors.append({"step": "record", "message": str(exc)})
+
+
+def settle_many(conn: Any, items: list[tuple[Runner, RunLog]], dry_run: bool) -> None:
+    """Bring the server records of many targets in step with the journal at the end of a
+    call, in one or two round trips (a failure is each target's `record` error)."""
+    if dry_run or not items:
+        return
+    try:
+        records.sync_many(conn, [runner.records for runner, _log in items])
+    except Unreachable:
+        raise
+    except AgentError as exc:
+        for _runner, log in items:
+            log.errors.append({"step": "record", "message": str(exc)})
 
 
 def recover(engine: Engine, server_name: str, account: str | None,

@@ -49,6 +49,16 @@ class StepRun:
         share them with). In a dry run only the plan is recorded in `log` (False: nothing
         was started).
         """
+        if not self.prepare(dry_run, log):
+            return False
+        if self.touches:
+            self.runner.records.sync()
+        self.apply(alone)
+        return True
+
+    def prepare(self, dry_run: bool, log: Any) -> bool:
+        """Plan the step and journal its intent (a dry run: record the plan in `log` and
+        return False). The server's record must get the intent next, before `apply`."""
         r = self.runner
         self.step = drivers.step(r.server.panel, self.spec.name)
         self.ctx = r.context(self.case.id, self.spec.params, self.case.hold)
@@ -60,11 +70,19 @@ class StepRun:
         self.seq = r.journal.intent(self.case, self.name, self.stage, self.plan.undo,
                                     self.ctx.now, r.server.panel)
         r.audit("step.intent", **r._where(self.case.id, self.name, hold=self.case.hold))
-        # The server's own record holds the intent too, before the server is touched (a plan
-        # with nothing to carry out, a reused backup, touches nothing: the record gets it at
-        # the end of the call).
-        if self.plan.actions or self.plan.finish:
-            r.records.sync()
+        return True
+
+    @property
+    def touches(self) -> bool:
+        """True when the plan changes the server: its record must hold the intent first (a
+        plan with nothing to carry out, a reused backup, gets it at the end of the call)."""
+        return self.plan is not None and bool(self.plan.actions or self.plan.finish)
+
+    def apply(self, alone: bool = True) -> None:
+        """Carry out the prepared plan (with its finish, `alone`); complete it too when
+        nothing is left for a shared finish."""
+        r = self.runner
+        assert self.plan is not None and self.step is not None
         # The server-wide lock covers the probe too: another account's change to the same
         # service (a second sshd reload, say) must not land between this change and the
         # check that it took effect.
@@ -80,7 +98,6 @@ class StepRun:
                 CARRIED.reset(token)
             if plan.lock is not None or not plan.finish:
                 self.complete()
-        return True
 
     def finish_alone(self) -> None:
         """Carry out this plan's finish actions for this account alone."""

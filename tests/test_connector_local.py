@@ -10,7 +10,7 @@ import pytest
 from agent.config import Server
 from agent.connector.base import _parse_reads
 from agent.connector.local import LocalConnector
-from agent.errors import BatchFailed, CommandTimeout, TransferError
+from agent.errors import BatchFailed, CommandFailed, CommandTimeout, TransferError
 
 
 @pytest.fixture
@@ -19,8 +19,9 @@ def local():
 
 
 def _reply(data: bytes) -> bytes:
+    """The read script's reply for one regular file /f holding `data`."""
     digest = hashlib.sha256(data).hexdigest()
-    return f"regular file|644|0|0|{len(data)}|{digest}\n".encode() + data
+    return f"f\nregular file|644|0|0\n{len(data)}\n{digest}  /f\n".encode() + data
 
 
 def test_a_cut_short_reply_is_never_data():
@@ -98,3 +99,29 @@ def test_a_write_cut_by_a_lost_link_leaves_no_temporary_file(tmp_path):
     assert proc.returncode in (WRITE_MISMATCH, 91), proc.returncode
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_keeps_set_id_bits_and_refuses_a_folder(local, tmp_path):
+    """The owner is set before the mode (a chown clears set-user/group-ID bits), and a path
+    that is a folder is refused instead of receiving the file inside it."""
+    owner = f"{os.getuid()}:{os.getgid()}"
+    f = tmp_path / "prog"
+    local.write(str(f), b"#!/bin/sh\n", 0o4750, owner)
+    assert f.stat().st_mode & 0o7777 == 0o4750
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(CommandFailed):
+        local.write(str(tmp_path / "folder"), b"data", 0o644, owner)
+    assert list((tmp_path / "folder").iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "prog"]
+
+
+def test_write_many_and_read_many_round_trip_through_the_local_connector(local, tmp_path):
+    owner = f"{os.getuid()}:{os.getgid()}"
+    files = [(str(tmp_path / name), name.encode() * 50, 0o640, owner)
+             for name in ("a b", "-x", "new\nline", "ünï", "empty")]
+    files[-1] = (files[-1][0], b"", 0o600, owner)
+    local.write_many(files)
+    found = local.read_many([f[0] for f in files] + [str(tmp_path / "none")])
+    assert [(found[p].data, found[p].mode) for p, *_ in files] == [(d, m) for _, d, m, _ in files]
+    assert not found[str(tmp_path / "none")].exists
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".sa-tmp")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import shutil
 import socket
 import threading
 import time
@@ -106,6 +107,66 @@ def test_writes_land_whole_or_not_at_all(link, blob, host):
         assert host.path(target).read_bytes() == blob[:n]
         assert os.stat(host.path(target)).st_mode & 0o777 == 0o600
     host.path(target).unlink()
+    assert link.connections_opened == 1
+
+
+@pytest.fixture
+def many_files(host):
+    """88 case records of about 2 KB in /root/sa-many, odd names among them, mixed modes and
+    owners (www-data is 33:33 on Debian); the folder is removed afterwards."""
+    folder = "/root/sa-many"
+    host.path(folder).mkdir(exist_ok=True)
+    rng = random.Random(88)
+    names = [f"case-{i}.json" for i in range(80)] + [
+        "a b", "-lead", "new\nline", "ünïcødé", "empty", "$(id)", "back\\slash", "x|y"]
+    yield [(f"{folder}/{name}", b"" if name == "empty" else rng.randbytes(rng.randint(1500, 2500)),
+            0o600 if i % 2 else 0o644, "33:33" if i % 3 == 0 else "0:0")
+           for i, name in enumerate(names)]
+    shutil.rmtree(host.path(folder))
+
+
+def _commands(conn: SSHConnector, monkeypatch: pytest.MonkeyPatch,
+              alter: Callable[[bytes], bytes] | None = None) -> list[list[str]]:
+    """Record every command `conn` sends from now on (`alter` changes its input on the way,
+    as a link that drops bytes would)."""
+    sent: list[list[str]] = []
+    real = conn._exec
+
+    def recorded(argv: list[str], stdin: bytes | None, timeout: float):  # noqa: ANN202
+        sent.append(argv)
+        return real(argv, alter(stdin) if stdin and alter else stdin, timeout)
+
+    monkeypatch.setattr(conn, "_exec", recorded)
+    return sent
+
+
+def test_88_files_are_written_in_one_command_and_read_in_one(link, host, many_files,
+                                                              monkeypatch):
+    sent = _commands(link, monkeypatch)
+    link.write_many(many_files)
+    folder = many_files[0][0].rsplit("/", 1)[0]
+    found = link.read_many([f[0] for f in many_files] + [f"{folder}/absent", folder])
+    assert len(sent) == 2
+    for path, data, mode, owner in many_files:
+        got = found[path]
+        assert (got.data, got.mode, f"{got.uid}:{got.gid}") == (data, mode, owner), path
+    assert not found[f"{folder}/absent"].exists and found[folder].kind == "directory"
+    assert not [p for p in host.path(folder).iterdir() if p.name.startswith(".sa-tmp")]
+    assert link.connections_opened == 1
+
+
+def test_a_write_many_that_arrives_short_installs_nothing(link, host, many_files, monkeypatch):
+    folder = host.path(many_files[0][0].rsplit("/", 1)[0])
+    _commands(link, monkeypatch, alter=lambda data: data[:len(data) // 2])
+    with pytest.raises(TransferError):
+        link.write_many(many_files)
+    assert list(folder.iterdir()) == []
+    missing = [("/root/no-such-folder/f", random.Random(7).randbytes(4 * 1024 * 1024), 0o600,
+                "0:0"), *many_files]
+    with pytest.raises(CommandFailed):  # stops before reading its input; the link stays
+        link.write_many(missing)
+    assert list(folder.iterdir()) == []
+    assert link.run(["echo", "alive"]).text == "alive\n"
     assert link.connections_opened == 1
 
 

@@ -10,6 +10,17 @@ from dataclasses import dataclass
 import structlog
 
 from agent import failpoints
+from agent.connector.many import (
+    READ_FAILED,
+    WRITE_MISMATCH,
+    WRITE_STOPPED,
+    FileData,
+    installed,
+    write_operands,
+)
+from agent.connector.many import READ_SCRIPT as _READ_SCRIPT
+from agent.connector.many import WRITE_SCRIPT as _WRITE_MANY_SCRIPT
+from agent.connector.many import parse_reads as _parse_reads
 from agent.errors import BatchFailed, CommandFailed, StepError, TransferError
 
 log = structlog.get_logger("agent.connector")
@@ -19,27 +30,20 @@ log = structlog.get_logger("agent.connector")
 # Write: the server installs the file only when it received exactly the announced size and
 # SHA-256 (a connection dropped half-way ends `cat` like a normal end of input). The temporary
 # file goes on every exit, also when the lost link's closed pipes raise SIGPIPE or SIGHUP
-# (a signal would otherwise end the shell without running its EXIT trap).
+# (a signal would otherwise end the shell without running its EXIT trap). chown before chmod:
+# a chown clears set-user/group-ID bits. `mv -T`: a target that is a folder is refused, never
+# entered.
 _WRITE_SCRIPT = (
     't=; trap \'[ -z "$t" ] || rm -f -- "$t"\' EXIT; trap "exit 91" HUP INT TERM PIPE; '
     'set -e; d=$(dirname -- "$1"); t=$(mktemp -- "$d/.sa-tmp.XXXXXXXX"); '
     'cat > "$t"; n=$(wc -c < "$t"); h=$(sha256sum < "$t"); '
     'if [ "$((n))" != "$4" ] || [ "${h%% *}" != "$5" ]; then '
     'echo "received $((n)) bytes, expected $4 (or a different SHA-256)" >&2; exit 90; fi; '
-    'chmod "$2" "$t"; chown "$3" "$t"; mv -f -- "$t" "$1"; trap - EXIT'
+    'chown "$3" "$t"; chmod "$2" "$t"; mv -f -T -- "$t" "$1"; trap - EXIT'
 )
-WRITE_MISMATCH = 90
-# Read: per path one header line `kind|mode|uid|gid|size|sha256` (size and hash taken on the
-# server), then exactly `size` bytes; `absent|||||` for a missing path, `-` fields for a
-# path that is not a regular file.
-_READ_SCRIPT = (
-    'for p do if [ -e "$p" ] || [ -L "$p" ]; then '
-    'st=$(stat -c "%F|%a|%u|%g" -- "$p") || exit 4; '
-    'if [ -f "$p" ]; then n=$(wc -c < "$p") || exit 4; h=$(sha256sum < "$p") || exit 4; '
-    'printf "%s|%s|%s\\n" "$st" "$((n))" "${h%% *}"; cat -- "$p" || exit 4; '
-    'else printf "%s|-|-\\n" "$st"; fi; '
-    'else printf "absent|||||\\n"; fi; done'
-)
+# Read and write of many files in one command (_READ_SCRIPT, _WRITE_MANY_SCRIPT; status
+# WRITE_MISMATCH for both writes): agent/connector/many.py. The fast tier's fake server
+# (tests/fast/fakes.py) answers the helper scripts by their names here.
 _STAT_SCRIPT = (
     'for p in "$@"; do if [ -e "$p" ] || [ -L "$p" ]; then '
     'stat -c "%F|%a|%u|%g|%s|%n" -- "$p"; else printf "absent|||||%s\\n" "$p"; fi; done'
@@ -97,23 +101,6 @@ class Stat:
         return self.kind != "absent"
 
 
-@dataclass(frozen=True)
-class FileData:
-    """A path's facts and, for a regular file, its whole content checked against the server's
-    own size and SHA-256; `data` is None for anything but a regular file."""
-
-    path: str
-    kind: str
-    mode: int = 0
-    uid: int = 0
-    gid: int = 0
-    data: bytes | None = None
-
-    @property
-    def exists(self) -> bool:
-        return self.kind != "absent"
-
-
 # Commands a batch runs side by side on a server the agent runs on (no sshd to ask).
 LOCAL_CHANNELS = 8
 
@@ -148,14 +135,18 @@ class Connector(ABC):
         ok_codes: tuple[int, ...] = (0,),
     ) -> Result:
         """Run `argv`; ensure its exit status is in `ok_codes` or raise CommandFailed."""
+        result = self._run_any(argv, stdin, timeout)
+        if result.rc not in ok_codes:
+            raise CommandFailed(quote(argv), result.rc, result.err)
+        return result
+
+    def _run_any(self, argv: list[str], stdin: bytes | None, timeout: float) -> Result:
+        """Run `argv` as one command (logged, one "command" failpoint) whatever its status."""
         if not argv or not all(isinstance(a, str) for a in argv):
             raise TypeError("argv must be a non-empty list of str")
-        shown = quote(argv)
-        log.debug("command", server=self.name, argv=shown)
+        log.debug("command", server=self.name, argv=quote(argv))
         result = self._exec(argv, stdin, timeout)
         failpoints.hit("command")
-        if result.rc not in ok_codes:
-            raise CommandFailed(shown, result.rc, result.err)
         return result
 
     def run_batch(self, commands: list[tuple[list[str], tuple[int, ...]]],
@@ -200,17 +191,22 @@ class Connector(ABC):
         """Return facts and verified content of every path in one round trip.
 
         Each file's size and SHA-256 are taken on the server in the same command; bytes that
-        do not match them are never returned (a file changing meanwhile is read again).
+        do not match them are never returned. A file changing meanwhile (or vanishing, or
+        changing kind) is read again, up to _READ_ATTEMPTS times in all; then TransferError,
+        or CommandFailed if a tool kept failing (an unreadable file). The server starts four
+        processes whatever the number of paths (agent/connector/many.py).
         """
         if not paths:
             return {}
-        for attempt in range(_READ_ATTEMPTS):
-            out = self.run(["sh", "-c", _READ_SCRIPT, "sh", *paths]).stdout
+        argv = ["sh", "-c", _READ_SCRIPT, "sh", *paths]
+        for attempt in range(1, _READ_ATTEMPTS + 1):
+            result = self.run(argv, ok_codes=(0, READ_FAILED))
             try:
-                return _parse_reads(paths, out)
-            except TransferError:
-                if attempt == _READ_ATTEMPTS - 1:
+                return _reads(paths, result)
+            except (TransferError, CommandFailed) as exc:
+                if attempt == _READ_ATTEMPTS:
                     raise
+                log.debug("read again", server=self.name, why=str(exc))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def write(self, path: str, data: bytes, mode: int = 0o644, owner: str = "0:0") -> None:
@@ -227,6 +223,27 @@ class Connector(ABC):
         if result.rc == WRITE_MISMATCH:
             raise TransferError(f"{self.name}:{path}: {result.err.strip()}; nothing was "
                                 "installed")
+
+    def write_many(self, files: list[tuple[str, bytes, int, str]]) -> None:
+        """Ensure each (path, data, mode, owner) holds exactly `data` with `mode` and `owner`,
+        every file replaced atomically, all in one command.
+
+        Each file is received beside its path and checked there; only once every file arrived
+        whole are modes and owners set and the files renamed into place, in order. So a
+        mismatch (TransferError) or a failure before the renames (CommandFailed: a missing
+        folder, a path that is a folder, an unknown owner) leaves every path as it was; a
+        rename that fails raises BatchFailed, and then files[:finished] are in place and the
+        rest untouched. No temporary file is left behind. ValueError for a path that is not a
+        file path, a mode out of range, an owner that is not user:group.
+        """
+        operands, stdin = write_operands(files)
+        if len(files) == 1:
+            self.write(*files[0])
+        elif files:
+            result = self._run_any(["sh", "-c", _WRITE_MANY_SCRIPT, "sh", *operands], stdin,
+                                   300.0)
+            if result.rc != 0 and installed(result.stdout) < len(files):
+                raise _write_failure(self.name, [f[0] for f in files], result)
 
     def stat_many(self, paths: list[str]) -> dict[str, Stat]:
         """Return facts for every path in one round trip."""
@@ -247,30 +264,28 @@ class Connector(ABC):
         return self.stat_many([path])[path]
 
 
-def _parse_reads(paths: list[str], out: bytes) -> dict[str, FileData]:
-    """Split the read script's output into verified FileData; raise TransferError if short."""
-    found: dict[str, FileData] = {}
-    pos = 0
-    for path in paths:
-        end = out.find(b"\n", pos)
-        if end < 0:
-            raise TransferError(f"the reply for {path} is missing (output cut short)")
-        fields = out[pos:end].decode("utf-8", "replace").split("|")
-        pos = end + 1
-        if len(fields) != 6:
-            raise TransferError(f"unreadable reply header for {path}: {fields!r}")
-        kind, mode, uid, gid, size, digest = fields
-        if kind == "absent":
-            found[path] = FileData(path, "absent")
-            continue
-        data = None
-        if size != "-":
-            data = out[pos:pos + int(size)]
-            pos += int(size)
-            if len(data) != int(size) or hashlib.sha256(data).hexdigest() != digest:
-                raise TransferError(f"{path}: got {len(data)} bytes that do not match the "
-                                    f"server's {size} bytes and SHA-256")
-        found[path] = FileData(path, kind, int(mode, 8), int(uid), int(gid), data)
-    if pos != len(out):
-        raise TransferError(f"{len(out) - pos} unexpected bytes after the files")
-    return found
+def _shown(what: str, paths: list[str]) -> str:
+    """Return how a many-file command is named in errors (its script is not worth showing)."""
+    more = f" ... ({len(paths)} paths)" if len(paths) > 3 else ""
+    return f"sh -c <{what}> sh {quote(paths[:3])}{more}"
+
+
+def _reads(paths: list[str], result: Result) -> dict[str, FileData]:
+    """Return what the read script found; CommandFailed when one of its tools failed."""
+    if result.rc == READ_FAILED:
+        raise CommandFailed(_shown("read_many", paths), result.rc, result.err)
+    return _parse_reads(paths, result.stdout)
+
+
+def _write_failure(server: str, paths: list[str], result: Result) -> StepError | CommandFailed:
+    """Return the error for a write-many script that did not install every file: which
+    files are in place follows from its kind (see Connector.write_many)."""
+    shown, done = _shown("write_many", paths), installed(result.stdout)
+    if result.rc == WRITE_MISMATCH:
+        return TransferError(f"{server}: {shown}: {result.err.strip()}; nothing was installed")
+    if result.rc == WRITE_STOPPED or done:
+        # The renames stopped at paths[done]; those before it are in place.
+        return BatchFailed(f"mv -f -T -- <temporary file> {quote([paths[done]])}", result.rc,
+                           f"{result.err.strip()}\ninstalled before it: {done} of "
+                           f"{len(paths)} files", done)
+    return CommandFailed(shown, result.rc, f"{result.err.strip()}\nnothing was installed")

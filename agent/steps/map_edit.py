@@ -20,7 +20,8 @@ from agent.errors import StepError, TransferError
 from agent.steps.hostmap import WHOLE_SERVER
 
 # The connector's atomic install (size and SHA-256 checked on the server), with the mtime
-# bump before the rename: at least one second past the old file's whole seconds.
+# bump before the rename: at least one second past the old file's whole seconds (chown
+# before chmod, as there: chown clears set-ID bits; `mv -T` never moves into a folder).
 _INSTALL = (
     't=; trap \'[ -z "$t" ] || rm -f -- "$t"\' EXIT; trap "exit 91" HUP INT TERM PIPE; '
     'set -e; d=$(dirname -- "$1"); t=$(mktemp -- "$d/.sa-tmp.XXXXXXXX"); '
@@ -29,7 +30,7 @@ _INSTALL = (
     'echo "received $((n)) bytes, expected $4 (or a different SHA-256)" >&2; exit 90; fi; '
     'old=$(stat -c %Y -- "$1" 2>/dev/null || echo 0); new=$(stat -c %Y -- "$t"); '
     'if [ "$new" -le "$old" ]; then touch -d "@$((old + 1))" -- "$t"; fi; '
-    'chmod "$2" "$t"; chown "$3" "$t"; mv -f -- "$t" "$1"; trap - EXIT'
+    'chown "$3" "$t"; chmod "$2" "$t"; mv -f -T -- "$t" "$1"; trap - EXIT'
 )
 _MISMATCH = 90
 _HEAD = "# suspension-agent host map: written by the agent, do not edit"

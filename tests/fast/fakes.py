@@ -102,6 +102,10 @@ class FakeConnector(Connector):
                     return self._checked(["stat", *args], lambda: self._stat(args))
                 if script == base._WRITE_SCRIPT:
                     return self._checked(["write", args[0]], lambda: self._write(args, stdin))
+                if script == base._WRITE_MANY_SCRIPT:
+                    paths = args[2::4]
+                    return self._checked(["write", *paths],
+                                         lambda: self._write_many(args, stdin))
                 if script == base._BATCH_SCRIPT:
                     return self._batch(args)
             return self._checked(list(argv), lambda: self._command(list(argv), stdin))
@@ -124,15 +128,17 @@ class FakeConnector(Connector):
         return body()
 
     def _read(self, paths: list[str]) -> Result:
-        out = b""
-        for path in paths:
-            f = self.files.get(path)
-            if f is None:
-                out += b"absent|||||\n"
-                continue
-            digest = hashlib.sha256(f.data).hexdigest()
-            out += (f"regular file|{f.mode:o}|{f.uid}|{f.gid}|{len(f.data)}|{digest}\n".encode()
-                    + f.data)
+        # The reply of agent/connector/many.py's read script: one letter a path, the facts
+        # of each file, their sizes, their digests, then their contents.
+        found = [(path, self.files.get(path)) for path in paths]
+        files = [(path, f) for path, f in found if f is not None]
+        out = "".join("a" if f is None else "f" for _p, f in found).encode() + b"\n"
+        out += b"".join(f"regular file|{f.mode:o}|{f.uid}|{f.gid}\n".encode()
+                        for _p, f in files)
+        out += b"".join(f"{len(f.data)}\n".encode() for _p, f in files)
+        out += b"".join(f"{hashlib.sha256(f.data).hexdigest()}  {p}\n".encode()
+                        for p, f in files)
+        out += b"".join(f.data for _p, f in files)
         return Result(0, out, b"")
 
     def _stat(self, paths: list[str]) -> Result:
@@ -151,6 +157,19 @@ class FakeConnector(Connector):
         uid, _, gid = owner.partition(":")
         self.files[path] = FakeFile(data, int(mode, 8), int(uid), int(gid))
         return Result(0, b"", b"")
+
+    def _write_many(self, args: list[str], stdin: bytes | None) -> Result:
+        data, pos, out = stdin or b"", 0, b""
+        if hashlib.sha256(data).hexdigest() != args[1]:
+            return Result(base.WRITE_MISMATCH, b"", b"received other bytes")
+        for i in range(2, len(args), 4):
+            path, mode, owner, size = args[i:i + 4]
+            uid, _, gid = owner.partition(":")
+            self.files[path] = FakeFile(data[pos:pos + int(size)], int(mode, 8), int(uid),
+                                        int(gid))
+            pos += int(size)
+            out += f"{(i - 2) // 4}\n".encode()
+        return Result(0, out, b"")
 
     def _batch(self, operands: list[str]) -> Result:
         index = 0

@@ -82,7 +82,7 @@ class LandingPage:
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         """Re-read the include files, then ask every domain over HTTP and HTTPS."""
-        from agent.steps import probes  # imports requests: only when a probe runs
+        from agent.steps import probes  # the probe machinery loads only when a probe runs
 
         marker = f"# BEGIN SUSPENSION-AGENT case {ctx.case_id}\n".encode()
         found = ctx.conn.read_many(undo["includes"])

@@ -85,7 +85,19 @@ def mysql_argv(paths: LinuxPaths) -> list[str]:
 
 def parse_vhosts(files: dict[str, str], include_prefix: str) -> list[VHost]:
     """Return the VirtualHost blocks of `files` that include a path under `include_prefix`."""
-    found: list[VHost] = []
+    return hooked(parse_blocks(files), include_prefix)
+
+
+def hooked(blocks: list[tuple[VHost, tuple[str, ...]]], include_prefix: str) -> list[VHost]:
+    """Return the blocks (from parse_blocks) that include a path under `include_prefix`."""
+    return [vh for vh, includes in blocks
+            if any(v.startswith(include_prefix) for v in includes)]
+
+
+def parse_blocks(files: dict[str, str]) -> list[tuple[VHost, tuple[str, ...]]]:
+    """Return every VirtualHost block of `files` with the paths it Includes (parsed once
+    for a whole batch of accounts: each account then picks its own)."""
+    found: list[tuple[VHost, tuple[str, ...]]] = []
     for path, text in files.items():
         block: dict | None = None
         for line in text.splitlines():
@@ -93,14 +105,14 @@ def parse_vhosts(files: dict[str, str], include_prefix: str) -> list[VHost]:
             if section and not section.group(1):
                 port = re.search(r":(\d+)", section.group(2))
                 block = {"port": int(port.group(1)) if port else 80, "names": [], "tls": False,
-                         "docroot": None, "hooked": False, "lines": [line]}
+                         "docroot": None, "includes": [], "lines": [line]}
                 continue
             if block is not None:
                 block["lines"].append(line)
             if section and block is not None:
-                if block["hooked"]:
-                    found.append(VHost(path, block["port"], block["tls"], tuple(block["names"]),
-                                       block["docroot"], "\n".join(block["lines"]) + "\n"))
+                found.append((VHost(path, block["port"], block["tls"], tuple(block["names"]),
+                                    block["docroot"], "\n".join(block["lines"]) + "\n"),
+                              tuple(block["includes"])))
                 block = None
                 continue
             directive = _DIRECTIVE.match(line)
@@ -113,8 +125,8 @@ def parse_vhosts(files: dict[str, str], include_prefix: str) -> list[VHost]:
                 block["docroot"] = value
             elif name == "sslengine":
                 block["tls"] = value.lower() == "on"
-            elif name in ("include", "includeoptional") and value.startswith(include_prefix):
-                block["hooked"] = True
+            elif name in ("include", "includeoptional"):
+                block["includes"].append(value)
     return found
 
 
@@ -126,12 +138,19 @@ def vhosts(conn: Connector, paths: LinuxPaths, account: str,
     """
     def read() -> dict[str, str]:
         raw = conn.run(["sh", "-c", _DUMP_FILES, "sh", paths.apache_sites_dir]).stdout
-        parts = raw.split(b"\0")
-        return {parts[i].decode(): parts[i + 1].decode("utf-8", "replace")
-                for i in range(1, len(parts) - 1, 2)}
+        return {path: data.decode("utf-8", "replace") for path, data in split_dump(raw).items()}
 
-    files = memo(shared, ("vhost files", paths.apache_sites_dir), read)
-    return parse_vhosts(files, hook_dir(paths, account) + "/")
+    blocks = memo(shared, ("vhost blocks", paths.apache_sites_dir),
+                  lambda: parse_blocks(read()))
+    return hooked(blocks, hook_dir(paths, account) + "/")
+
+
+def split_dump(raw: bytes) -> dict[str, bytes]:
+    """Return path -> content from a dump of NUL, path, NUL, content records (root-owned
+    configuration text: a NUL inside a file would end it there)."""
+    parts = raw.split(b"\0")
+    return {parts[i].decode("utf-8", "replace"): parts[i + 1]
+            for i in range(1, len(parts) - 1, 2)}
 
 
 def domains(hosts: list[VHost]) -> list[str]:

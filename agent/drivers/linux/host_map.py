@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from agent.config import LinuxPaths
 from agent.connector import Connector
+from agent.connector.base import FileData
 from agent.drivers import linux
 from agent.drivers.linux import VHost
 from agent.steps import hostmap, map_edit
+from agent.steps.base import Memo, memo
 
 
 def hook_path(paths: LinuxPaths, account: str) -> str:
@@ -22,25 +24,47 @@ def hook_path(paths: LinuxPaths, account: str) -> str:
     return f"{linux.hook_dir(paths, account)}/{hostmap.HOOK_FILE}"
 
 
+# Every account's vhost hook of the host map ($1/*/$2) as NUL, path, NUL, content.
+_DUMP_HOOKS = ('for f in "$1"/*/"$2"; do [ -f "$f" ] || continue; printf "\\0%s\\0" "$f"; '
+               'cat -- "$f"; done')
+
+
 def why_not(conn: Connector, paths: LinuxPaths, account: str | None,
-            hosts: list[VHost]) -> tuple[str | None, set[str]]:
+            hosts: list[VHost], shared: Memo | None = None) -> tuple[str | None, set[str]]:
     """Return why the host map cannot cover the account's vhosts (None: it covers them all)
     and the names the map holds now, from one read: the include, the map, the landing page
-    and the account's vhost hook.
+    and the account's vhost hook. With `shared` (a batch of accounts), the server's files
+    and every account's hook are read once for the whole batch.
 
     Without `account`, only whether the map is installed on the server (for `check`).
     """
-    reason, data = _why_not(conn, paths, account, hosts)
+    found = _read(conn, paths, account, shared)
+    reason, data = _why_not(paths, account, hosts, found)
     return reason, (map_edit.parse(data, paths.host_map) if data is not None else set())
 
 
-def _why_not(conn: Connector, paths: LinuxPaths, account: str | None,
-             hosts: list[VHost]) -> tuple[str | None, bytes | None]:
+def _read(conn: Connector, paths: LinuxPaths, account: str | None,
+          shared: Memo | None) -> dict[str, FileData | bytes | None]:
     page = f"{paths.host_map_landing}/index.html"
     wanted = [paths.host_map_conf, paths.host_map, page]
+    if shared is None:
+        return dict(conn.read_many(wanted + ([hook_path(paths, account)] if account else [])))
+    found: dict[str, FileData | bytes | None] = dict(
+        memo(shared, ("host map files", paths.host_map), lambda: conn.read_many(wanted)))
     if account is not None:
-        wanted.append(hook_path(paths, account))
-    found = conn.read_many(wanted)
+        def hooks() -> dict[str, bytes]:
+            raw = conn.run(["sh", "-c", _DUMP_HOOKS, "sh", paths.apache_hook_dir,
+                            hostmap.HOOK_FILE]).stdout
+            return linux.split_dump(raw)
+
+        every = memo(shared, ("host map hooks", paths.apache_hook_dir), hooks)
+        found[hook_path(paths, account)] = every.get(hook_path(paths, account))
+    return found
+
+
+def _why_not(paths: LinuxPaths, account: str | None, hosts: list[VHost],
+             found: dict) -> tuple[str | None, bytes | None]:
+    page = f"{paths.host_map_landing}/index.html"
     conf = found[paths.host_map_conf]
     data = found[paths.host_map].data
     if not conf.exists or conf.data is None or hostmap.BEGIN.encode() not in conf.data:
@@ -54,9 +78,11 @@ def _why_not(conn: Connector, paths: LinuxPaths, account: str | None,
     if account is None:
         return None, data
     hook = found[hook_path(paths, account)]
-    if not hook.exists or hook.data is None or b"RewriteEngine On" not in hook.data:
+    # A FileData (read alone) or the hook's bytes from the batch's dump (None: missing).
+    text = hook.data if isinstance(hook, FileData) else hook
+    if text is None or b"RewriteEngine On" not in text:
         return f"{hook_path(paths, account)} (the host map's vhost hook) is missing", data
-    problems = uncovered(hook.data.decode("utf-8", "replace"), hosts)
+    problems = uncovered(text.decode("utf-8", "replace"), hosts)
     return ("; ".join(problems) if problems else None), data
 
 

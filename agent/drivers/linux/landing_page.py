@@ -50,7 +50,7 @@ class LandingPage:
         if language and language != ctx.branding.language:
             why, present = "the playbook asks for a language other than branding.language", None
         else:
-            why, present = host_map.why_not(ctx.conn, paths, ctx.account, hosts)
+            why, present = host_map.why_not(ctx.conn, paths, ctx.account, hosts, ctx.shared)
         targets = [(name, vh.port, vh.tls) for vh in hosts for name in vh.names]
         if why is None and present is not None:
             return self._map_plan(ctx, hosts, present, targets)
@@ -120,7 +120,7 @@ class LandingPage:
         return Plan(self.name, actions, undo=undo, finish=_reload_actions(ctx.server.linux))
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
-        from agent.steps import probes  # imports requests: only when a probe runs
+        from agent.steps import probes  # the probe machinery loads only when a probe runs
 
         probes.check_landing(ctx.server, [tuple(t) for t in undo["probe"]], suspended)
 
