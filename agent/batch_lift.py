@@ -126,14 +126,17 @@ def _lock_and_read(batch: Batch, children: list[Case]
     if not children:
         return children, locks, None
     rdir = batch.server.records_dir
+    # With them, the files the driver's shared finish will start from (the host map).
+    extra = drivers.batch_files(batch.server)
     try:
         found = batch.conn.read_many(
             [records.path_for(rdir, (batch.server.name, "account", c.name)) for c in children]
-            + [f"{rdir}/.created"])
+            + [f"{rdir}/.created", *extra])
     except BaseException:
         for lock in locks.values():
             lock.__exit__(None, None, None)
         raise
+    batch.shared.saw({path: found[path] for path in extra})
     return children, locks, found
 
 

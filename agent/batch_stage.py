@@ -152,7 +152,8 @@ def _finish_once(batch: Batch, members: list[Member], runs: list[StepRun]) -> No
     """Carry out the merged finish actions of `runs` once; a failure fails each member."""
     try:
         with members[0].runner.shared(_lock_of([r.plan for r in runs])):
-            finish(batch.conn, merge_finish([r.plan for r in runs]), [r.carried for r in runs])
+            finish(batch.conn, merge_finish([r.plan for r in runs]), [r.carried for r in runs],
+                   batch.shared.take_files())
     except _LOST as exc:
         for m in members:
             _lost(batch, m, exc)
@@ -238,7 +239,7 @@ def revert_together(batch: Batch, items: list[tuple[Member, list]]) -> None:
             plans = [wave.runs[m.name].plan for m in waiting]
             try:
                 with waiting[0].runner.shared(_lock_of(plans)):
-                    finish(batch.conn, merge_finish(plans), [])
+                    finish(batch.conn, merge_finish(plans), [], batch.shared.take_files())
             except _LOST as exc:
                 for m in waiting:
                     _lost(batch, m, exc)

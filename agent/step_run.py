@@ -20,6 +20,7 @@ from agent import drivers
 from agent.journal import Case
 from agent.playbooks import StepSpec
 from agent.steps.base import CARRIED, Context, Plan, carry_out
+from agent.steps.map_edit import KNOWN
 
 
 @dataclass
@@ -113,14 +114,17 @@ class StepRun:
         self.step.verify(self.ctx, self.undo, True)
 
 
-def finish(conn: Any, actions: list, records: list[list[str]]) -> None:
+def finish(conn: Any, actions: list, records: list[list[str]],
+           known: dict | None = None) -> None:
     """Carry out finish actions (once for everyone in `records`, whose audit lists each get
-    the lines carried out)."""
+    the lines carried out); `known`: files the batch read moments ago (see map_edit.KNOWN)."""
     seen: list[str] = []
     token = CARRIED.set(seen)
+    files = KNOWN.set(known)
     try:
         carry_out(conn, actions)
     finally:
+        KNOWN.reset(files)
         CARRIED.reset(token)
         for record in records:
             record.extend(seen)

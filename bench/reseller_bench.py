@@ -211,6 +211,27 @@ def timed(host: TestHost, argv: list[str], suspended: bool, proxy: DelayProxy,
     return result
 
 
+# What a suspend and its unsuspend may not leave changed (the backups are kept by design,
+# logs grow): every file's content, mode and owner, and which files and folders exist.
+SNAPSHOT = ("find /etc/apache2 /etc/ssh /etc/passwd /etc/shadow /etc/group /home "
+            "/var/lib/suspension-agent-cases -xdev -printf '%p %y %m %U:%G\\n' "
+            "2>/dev/null | sort; find /etc/apache2 /etc/ssh /etc/passwd /etc/shadow /etc/group "
+            "/home -xdev -type f -print0 | sort -z | xargs -0 sha256sum")
+
+
+def snapshot(host: TestHost) -> list[str]:
+    """Return the host's files as lines of path, type, mode, owner and their SHA-256."""
+    return host.run(["sh", "-c", SNAPSHOT], check=False).stdout.decode().splitlines()
+
+
+def same_files(before: list[str], after: list[str]) -> str | None:
+    """Return None when the snapshots are equal, else the first differences."""
+    if before == after:
+        return None
+    gone, new = sorted(set(before) - set(after)), sorted(set(after) - set(before))
+    return f"before only: {gone[:5]}; after only: {new[:5]}"
+
+
 def set_max_sessions(host: TestHost, value: int | None) -> None:
     from agent.drivers.linux.panel_lock import _HUP_SSHD
 
@@ -253,11 +274,17 @@ def run(host: TestHost, work: Path, repeat: int, naive: bool = True
         for _ in range(repeat):
             for who, sessions in (("agent", None), ("agent-ms2", 2)):
                 set_max_sessions(host, sessions)
+                before = snapshot(host)
                 add(f"{who} suspend", timed(host, [*agent, "suspend", host.name, "--reseller",
                                                   "rsl0", "--playbook", "bench"], True, proxy,
                                             audit=work / "agent" / "audit.jsonl"))
                 add(f"{who} unsuspend", timed(host, [*agent, "unsuspend", host.name,
                                                     "--reseller", "rsl0"], False, proxy))
+                # The round trip leaves every file of the host as it found it.
+                diff = same_files(before, snapshot(host))
+                add(f"{who} byte-identical after the round trip", {"ok": diff is None})
+                if diff is not None:
+                    raise RuntimeError(f"{who}: files differ after the round trip: {diff}")
             set_max_sessions(host, None)
             names = json.dumps(list(many.ACCOUNTS)).encode()
             full = hostmap.map_text(many.domains())
@@ -287,12 +314,17 @@ def table(results: dict[str, list[dict]]) -> str:
         value = med(rows, key)
         return "-" if math.isnan(value) else f"{value:.2f} s"
 
+    checks = []
     for name, rows in results.items():
+        if "byte-identical" in name:
+            checks.append(f"{name}: {sum(r['ok'] for r in rows)} of {len(rows)} rounds")
+            continue
         lines.append(f"| {name} | {med(rows, 'last'):.2f} s | {med(rows, 'first'):.2f} s | "
                      f"{opt(rows, 'backups')} | {opt(rows, 'after backups')} | "
                      f"{med(rows, 'total'):.2f} s | {med(rows, 'connections'):.0f} | "
                      f"{med(rows, 'channels'):.0f} | {med(rows, 'commands'):.0f} | "
                      f"{med(rows, 'reloads'):.0f} | {med(rows, 'rss_kib') / 1024:.0f} MiB |")
+    lines += ["", *checks]
     for side in ("suspend", "unsuspend"):
         agent = med(results.get(f"agent {side}", []), "last")
         floor = med(results.get(f"floor {side}", []), "last")

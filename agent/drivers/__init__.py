@@ -65,6 +65,13 @@ def reseller_tree(server: Any, conn: Any, name: str) -> Any:
     return found.reseller_tree(server, conn, name)
 
 
+def batch_files(server: Any) -> list[str]:
+    """Return the files a batch of the server's accounts reads up front for its shared
+    finish (none unless the driver names some)."""
+    named = getattr(driver(server.panel), "batch_files", None)
+    return list(named(server)) if named is not None else []
+
+
 def login_step(panel: str) -> str:
     """Return the step that locks a reseller's own login on `panel` (applied first)."""
     return getattr(driver(panel), "login_step", "panel_lock")

@@ -226,6 +226,21 @@ class Memo:
     def __init__(self) -> None:
         self._values: dict[tuple, Any] = {}
         self._lock = threading.Lock()
+        # Its own lock: a value being computed under the lock above may keep files here.
+        self._files: dict[str, Any] = {}
+        self._files_lock = threading.Lock()
+
+    def saw(self, found: dict[str, Any]) -> None:
+        """Keep files just read (path -> FileData) for the next shared finish."""
+        with self._files_lock:
+            self._files.update(found)
+
+    def take_files(self) -> dict[str, Any]:
+        """Return the files kept since the last call, and forget them (each is used once:
+        the finish that uses one may change it)."""
+        with self._files_lock:
+            files, self._files = self._files, {}
+            return files
 
     def get(self, key: tuple, compute: Any) -> Any:
         """Return the value of `key`, computing it once (under the lock) when missing."""

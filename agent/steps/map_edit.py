@@ -11,6 +11,7 @@ mtime and leave Apache on the old map.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 from dataclasses import dataclass
 
@@ -22,6 +23,9 @@ from agent.steps.hostmap import WHOLE_SERVER
 # The connector's atomic install (size and SHA-256 checked on the server), with the mtime
 # bump before the rename: at least one second past the old file's whole seconds (chown
 # before chmod, as there: chown clears set-ID bits; `mv -T` never moves into a folder).
+# $6: the SHA-256 of the map the new content was computed from; a map that is no longer
+# that (another process wrote it since it was read) is left alone (_CHANGED), and the edit
+# starts again from what is there now.
 _INSTALL = (
     't=; trap \'[ -z "$t" ] || rm -f -- "$t"\' EXIT; trap "exit 91" HUP INT TERM PIPE; '
     'set -e; d=$(dirname -- "$1"); t=$(mktemp -- "$d/.sa-tmp.XXXXXXXX"); '
@@ -30,9 +34,17 @@ _INSTALL = (
     'echo "received $((n)) bytes, expected $4 (or a different SHA-256)" >&2; exit 90; fi; '
     'old=$(stat -c %Y -- "$1" 2>/dev/null || echo 0); new=$(stat -c %Y -- "$t"); '
     'if [ "$new" -le "$old" ]; then touch -d "@$((old + 1))" -- "$t"; fi; '
-    'chown "$3" "$t"; chmod "$2" "$t"; mv -f -T -- "$t" "$1"; trap - EXIT'
+    'chown "$3" "$t"; chmod "$2" "$t"; '
+    'cur=$(sha256sum < "$1") || exit 93; [ "${cur%% *}" = "$6" ] || exit 93; '
+    'mv -f -T -- "$t" "$1"; trap - EXIT'
 )
 _MISMATCH = 90
+_CHANGED = 93
+_ATTEMPTS = 3
+# Files a batch read moments ago (path -> FileData), set around its shared finish: the edit
+# starts from the map found there instead of reading it again (one round trip less), which
+# is safe because its install checks that the map is still exactly that.
+KNOWN: contextvars.ContextVar[dict | None] = contextvars.ContextVar("known", default=None)
 _HEAD = "# suspension-agent host map: written by the agent, do not edit"
 
 
@@ -61,22 +73,32 @@ class MapEdit:
         return MapEdit(self.path, self.add + other.add, self.remove + other.remove)
 
     def carry_out(self, conn: Connector) -> None:
-        found = conn.read_many([self.path])[self.path]
-        if not found.exists or found.data is None:
-            raise StepError(f"{self.path} does not exist on {conn.name} as a regular file: "
-                            "the host map is not installed (docs/linux-host.md)")
-        names = parse(found.data, self.path)
-        wanted = (names | {_name(n) for n in self.add}) - {_name(n) for n in self.remove}
-        if wanted == names:
-            return
-        data = render(wanted)
-        result = conn.run(["sh", "-c", _INSTALL, "sh", self.path, format(found.mode, "o"),
-                           f"{found.uid}:{found.gid}", str(len(data)),
-                           hashlib.sha256(data).hexdigest()], stdin=data,
-                          ok_codes=(0, _MISMATCH))
-        if result.rc == _MISMATCH:
-            raise TransferError(f"{conn.name}:{self.path}: {result.err.strip()}; nothing was "
-                                "installed")
+        known = KNOWN.get()
+        found = known.pop(self.path, None) if known is not None else None
+        for _attempt in range(_ATTEMPTS):
+            if found is None:
+                found = conn.read_many([self.path])[self.path]
+            if not found.exists or found.data is None:
+                raise StepError(f"{self.path} does not exist on {conn.name} as a regular file: "
+                                "the host map is not installed (docs/linux-host.md)")
+            names = parse(found.data, self.path)
+            wanted = (names | {_name(n) for n in self.add}) - {_name(n) for n in self.remove}
+            if wanted == names:
+                return
+            data = render(wanted)
+            result = conn.run(["sh", "-c", _INSTALL, "sh", self.path, format(found.mode, "o"),
+                               f"{found.uid}:{found.gid}", str(len(data)),
+                               hashlib.sha256(data).hexdigest(),
+                               hashlib.sha256(found.data).hexdigest()], stdin=data,
+                              ok_codes=(0, _MISMATCH, _CHANGED))
+            if result.rc == _MISMATCH:
+                raise TransferError(f"{conn.name}:{self.path}: {result.err.strip()}; nothing "
+                                    "was installed")
+            if result.rc == 0:
+                return
+            found = None  # written by someone else meanwhile: start from what is there now
+        raise StepError(f"{conn.name}:{self.path} kept changing while the agent edited it "
+                        f"({_ATTEMPTS} attempts); nothing was installed")
 
 
 def _name(name: str) -> str:

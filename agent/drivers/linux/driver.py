@@ -43,6 +43,10 @@ class LinuxDriver:
                            "suspended")
         linux.home(conn, server.linux, account)
 
+    def batch_files(self, server: Any) -> list[str]:
+        """The host map: a batch's landing reverts all end in one edit of it."""
+        return [server.linux.host_map]
+
     def check_accounts(self, server: Any, conn: Any, names: list[str],
                        min_uid: int) -> dict[str, str]:
         """Return, for each of `names` that may not be suspended, why: no passwd entry, no

@@ -49,8 +49,13 @@ def _read(conn: Connector, paths: LinuxPaths, account: str | None,
     wanted = [paths.host_map_conf, paths.host_map, page]
     if shared is None:
         return dict(conn.read_many(wanted + ([hook_path(paths, account)] if account else [])))
+    def read() -> dict[str, FileData]:
+        files = conn.read_many(wanted)
+        shared.saw({paths.host_map: files[paths.host_map]})  # the batch's map edit starts here
+        return files
+
     found: dict[str, FileData | bytes | None] = dict(
-        memo(shared, ("host map files", paths.host_map), lambda: conn.read_many(wanted)))
+        memo(shared, ("host map files", paths.host_map), read))
     if account is not None:
         def hooks() -> dict[str, bytes]:
             raw = conn.run(["sh", "-c", _DUMP_HOOKS, "sh", paths.apache_hook_dir,
