@@ -54,7 +54,7 @@ def lift_children(batch: Batch, children: list[Case], status: str) -> None:
     works: list[_Work] = []
     guard = threading.Lock()
 
-    children, locks, found = _lock_and_read(batch, children)
+    children, locks, found = _held(batch, children)
 
     def prepare(case: Case) -> None:
         target = (batch.server.name, "account", case.name)
@@ -108,7 +108,42 @@ def lift_children(batch: Batch, children: list[Case], status: str) -> None:
             work.lock.__exit__(None, None, None)
 
 
-def _lock_and_read(batch: Batch, children: list[Case]
+def _held(batch: Batch, children: list[Case]
+          ) -> tuple[list[Case], dict[str, Any], dict | None]:
+    """Return the children whose locks are held, their locks, and their records as read:
+    what `lock_ahead` took for them, and for any child it did not try, taken and read now."""
+    early, batch.ahead = batch.ahead, None
+    if early is None:
+        return _lock_and_read(batch, children)
+    tried, locks, found = early
+    mine = {c.name for c in children}
+    for name in [n for n in locks if n not in mine]:  # taken over since: not lifted here
+        locks.pop(name).__exit__(None, None, None)
+    _late, late_locks, late_found = _lock_and_read(
+        batch, [c for c in children if c.name not in tried])
+    locks.update(late_locks)
+    return ([c for c in children if c.name in locks], locks,
+            {**(found or {}), **(late_found or {})})
+
+
+def lock_ahead(batch: Batch, children: list[Case], also: list[str]) -> dict | None:
+    """Take the children's locks and read their records now, with `also` (the tree target's
+    own record) in the same round trip; the lift that follows uses them (`release_ahead`
+    lets them go when it does not come)."""
+    _held_now, locks, found = _lock_and_read(batch, children, also)
+    batch.ahead = ({c.name for c in children}, locks, found)
+    return found
+
+
+def release_ahead(batch: Batch) -> None:
+    """Release the locks `lock_ahead` took that no lift used."""
+    early, batch.ahead = batch.ahead, None
+    if early is not None:
+        for lock in early[1].values():
+            lock.__exit__(None, None, None)
+
+
+def _lock_and_read(batch: Batch, children: list[Case], also: list[str] | None = None
                    ) -> tuple[list[Case], dict[str, Any], dict | None]:
     """Take every child's lock (a busy one is noted and left out), then read every child's
     server record in one round trip, under the locks (each child would read its own)."""
@@ -123,7 +158,7 @@ def _lock_and_read(batch: Batch, children: list[Case]
             continue
         locks[case.name] = lock
     children = [c for c in children if c.name in locks]
-    if not children:
+    if not children and not also:
         return children, locks, None
     rdir = batch.server.records_dir
     # With them, the files the driver's shared finish will start from (the host map).
@@ -131,7 +166,7 @@ def _lock_and_read(batch: Batch, children: list[Case]
     try:
         found = batch.conn.read_many(
             [records.path_for(rdir, (batch.server.name, "account", c.name)) for c in children]
-            + [f"{rdir}/.created", *extra])
+            + [f"{rdir}/.created", *extra, *(also or [])])
     except BaseException:
         for lock in locks.values():
             lock.__exit__(None, None, None)

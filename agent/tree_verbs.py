@@ -11,7 +11,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from agent import batch, drivers, ids, recovery
+from agent import batch, batch_lift, drivers, ids, recovery
 from agent.errors import AgentError, AuthFailed, BadInput, Busy, HostKeyRefused, Unreachable
 from agent.journal import Case
 from agent.ladder import ladder
@@ -73,16 +73,23 @@ def _open(engine: Engine, tgt: tuple, hold: str, playbook: str, reason: str | No
     return case
 
 
-def _begin(engine: Engine, server: Server, tgt: tuple, dry_run: bool) -> tuple[Runner, str]:
+def _begin(engine: Engine, server: Server, tgt: tuple, dry_run: bool,
+           ahead: tuple[batch.Batch, list[Case]] | None = None) -> tuple[Runner, str]:
     """Take over the reseller's own record (its case ids) when the journal lost them.
 
     sshd's MaxSessions (how many workers the batch gets) is asked in the same round trip
-    time, on a second channel: the batch needs it right after.
+    time, on a second channel: the batch needs it right after. With `ahead` (an unsuspend:
+    the batch and the children its journal knows), those children are locked and their
+    records read in the same round trip as the reseller's own.
     """
     conn = engine._conn(server)
     runner = Runner(engine, server, conn, tgt)
     with ThreadPoolExecutor(max_workers=1) as pool:
         sized = pool.submit(conn.channels, server.linux.sshd)
+        if ahead is not None:
+            work, children = ahead
+            runner.records.prefetched = batch_lift.lock_ahead(
+                work, children, [runner.records.path, f"{server.records_dir}/.created"])
         taken = recovery.begin(engine, runner, dry_run)
         sized.result()
     return runner, taken
@@ -130,7 +137,9 @@ def unsuspend(engine: Engine, server_name: str, name: str, hold: str,
     with engine._lock(tgt):
         work = batch.Batch(engine, server, dry_run, tgt)
         try:
-            runner, taken = _begin(engine, server, tgt, dry_run)
+            known = [ch for c in engine.journal.open_cases(*tgt) if c.hold == hold
+                     for ch in engine.journal.children(c.id)]
+            runner, taken = _begin(engine, server, tgt, dry_run, (work, known))
             cases = engine.journal.open_cases(*tgt)
             lifted = [c for c in cases if c.hold == hold]
             remaining = sorted({c.hold for c in cases if c.hold != hold})
@@ -143,6 +152,8 @@ def unsuspend(engine: Engine, server_name: str, name: str, hold: str,
             recovery.settle(runner, work.own, dry_run)
         except Unreachable as exc:
             return _lost(engine, tgt, work, exc)
+        finally:
+            batch_lift.release_ahead(work)
     message = ("nothing to lift" if not lifted else "") + (
         f"; still held by {', '.join(remaining)}" if remaining else "")
     return batch.report(engine, tgt, work, "; ".join(m for m in (taken, message.strip("; "))

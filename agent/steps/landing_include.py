@@ -65,8 +65,12 @@ def put_back(conn: Any, server: str, before: list[dict], created_dirs: list[str]
 
 # Remove a folder the agent made, if it is still there and empty. Accounts of one batch
 # revert side by side and may share a parent folder that each one's plan saw as made by it:
-# whichever comes second finds it gone, which is what it wanted. The folder is $1.
-_RMDIR = '[ ! -d "$1" ] || rmdir --ignore-fail-on-non-empty -- "$1"'
+# whichever comes second finds it gone, which is what it wanted: also when both saw it
+# there and the other's rmdir won (a check before the rmdir alone left that race, seen
+# under load). Anything else (a link, a file, no permission) fails with rmdir's own message.
+# The folder is $1.
+_RMDIR = ('rmdir --ignore-fail-on-non-empty -- "$1" 2>/dev/null && exit 0; '
+          '[ -e "$1" ] || [ -L "$1" ] || exit 0; rmdir --ignore-fail-on-non-empty -- "$1"')
 
 
 def remove_dir(path: str) -> Any:
