@@ -6,6 +6,7 @@ EA4's userdata include folders; the directives and their guarantees are the same
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 LANDING_URL = "/.suspension-agent-landing/"
@@ -78,3 +79,36 @@ def remove_dir(path: str) -> Any:
     from agent.steps.base import Run  # base imports config
 
     return Run(["sh", "-c", _RMDIR, "sh", path])
+
+
+# Remove the folders ($@) deepest first, each as _RMDIR does.
+_RMDIRS = ('for d do rmdir --ignore-fail-on-non-empty -- "$d" 2>/dev/null && continue; '
+           '[ -e "$d" ] || [ -L "$d" ] || continue; '
+           'rmdir --ignore-fail-on-non-empty -- "$d" || exit 1; done')
+
+
+@dataclass(frozen=True)
+class RemoveDirs:
+    """Remove folders the agent made, deepest first, those still there and empty. As a
+    batch's finish the folders of every account are merged into one: a parent that only one
+    account's plan saw as made by it is removed after every account's own subfolder went
+    (as each account's own action it ran while the others' were still there, and stayed)."""
+
+    paths: tuple[str, ...]
+
+    def describe(self) -> list[str]:
+        return [f"rmdir {p} (if empty)" for p in self._order()]
+
+    @property
+    def merge_key(self) -> tuple:
+        return ("rmdirs",)
+
+    def merged_with(self, other: RemoveDirs) -> RemoveDirs:
+        return RemoveDirs(self.paths + other.paths)
+
+    def _order(self) -> list[str]:
+        return sorted(set(self.paths), key=lambda p: (-p.rstrip("/").count("/"), p))
+
+    def carry_out(self, conn: Any) -> None:
+        if self.paths:
+            conn.run(["sh", "-c", _RMDIRS, "sh", *self._order()])

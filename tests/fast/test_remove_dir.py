@@ -42,3 +42,20 @@ def test_a_link_or_a_file_in_its_place_is_an_error(tmp_path: Path, kind: str) ->
     with pytest.raises(CommandFailed):
         _remove(path)
     assert path.exists() and target.exists()
+
+
+def test_merged_folders_of_a_batch_go_deepest_first(tmp_path: Path) -> None:
+    """The shared parent is in one account's list only, listed before the other's own
+    folder: merged, it still goes last (as two separate actions it stayed behind)."""
+    from agent.steps.base import Plan, merge_finish
+    from agent.steps.landing_include import RemoveDirs
+
+    parent = tmp_path / "sa"
+    (parent / "alice").mkdir(parents=True)
+    (parent / "bob").mkdir()
+    first = Plan("landing_page", finish=[RemoveDirs((str(parent / "alice"), str(parent)))])
+    second = Plan("landing_page", finish=[RemoveDirs((str(parent / "bob"),))])
+    merged = merge_finish([first, second])
+    assert len(merged) == 1
+    carry_out(LocalConnector(Server("here", "linux", "local")), merged)
+    assert not parent.exists()

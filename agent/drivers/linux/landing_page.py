@@ -26,7 +26,7 @@ from agent.steps.base import (
     file_state,
     snapshot,
 )
-from agent.steps.landing_include import HOOK_FILE, hook_conf, remove_dir
+from agent.steps.landing_include import HOOK_FILE, RemoveDirs, hook_conf
 from agent.steps.map_edit import MapEdit
 
 # The host map is one file for every account of the server: edited under this lock.
@@ -113,11 +113,14 @@ class LandingPage:
         found = ctx.conn.read_many([s.path for s in before] + dirs)
         current = {s.path: file_state(found[s.path], ctx.server.name) for s in before}
         actions: list = [Write(current[s.path], s) for s in before if current[s.path] != s]
-        actions += [remove_dir(d) for d in reversed(dirs) if found[d].exists]
+        # The folders go in the finish, after every account of a batch removed its files
+        # (a shared parent is in the created_dirs of one account only).
+        gone = RemoveDirs(tuple(d for d in dirs if found[d].exists))
         # Reload even when the files are already back: a run that died (or a graceful that
         # failed) after the removal left Apache serving the include it had loaded. The
         # journal only asks for this revert while the change is in effect or in flux.
-        return Plan(self.name, actions, undo=undo, finish=_reload_actions(ctx.server.linux))
+        return Plan(self.name, actions, undo=undo,
+                    finish=([gone] if gone.paths else []) + _reload_actions(ctx.server.linux))
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         from agent.steps import probes  # the probe machinery loads only when a probe runs
