@@ -202,12 +202,14 @@ def run_tree(batch: Batch, rcase: Case, pb: Playbook, tree: Tree,
         batch_stage.advance(batch, members, pb)
 
 
-def lift(batch: Batch, rcases: list[Case], status: str) -> None:
+def lift(batch: Batch, rcases: list[Case], status: str, left: list[Case] = ()) -> None:
     """Close every open child of `rcases` with `status`, undoing each account's changes
-    when no other case is left on it (web first across the tree, then the rest)."""
+    when no other case is left on it (web first across the tree, then the rest); the
+    closed children in `left` (journal.left_over) have their unfinished reverts retried."""
     batch.start_pool()
     batch_lift.lift_children(batch, [ch for rc in rcases
-                                     for ch in batch.engine.journal.children(rc.id)], status)
+                                     for ch in batch.engine.journal.children(rc.id)]
+                             + list(left), status)
 
 
 def report(engine: Engine, target: tuple, batch: Batch | None, message: str) -> Outcome:

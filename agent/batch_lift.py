@@ -181,7 +181,8 @@ def _name(work: _Work) -> str:
 
 def _close(batch: Batch, work: _Work, status: str) -> None:
     engine = batch.engine
-    if not batch.dry_run and not work.member.lost:
+    # A child closed by an earlier lift (its revert was retried here) keeps that status.
+    if not batch.dry_run and not work.member.lost and work.case.status == "open":
         engine.journal.close_case(work.case.id, status, engine.caller, engine.now())
         engine.audit("case.lifted" if status == "lifted" else "case.failed",
                      server=batch.server.name, kind="account", name=work.name,

@@ -3,7 +3,8 @@
 The contract's fields keep their meaning: `state` is the tree's (partial when any child
 needs a human), `applied` sums the children's changes per step, `errors` names the
 child (`account`) of every error, and `children` lists `{account, role, state, stage,
-holds, errors}` for each account of the tree.
+holds, errors}` for each account of the tree (and `stuck` for a change whose revert failed,
+also of an account an earlier lift closed with its revert unfinished).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def build(engine: Engine, target: tuple, logs: dict[str, RunLog], message: str,
     journal = engine.journal
     rcases = journal.open_cases(*target)
     kids = {c.name: c for rc in rcases for c in journal.children(rc.id)}
+    # Accounts an earlier lift left unfinished are the tree's until their reverts are done.
+    kids.update({c.name: c for c in journal.left_over(*target) if c.name not in kids})
     names = sorted(set(kids) | set(logs))
     own = own or RunLog()
     children, errors, plans, applied = [], list(own.errors), [], {}
@@ -40,6 +43,9 @@ def build(engine: Engine, target: tuple, logs: dict[str, RunLog], message: str,
             entry["message"] = note
         if o.reverted:
             entry["reverted"] = o.reverted
+        if stuck := [{"step": c["stuck"], "error": c["error"]} for c in o.cases
+                     if "stuck" in c]:
+            entry["stuck"] = stuck  # still applied: `resolve` or the next unsuspend retries
         children.append(entry)
         errors += [{**e, "account": name} for e in o.errors]
         plans += [{**p, "account": name} for p in o.plans]

@@ -182,6 +182,20 @@ class Journal:
         self.db.execute("UPDATE cases SET status=?, closed_at=?, closed_by=?, next_due_at=NULL "
                         "WHERE id=?", (status, now, by, case_id))
 
+    def left_over(self, server: str, kind: str, name: str) -> list[Case]:
+        """Return the closed child cases of the tree target's cases that still own a change
+        in effect (a revert that went `stuck`, a run cut off) on an account no open case
+        holds: the tree's lift is not finished for them. The newest per account."""
+        rows = self.db.execute(
+            "SELECT DISTINCT c.* FROM cases c JOIN cases p ON c.parent = p.id "  # noqa: S608
+            "JOIN changes ch ON ch.server=c.server AND ch.kind=c.kind AND ch.name=c.name "
+            "AND ch.case_id = c.id WHERE p.server=? AND p.kind=? AND p.name=? "
+            "AND c.status != 'open' AND ch.state IN " + _ACTIVE_SQL + " AND NOT EXISTS ("
+            "SELECT 1 FROM cases o WHERE o.server=c.server AND o.kind=c.kind "
+            "AND o.name=c.name AND o.status='open') ORDER BY c.started_at",
+            (server, kind, name)).fetchall()
+        return list({r["name"]: _case(r) for r in rows}.values())
+
     def due_cases(self, now: float) -> list[Case]:
         # Children have no due time of their own: their parent's batch advances them.
         rows = self.db.execute("SELECT * FROM cases WHERE status='open' AND next_due_at<=? "

@@ -137,13 +137,16 @@ def unsuspend(engine: Engine, server_name: str, name: str, hold: str,
     with engine._lock(tgt):
         work = batch.Batch(engine, server, dry_run, tgt)
         try:
+            # An account an earlier lift left unfinished (a revert that went stuck) is
+            # retried with the others: that lift closed its case, not its changes.
+            left = engine.journal.left_over(*tgt)
             known = [ch for c in engine.journal.open_cases(*tgt) if c.hold == hold
-                     for ch in engine.journal.children(c.id)]
+                     for ch in engine.journal.children(c.id)] + left
             runner, taken = _begin(engine, server, tgt, dry_run, (work, known))
             cases = engine.journal.open_cases(*tgt)
             lifted = [c for c in cases if c.hold == hold]
             remaining = sorted({c.hold for c in cases if c.hold != hold})
-            batch.lift(work, lifted, "lifted")
+            batch.lift(work, lifted, "lifted", left)
             if not dry_run:
                 for case in lifted:
                     engine.journal.close_case(case.id, "lifted", engine.caller, engine.now())
@@ -154,7 +157,9 @@ def unsuspend(engine: Engine, server_name: str, name: str, hold: str,
             return _lost(engine, tgt, work, exc)
         finally:
             batch_lift.release_ahead(work)
-    message = ("nothing to lift" if not lifted else "") + (
+    retried = ", ".join(c.name for c in left)
+    message = ("" if lifted else f"retried what an earlier lift left on {retried}" if left
+               else "nothing to lift") + (
         f"; still held by {', '.join(remaining)}" if remaining else "")
     return batch.report(engine, tgt, work, "; ".join(m for m in (taken, message.strip("; "))
                                                      if m))

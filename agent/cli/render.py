@@ -83,6 +83,8 @@ def children_text(children: list[dict]) -> list[str]:
         if c.get("message"):
             lines.append(f"      note: {printable(c['message'])}")
         lines += [f"      ERROR {e['step']}: {printable(str(e['message']))}" for e in c["errors"]]
+        lines += [f"      STUCK {s['step']}: still applied, revert failed: "
+                  f"{printable(str(s['error']))}" for s in c.get("stuck", [])]
     return lines
 
 

@@ -148,6 +148,34 @@ def test_a_child_whose_revert_fails_is_partial_exit_3_and_the_others_come_back(t
     assert len(back) == 4
 
 
+def test_an_account_a_lift_left_stuck_stays_in_the_tree_until_its_revert_is_done(tree: World
+                                                                                  ) -> None:
+    """The tree's cases are closed by the first lift, bob's stuck change is not: `status`
+    and the next `unsuspend --reseller` must show it (exit 3), and that unsuspend retries it
+    (never "nothing to lift", exit 0, while a change is still applied)."""
+    tree.engine().suspend_reseller("web1", "rita", "ladder", "billing", None, False)
+    tree.fake.fail(is_("rm", "-f", "--", step_path("landing_page", "bob")), 1, times=-1)
+    assert tree.cli("unsuspend", "web1", "--reseller", "rita")[0] == 3
+    for verb in ("status", "unsuspend"):
+        code, reply, _ = tree.cli(verb, "web1", "--reseller", "rita")
+        assert code == 3 and reply["state"] == "partial", (verb, reply)
+        (bob,) = reply["children"]
+        assert bob["account"] == "bob" and bob["state"] == "partial", bob
+        assert [s["step"] for s in bob["stuck"]] == ["landing_page"]
+    code, _reply, text = tree.cli("status", "web1", "--reseller", "rita", as_json=False)
+    assert code == 3 and "STUCK landing_page" in text, text
+    tree.fake.heal()
+    code, reply, _ = tree.cli("unsuspend", "web1", "--reseller", "rita")
+    assert code == 0 and reply["state"] == "active", reply
+    assert "retried" in reply["message"] and reply["children"][0]["reverted"]
+    assert not tree.fake.files.get(step_path("landing_page", "bob"))
+    assert [r for r in tree.rows("changes") if r["state"] != "reverted"] == []
+    kids = [c for c in tree.rows("cases") if c["parent"]]
+    assert {c["status"] for c in kids} == {"lifted"}  # the first lift's closing is kept
+    code, reply, _ = tree.cli("unsuspend", "web1", "--reseller", "rita")
+    assert code == 0 and reply["message"] == "nothing to lift" and reply["children"] == []
+
+
 def test_tick_gives_a_new_child_the_stages_already_reached(tree: World) -> None:
     tree.engine().suspend_reseller("web1", "rita", "ladder", "billing", None, False)
     tree.clock.t = START + 24 * HOUR
