@@ -50,18 +50,19 @@ Header always set X-Robots-Tag "noindex"
 """
 
 
-def put_back(conn: Any, server: str, before: list[dict], created_dirs: list[str]) -> list:
+def put_back(conn: Any, server: str, before: list[dict], created_dirs: list[str]
+             ) -> tuple[list, RemoveDirs]:
     """Return the actions that put the landing files back as `before` (FileState dicts) had
-    them and remove the folders made for them, from one read of both (the hot path of an
-    unsuspend); files already as before are left alone."""
+    them, and the finish that removes the folders made for them (after every account of a
+    batch removed its files: a shared parent is in one account's `created_dirs` only), from
+    one read of both (the hot path of an unsuspend); files already as before are left alone."""
     from agent.steps.base import FileState, Write, file_state  # base imports config
 
     states = [FileState.from_dict(d) for d in before]
     found = conn.read_many([st.path for st in states] + created_dirs)
     actions: list = [Write(now, st) for st in states
                      if (now := file_state(found[st.path], server)) != st]
-    actions += [remove_dir(d) for d in reversed(created_dirs) if found[d].exists]
-    return actions
+    return actions, RemoveDirs(tuple(d for d in created_dirs if found[d].exists))
 
 
 # Remove a folder the agent made, if it is still there and empty. Accounts of one batch

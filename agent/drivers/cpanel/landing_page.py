@@ -74,11 +74,12 @@ class LandingPage:
         return plan.undo
 
     def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
-        actions = put_back(ctx.conn, ctx.server.name, undo["before"], undo["created_dirs"])
+        actions, gone = put_back(ctx.conn, ctx.server.name, undo["before"],
+                                 undo["created_dirs"])
         # Rebuild and restart even when the files are already back: a run that died after
         # removing them left httpd.conf (and Apache) with the include.
         actions += _rebuild(ctx)
-        return Plan(self.name, actions, undo=undo)
+        return Plan(self.name, actions, undo=undo, finish=[gone] if gone.paths else [])
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         """Re-read the include files, then ask every domain over HTTP and HTTPS."""
