@@ -16,7 +16,7 @@ the reply; the others go on.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -202,7 +202,8 @@ def run_tree(batch: Batch, rcase: Case, pb: Playbook, tree: Tree,
         batch_stage.advance(batch, members, pb)
 
 
-def lift(batch: Batch, rcases: list[Case], status: str, left: list[Case] = ()) -> None:
+def lift(batch: Batch, rcases: list[Case], status: str, left: Sequence[Case] = ()
+         ) -> None:
     """Close every open child of `rcases` with `status`, undoing each account's changes
     when no other case is left on it (web first across the tree, then the rest); the
     closed children in `left` (journal.left_over) have their unfinished reverts retried."""

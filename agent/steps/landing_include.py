@@ -65,24 +65,12 @@ def put_back(conn: Any, server: str, before: list[dict], created_dirs: list[str]
     return actions, RemoveDirs(tuple(d for d in created_dirs if found[d].exists))
 
 
-# Remove a folder the agent made, if it is still there and empty. Accounts of one batch
-# revert side by side and may share a parent folder that each one's plan saw as made by it:
-# whichever comes second finds it gone, which is what it wanted: also when both saw it
-# there and the other's rmdir won (a check before the rmdir alone left that race, seen
-# under load). Anything else (a link, a file, no permission) fails with rmdir's own message.
-# The folder is $1.
-_RMDIR = ('rmdir --ignore-fail-on-non-empty -- "$1" 2>/dev/null && exit 0; '
-          '[ -e "$1" ] || [ -L "$1" ] || exit 0; rmdir --ignore-fail-on-non-empty -- "$1"')
-
-
-def remove_dir(path: str) -> Any:
-    """Return the action that removes folder `path` if it is there and empty."""
-    from agent.steps.base import Run  # base imports config
-
-    return Run(["sh", "-c", _RMDIR, "sh", path])
-
-
-# Remove the folders ($@) deepest first, each as _RMDIR does.
+# Remove the folders the agent made ($@, deepest first), each if it is still there and
+# empty. Accounts of one batch revert side by side and may share a parent folder that each
+# one's plan saw as made by it: whichever comes second finds it gone, which is what it
+# wanted: also when both saw it there and the other's rmdir won (a check before the rmdir
+# alone left that race, seen under load). Anything else (a link, a file, no permission)
+# fails with rmdir's own message.
 _RMDIRS = ('for d do rmdir --ignore-fail-on-non-empty -- "$d" 2>/dev/null && continue; '
            '[ -e "$d" ] || [ -L "$d" ] || continue; '
            'rmdir --ignore-fail-on-non-empty -- "$d" || exit 1; done')

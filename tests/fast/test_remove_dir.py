@@ -1,4 +1,4 @@
-"""remove_dir: a folder the agent made goes when empty; one already gone (another account of
+"""RemoveDirs: a folder the agent made goes when empty; one already gone (another account of
 the batch removed it first, also between any check and the rmdir) is what was wanted; a
 folder with content stays; a link or a file in its place is an error, never removed."""
 
@@ -12,11 +12,11 @@ from agent.config import Server
 from agent.connector.local import LocalConnector
 from agent.errors import CommandFailed
 from agent.steps.base import carry_out
-from agent.steps.landing_include import remove_dir
+from agent.steps.landing_include import RemoveDirs
 
 
 def _remove(path: Path) -> None:
-    carry_out(LocalConnector(Server("here", "linux", "local")), [remove_dir(str(path))])
+    carry_out(LocalConnector(Server("here", "linux", "local")), [RemoveDirs((str(path),))])
 
 
 def test_empty_goes_missing_is_fine_full_stays(tmp_path: Path) -> None:
@@ -48,7 +48,6 @@ def test_merged_folders_of_a_batch_go_deepest_first(tmp_path: Path) -> None:
     """The shared parent is in one account's list only, listed before the other's own
     folder: merged, it still goes last (as two separate actions it stayed behind)."""
     from agent.steps.base import Plan, merge_finish
-    from agent.steps.landing_include import RemoveDirs
 
     parent = tmp_path / "sa"
     (parent / "alice").mkdir(parents=True)
