@@ -31,7 +31,7 @@ from agent.errors import (
     HostKeyRefused,
     Unreachable,
 )
-from agent.journal import Case
+from agent.journal.journal import Case
 from agent.outcome import Outcome
 from agent.playbooks import Playbook, Stage, StepSpec
 from agent.resellers import where as config_where

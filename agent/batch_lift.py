@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent import batch_stage, drivers, records, recovery
 from agent.errors import Busy
-from agent.journal import Case, Change
+from agent.journal.journal import Case, Change
 from agent.runner import RunLog, Runner, revert_order
 
 if TYPE_CHECKING:

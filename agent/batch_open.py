@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent import batch_stage, records, recovery
 from agent.errors import Busy
-from agent.journal import Case
+from agent.journal.journal import Case
 from agent.playbooks import Playbook
 from agent.runner import RunLog, Runner
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent import records, recovery
 from agent.errors import AgentError, AuthFailed, HostKeyRefused, StepError, Unreachable
-from agent.journal import Case
+from agent.journal.journal import Case
 from agent.playbooks import Playbook, Stage
 from agent.runner import RunLog, Runner
 from agent.step_run import RevertRun, StepRun, finish

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 from agent import batch, drivers, ids, outcome, playbooks, recovery, tree_verbs
-from agent.audit import Auditor
 from agent.config import Config, Server
 from agent.connector import Connector, connect
 from agent.errors import (
@@ -19,7 +18,8 @@ from agent.errors import (
     StepUnavailable,
     Unreachable,
 )
-from agent.journal import Case, Journal
+from agent.journal.audit import Auditor
+from agent.journal.journal import Case, Journal
 from agent.locks import target_lock
 from agent.outcome import Outcome, iso, target_dict
 from agent.playbooks import Playbook, Stage

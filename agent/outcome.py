@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.errors import AgentError
-from agent.journal import Case, Journal
+from agent.journal.journal import Case, Journal
 from agent.playbooks import Playbook
 from agent.runner import RunLog
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from agent.connector import Connector
 from agent.errors import CommandFailed, StepError
-from agent.journal import ACTIVE, Journal
+from agent.journal.journal import ACTIVE, Journal
 
 FORMAT = "suspension-agent case record"
 VERSION = 1

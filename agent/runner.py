@@ -10,7 +10,7 @@ from typing import Any
 
 from agent import drivers
 from agent.errors import AgentError, AuthFailed, HostKeyRefused, Unreachable
-from agent.journal import Case, Change
+from agent.journal.journal import Case, Change
 from agent.locks import target_lock
 from agent.playbooks import Stage
 from agent.records import Records

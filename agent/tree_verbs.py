@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent import batch, batch_lift, drivers, ids, recovery
 from agent.errors import AgentError, AuthFailed, BadInput, Busy, HostKeyRefused, Unreachable
-from agent.journal import Case
+from agent.journal.journal import Case
 from agent.ladder import ladder
 from agent.outcome import Outcome
 from agent.runner import Runner

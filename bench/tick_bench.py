@@ -47,7 +47,7 @@ from agent import config as config_mod  # noqa: E402
 from agent import playbooks  # noqa: E402
 from agent.config import Config, Server  # noqa: E402
 from agent.engine import Engine  # noqa: E402
-from agent.journal import Journal  # noqa: E402
+from agent.journal.journal import Journal  # noqa: E402
 
 GUARD_SECONDS = 0.1
 HOUR = 3600

@@ -7,7 +7,7 @@ bash tests/setup-machine.sh
 .venv/bin/python -m ruff check agent tests
 # The fast tier first (no root, fake connector): seconds, with the coverage of the core.
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/fast --cov=agent.engine \
-    --cov=agent.runner --cov=agent.journal --cov=agent.cli --cov=agent.records \
+    --cov=agent.runner --cov=agent.journal.journal --cov=agent.cli --cov=agent.records \
     --cov=agent.recovery --cov=agent.batch --cov=agent.batch_stage --cov=agent.batch_lift \
     --cov=agent.batch_report --cov=agent.tree_verbs --cov=agent.step_run \
     --cov=agent.resellers --cov-report=term --cov-fail-under=85

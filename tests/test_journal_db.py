@@ -10,9 +10,10 @@ import sys
 
 import pytest
 
-from agent import PROJECT_ROOT, journal_db
+from agent import PROJECT_ROOT
 from agent.errors import JournalError
-from agent.journal import _SCHEMA, Journal
+from agent.journal import database
+from agent.journal.journal import Journal
 
 
 def _config(tmp_path) -> str:
@@ -34,13 +35,13 @@ def _cli(cfg: str, *args: str) -> tuple[int, dict | None, str]:
 def test_new_database_is_at_the_latest_version_and_owner_only(tmp_path):
     Journal(str(tmp_path / "s.db")).close()
     db = sqlite3.connect(tmp_path / "s.db")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == journal_db.LATEST
+    assert db.execute("PRAGMA user_version").fetchone()[0] == database.LATEST
     assert os.stat(tmp_path / "s.db").st_mode & 0o777 == 0o600
 
 
 def test_a_newer_database_is_refused_untouched(tmp_path):
     newer = sqlite3.connect(tmp_path / "s.db")
-    newer.execute(f"PRAGMA user_version = {journal_db.LATEST + 1}")
+    newer.execute(f"PRAGMA user_version = {database.LATEST + 1}")
     newer.close()
     before = (tmp_path / "s.db").read_bytes()
     with pytest.raises(JournalError, match="newer"):
@@ -66,12 +67,13 @@ def test_an_unreadable_database_is_json_and_exit_78_for_every_verb(tmp_path, dam
         assert "Traceback" not in out
 
 
-@pytest.mark.parametrize("version", list(range(journal_db.LATEST)))
+@pytest.mark.parametrize("version", list(range(database.LATEST)))
 def test_every_earlier_version_is_migrated_with_its_rows(tmp_path, version):
     old = sqlite3.connect(tmp_path / "s.db")
-    old.executescript(_SCHEMA)  # the version-1 tables (version 0: the same, unversioned)
+    # The version-1 tables (version 0: the same, unversioned).
+    old.executescript(database.SCHEMA_V1)
     for step in range(1, max(version, 1)):  # then the migrations that version had
-        journal_db.MIGRATIONS[step](old)
+        database.MIGRATIONS[step](old)
     old.execute(f"PRAGMA user_version = {version}")
     old.execute("INSERT INTO cases (id, server, kind, name, hold, playbook, started_at) "
                 "VALUES ('c1', 'web1', 'account', 'alice', 'billing', 'standard', 1.0)")
@@ -88,7 +90,7 @@ def test_every_earlier_version_is_migrated_with_its_rows(tmp_path, version):
     assert journal.stage_failed("c1", "db down", 99.0) == 1
     journal.close()
     db = sqlite3.connect(tmp_path / "s.db")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == journal_db.LATEST
+    assert db.execute("PRAGMA user_version").fetchone()[0] == database.LATEST
 
 
 def test_migrations_run_in_order_and_keep_the_rows(tmp_path, monkeypatch):
@@ -96,7 +98,7 @@ def test_migrations_run_in_order_and_keep_the_rows(tmp_path, monkeypatch):
     journal.new_case("web1", "account", "alice", "billing", "standard", None, "t", 1.0)
     journal.close()
     ran = []
-    latest = journal_db.LATEST
+    latest = database.LATEST
 
     def add_column(conn):
         ran.append("add")
@@ -106,9 +108,9 @@ def test_migrations_run_in_order_and_keep_the_rows(tmp_path, monkeypatch):
         ran.append("fill")
         conn.execute("UPDATE changes SET later = 'filled'")
 
-    monkeypatch.setattr(journal_db, "MIGRATIONS", {**journal_db.MIGRATIONS,
-                                                   latest: add_column, latest + 1: fill_column})
-    monkeypatch.setattr(journal_db, "LATEST", latest + 2)
+    monkeypatch.setattr(database, "MIGRATIONS", {**database.MIGRATIONS,
+                                                 latest: add_column, latest + 1: fill_column})
+    monkeypatch.setattr(database, "LATEST", latest + 2)
     journal = Journal(str(tmp_path / "s.db"))
     assert ran == ["add", "fill"]
     assert len(journal.open_cases("web1", "account", "alice")) == 1

@@ -154,7 +154,7 @@ def whole(host) -> dict:
     return {**snapshot(host), **tree_state(host, f"/home/{CAROL[0]}")}
 
 
-_CASE_ID = re.compile(rb"\b\d{8}-[0-9a-f]{8}\b")  # agent/journal.py new_case
+_CASE_ID = re.compile(rb"\b\d{8}-[0-9a-f]{8}\b")  # agent/journal/journal.py new_case
 
 
 def agent_files(host) -> dict[str, bytes]:

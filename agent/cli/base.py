@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import click
 
-from agent import audit
 from agent import config as config_mod
 from agent.cli.render import dumps, outcome_dict, outcome_text
 from agent.engine import Engine
@@ -26,7 +25,8 @@ from agent.errors import (
     HostKeyRefused,
     JournalError,
 )
-from agent.journal import Journal
+from agent.journal import audit
+from agent.journal.journal import Journal
 from agent.outcome import Outcome
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUSY, EXIT_CONFIG = 0, 1, 2, 3, 75, 78

@@ -207,7 +207,7 @@ class Context:
     account: str
     case_id: str
     now: float
-    journal: Any = None  # agent.journal.Journal; typed loosely to keep steps import-light
+    journal: Any = None  # agent.journal.journal.Journal; typed loosely to keep steps import-light
     params: dict[str, Any] = field(default_factory=dict)
     # The hold of the case being applied (billing, abuse, manual); None when reverting.
     hold: str | None = None

@@ -15,12 +15,13 @@ import pytest
 import structlog
 from click.testing import CliRunner
 
-from agent import audit, cli, failpoints
+from agent import cli, failpoints
 from agent import config as config_mod
 from agent.cli import TEST_NOW_ENV
 from agent.cli import base as cli_base
 from agent.engine import Engine
-from agent.journal import Journal
+from agent.journal import audit
+from agent.journal.journal import Journal
 from tests.fast import fake_steps
 from tests.fast.fakes import Crash, FakeConnector
 

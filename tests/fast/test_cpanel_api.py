@@ -20,7 +20,7 @@ from agent.cli import EXIT_BUSY, EXIT_CONFIG, EXIT_OK, TEST_NOW_ENV
 from agent.cli import base as cli_base
 from agent.drivers.cpanel import whm
 from agent.errors import ConfigError
-from agent.journal import Journal
+from agent.journal.journal import Journal
 from tests.fast.conftest import close_audit
 from tests.fast.test_cpanel_fakes import FakeCpanel, FakeWhmHttp
 from tests.fast.test_cpanel_ladder import START, write_config

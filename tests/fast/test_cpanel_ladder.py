@@ -14,7 +14,7 @@ import pytest
 from agent import config as config_mod
 from agent.engine import Engine
 from agent.errors import BadInput
-from agent.journal import Journal
+from agent.journal.journal import Journal
 from agent.outcome import Outcome
 from tests.fast.fakes import is_
 from tests.fast.test_cpanel_fakes import REBUILD, USERDATA, FakeCpanel

@@ -15,28 +15,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from agent import failpoints, journal_db
+from agent import failpoints
+from agent.journal import database
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS cases (
-    id TEXT PRIMARY KEY, server TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
-    hold TEXT NOT NULL, playbook TEXT NOT NULL, reason TEXT, caller TEXT,
-    started_at REAL NOT NULL, stage INTEGER NOT NULL DEFAULT -1,
-    next_due_at REAL, status TEXT NOT NULL DEFAULT 'open', closed_at REAL, closed_by TEXT);
-CREATE INDEX IF NOT EXISTS cases_target ON cases (server, kind, name, status);
-CREATE INDEX IF NOT EXISTS cases_due ON cases (status, next_due_at);
-CREATE TABLE IF NOT EXISTS changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, case_id TEXT NOT NULL, server TEXT NOT NULL,
-    kind TEXT NOT NULL, name TEXT NOT NULL, step TEXT NOT NULL, stage INTEGER NOT NULL,
-    state TEXT NOT NULL, undo TEXT NOT NULL, at REAL NOT NULL, updated_at REAL NOT NULL,
-    error TEXT);
-CREATE INDEX IF NOT EXISTS changes_target ON changes (server, kind, name, state);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, server TEXT, kind TEXT,
-    name TEXT, case_id TEXT, hold TEXT, step TEXT, caller TEXT, event TEXT NOT NULL,
-    outcome TEXT, detail TEXT);
-CREATE INDEX IF NOT EXISTS events_target ON events (server, kind, name, seq);
-"""
 ACTIVE = ("intent", "done", "reverting", "stuck")
 _ACTIVE_SQL = "('intent', 'done', 'reverting', 'stuck')"  # the same states, for SQL
 
@@ -84,7 +65,7 @@ class Journal:
     """Access to the state database (one connection per run)."""
 
     def __init__(self, path: str) -> None:
-        self.db = journal_db.open_db(path, _SCHEMA)
+        self.db = database.open_db(path)
 
     def close(self) -> None:
         self.db.close()

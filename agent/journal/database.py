@@ -1,4 +1,5 @@
-"""The journal's SQLite connection: opened safely, versioned, shared by a run's threads.
+"""The journal's SQLite database: opened safely, its tables and their migrations, one
+connection shared by a run's threads.
 
 A state database that cannot be read is a clear error (JournalError, exit 78), never a
 traceback; a database that another run holds is Busy (exit 75). The schema version lives
@@ -41,6 +42,27 @@ def _v4_case_parent(conn: sqlite3.Connection) -> None:
 
 # Version 1: cases, changes and events as first shipped (a file from before versioning
 # reads user_version 0 and already has exactly these tables).
+SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS cases (
+    id TEXT PRIMARY KEY, server TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    hold TEXT NOT NULL, playbook TEXT NOT NULL, reason TEXT, caller TEXT,
+    started_at REAL NOT NULL, stage INTEGER NOT NULL DEFAULT -1,
+    next_due_at REAL, status TEXT NOT NULL DEFAULT 'open', closed_at REAL, closed_by TEXT);
+CREATE INDEX IF NOT EXISTS cases_target ON cases (server, kind, name, status);
+CREATE INDEX IF NOT EXISTS cases_due ON cases (status, next_due_at);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, case_id TEXT NOT NULL, server TEXT NOT NULL,
+    kind TEXT NOT NULL, name TEXT NOT NULL, step TEXT NOT NULL, stage INTEGER NOT NULL,
+    state TEXT NOT NULL, undo TEXT NOT NULL, at REAL NOT NULL, updated_at REAL NOT NULL,
+    error TEXT);
+CREATE INDEX IF NOT EXISTS changes_target ON changes (server, kind, name, state);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, server TEXT, kind TEXT,
+    name TEXT, case_id TEXT, hold TEXT, step TEXT, caller TEXT, event TEXT NOT NULL,
+    outcome TEXT, detail TEXT);
+CREATE INDEX IF NOT EXISTS events_target ON events (server, kind, name, seq);
+"""
+
 # MIGRATIONS[n] takes a version-n database to version n+1; a new file is made at version 1
 # and migrated like any other, so every file takes the same path.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v2_stage_failures,
@@ -49,7 +71,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v2_stage_fail
 LATEST = 1 + len(MIGRATIONS)
 
 
-def open_db(path: str, schema: str) -> _Serialised:
+def open_db(path: str) -> _Serialised:
     """Return the state database at `path`, created or migrated to LATEST, mode 0600."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     # Undo data holds prior password hashes: the database is for its owner only.
@@ -61,7 +83,7 @@ def open_db(path: str, schema: str) -> _Serialised:
         _refuse_newer(conn, path)  # before anything writes to the file, WAL mode included
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-        _migrate(conn, path, schema)
+        _migrate(conn, path)
     except sqlite3.OperationalError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             raise Busy(f"state database {path} is locked by another run; retry later") from exc
@@ -79,12 +101,12 @@ def _refuse_newer(conn: sqlite3.Connection, path: str) -> None:
                            f"this agent's {LATEST}: run the newer agent (nothing was changed)")
 
 
-def _migrate(conn: sqlite3.Connection, path: str, schema: str) -> None:
+def _migrate(conn: sqlite3.Connection, path: str) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if version == 0:
         # A new file, or one from before versioning (which holds the version-1 tables).
-        conn.executescript(schema)
+        conn.executescript(SCHEMA_V1)
         conn.execute("PRAGMA user_version = 1")
         version = 1
     elif not {"cases", "changes", "events"} <= tables:
