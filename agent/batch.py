@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from agent import batch_lift, batch_stage, drivers
 from agent.batch_open import opened
+from agent.config.playbooks import Playbook, Stage, StepSpec
+from agent.config.resellers import where as config_where
 from agent.errors import (
     AgentError,
     AuthFailed,
@@ -33,13 +35,11 @@ from agent.errors import (
 )
 from agent.journal.journal import Case
 from agent.outcome import Outcome
-from agent.playbooks import Playbook, Stage, StepSpec
-from agent.resellers import where as config_where
 from agent.runner import RunLog
 from agent.steps.base import Memo
 
 if TYPE_CHECKING:
-    from agent.config import Server
+    from agent.config.config import Server
     from agent.drivers.tree import Tree
     from agent.engine import Engine
 

@@ -10,9 +10,9 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from agent import batch_stage, records, recovery
+from agent.config.playbooks import Playbook
 from agent.errors import Busy
 from agent.journal.journal import Case
-from agent.playbooks import Playbook
 from agent.runner import RunLog, Runner
 
 if TYPE_CHECKING:

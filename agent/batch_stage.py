@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent import records, recovery
+from agent.config.playbooks import Playbook, Stage
 from agent.errors import AgentError, AuthFailed, HostKeyRefused, StepError, Unreachable
 from agent.journal.journal import Case
-from agent.playbooks import Playbook, Stage
 from agent.runner import RunLog, Runner
 from agent.step_run import RevertRun, StepRun, finish
 from agent.steps.base import merge_finish

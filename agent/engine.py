@@ -6,8 +6,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent import batch, drivers, ids, outcome, playbooks, recovery, tree_verbs
-from agent.config import Config, Server
+from agent import batch, drivers, ids, outcome, recovery, tree_verbs
+from agent.config import playbooks
+from agent.config.config import Config, Server
+from agent.config.playbooks import Playbook, Stage
 from agent.connector import Connector, connect
 from agent.errors import (
     AgentError,
@@ -22,7 +24,6 @@ from agent.journal.audit import Auditor
 from agent.journal.journal import Case, Journal
 from agent.locks import target_lock
 from agent.outcome import Outcome, iso, target_dict
-from agent.playbooks import Playbook, Stage
 from agent.runner import RunLog, Runner
 from agent.schedule import RETRY_FIRST, RETRY_MAX, retry_delay
 

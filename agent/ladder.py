@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from agent import drivers, playbooks
+from agent import drivers
+from agent.config import playbooks
+from agent.config.validate import human_duration
 from agent.errors import AgentError, AuthFailed, BadInput, Busy, HostKeyRefused
 from agent.runner import Runner
-from agent.schema import human_duration
 
 if TYPE_CHECKING:
     from agent.engine import Engine

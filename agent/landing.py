@@ -6,7 +6,7 @@ import html
 import string
 from pathlib import Path
 
-from agent.config import LANGUAGES, Branding
+from agent.config.config import LANGUAGES, Branding
 from agent.errors import BadInput, ConfigError
 
 

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from agent.config.playbooks import Playbook
 from agent.errors import AgentError
 from agent.journal.journal import Case, Journal
-from agent.playbooks import Playbook
 from agent.runner import RunLog
 
 

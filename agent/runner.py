@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent import drivers
+from agent.config.playbooks import Stage
 from agent.errors import AgentError, AuthFailed, HostKeyRefused, Unreachable
 from agent.journal.journal import Case, Change
 from agent.locks import target_lock
-from agent.playbooks import Stage
 from agent.records import Records
 from agent.step_run import RevertRun, StepRun
 from agent.steps.base import Context

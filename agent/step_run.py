@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent import drivers
+from agent.config.playbooks import StepSpec
 from agent.journal.journal import Case
-from agent.playbooks import StepSpec
 from agent.steps.base import CARRIED, Context, Plan, carry_out
 from agent.steps.map_edit import KNOWN
 

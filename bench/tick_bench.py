@@ -43,9 +43,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from agent import config as config_mod  # noqa: E402
-from agent import playbooks  # noqa: E402
-from agent.config import Config, Server  # noqa: E402
+from agent.config import config as config_mod  # noqa: E402
+from agent.config import playbooks  # noqa: E402
+from agent.config.config import Config, Server  # noqa: E402
 from agent.engine import Engine  # noqa: E402
 from agent.journal.journal import Journal  # noqa: E402
 

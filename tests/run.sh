@@ -10,7 +10,7 @@ bash tests/setup-machine.sh
     --cov=agent.runner --cov=agent.journal.journal --cov=agent.cli --cov=agent.records \
     --cov=agent.recovery --cov=agent.batch --cov=agent.batch_stage --cov=agent.batch_lift \
     --cov=agent.batch_report --cov=agent.tree_verbs --cov=agent.step_run \
-    --cov=agent.resellers --cov-report=term --cov-fail-under=85
+    --cov=agent.config.resellers --cov-report=term --cov-fail-under=85
 rm -f .coverage
 # The host tests on three workers, each with its own test host (tests/conftest.py; tests of
 # one xdist_group share a worker, so a second host layout is brought up once): most of

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from agent import config as config_mod
+from agent.config import config as config_mod
 from agent.connector import connect
 from agent.drivers import driver
 from agent.drivers.cpanel import whm

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.config import Branding, Server
+from agent.config.config import Branding, Server
 from agent.steps.probes import fetch, looks_suspended
 from tests.hosts import hostmap_prep
 from tests.hosts.provision import ACCOUNTS, site_page

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent import PROJECT_ROOT, drivers, ids, landing, playbooks
-from agent.config import Branding, parse
+from agent import PROJECT_ROOT, drivers, ids, landing
+from agent.config import playbooks
+from agent.config.config import Branding, parse
 from agent.drivers.linux import parse_vhosts
 from agent.errors import BadInput, ConfigError
 

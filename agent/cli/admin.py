@@ -6,7 +6,6 @@ import sys
 
 import click
 
-from agent import config as config_mod
 from agent import landing, recovery, tree_verbs
 from agent.cli.base import (
     EXIT_BUSY,
@@ -20,6 +19,7 @@ from agent.cli.base import (
     cli,
 )
 from agent.cli.render import history_text, ladder_text, outcome_dict, outcome_text, tree_plan_text
+from agent.config import config as config_mod
 from agent.errors import BadInput
 from agent.ladder import ladder
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import click
 
-from agent import config as config_mod
 from agent.cli.render import dumps, outcome_dict, outcome_text
+from agent.config import config as config_mod
 from agent.engine import Engine
 from agent.errors import (
     AgentError,

@@ -8,8 +8,7 @@ import sys
 
 import click
 
-from agent import callers, recovery, tree_verbs
-from agent import config as config_mod
+from agent import recovery, tree_verbs
 from agent.cli.base import (
     EXIT_CONFIG,
     EXIT_FAILED,
@@ -28,6 +27,8 @@ from agent.cli.base import (
     main,
 )
 from agent.cli.render import outcome_dict, outcome_text
+from agent.config import callers
+from agent.config import config as config_mod
 from agent.engine import HOLDS, Engine
 from agent.errors import AuthFailed, BadInput, ConfigError, HostKeyRefused, Unreachable
 from agent.forced import forced_args

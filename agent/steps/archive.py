@@ -7,9 +7,9 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from agent.config.validate import duration
 from agent.connector import Connector
 from agent.errors import AgentError, StepError
-from agent.schema import duration
 
 # One round trip for the whole check: size, listing to its end, checksum, the archiver's
 # warnings, in sections between lines of a marker the caller draws at random (a member name

@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agent.config import Branding, Config, Server
+from agent.config.config import Branding, Config, Server
 from agent.connector import Connector, quote
 from agent.connector.base import FileData
 from agent.errors import AgentError, StepError

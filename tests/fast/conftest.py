@@ -16,9 +16,9 @@ import structlog
 from click.testing import CliRunner
 
 from agent import cli, failpoints
-from agent import config as config_mod
 from agent.cli import TEST_NOW_ENV
 from agent.cli import base as cli_base
+from agent.config import config as config_mod
 from agent.engine import Engine
 from agent.journal import audit
 from agent.journal.journal import Journal

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from agent.config.validate import duration
 from agent.drivers import linux
 from agent.drivers.linux import driver as linux_driver
 from agent.errors import AgentError, StepError, VerifyFailed
-from agent.schema import duration
 from agent.steps.base import Context, FileState, Plan, Run, Write, carry_out, snapshot
 
 LOGIN_STEPS = ("landing_page", "mail_block", "ftp_lock", "db_lock", "panel_lock")

@@ -15,9 +15,9 @@ import requests
 from click.testing import CliRunner
 
 from agent import cli
-from agent import config as config_mod
 from agent.cli import EXIT_BUSY, EXIT_CONFIG, EXIT_OK, TEST_NOW_ENV
 from agent.cli import base as cli_base
+from agent.config import config as config_mod
 from agent.drivers.cpanel import whm
 from agent.errors import ConfigError
 from agent.journal.journal import Journal

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import config as config_mod
+from agent.config import config as config_mod
 from agent.engine import Engine
 from agent.errors import BadInput
 from agent.journal.journal import Journal

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from agent import config as config_mod
+from agent.config import config as config_mod
 from agent.drivers import driver
 from agent.drivers.cpanel import whm
 from agent.errors import BadInput, StepError

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from agent import config as config_mod
+from agent.config import config as config_mod
 from agent.drivers import driver
 from agent.errors import BadInput, VerifyFailed
 from agent.steps.base import Context, carry_out
@@ -61,7 +61,7 @@ def revert(ctx: Context, undo: dict) -> list[str]:
 
 
 def test_it_is_the_login_step_and_no_playbook_step() -> None:
-    from agent import playbooks
+    from agent.config import playbooks
 
     cpanel = driver("cpanel")
     assert cpanel.login_step == "reseller_lock" and cpanel.login_step in cpanel.steps
@@ -170,7 +170,7 @@ def test_a_reseller_demoted_meanwhile_is_unsuspended_as_an_account(
 
 
 def test_a_playbook_naming_it_is_refused(tmp_path: Path) -> None:
-    from agent import playbooks
+    from agent.config import playbooks
     from agent.errors import ConfigError
 
     (tmp_path / "r.yaml").write_text("stages:\n  - after: 0s\n    steps: [backup, "

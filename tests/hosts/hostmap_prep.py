@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from agent import PROJECT_ROOT, landing
-from agent.config import Branding, LinuxPaths
+from agent.config.config import Branding, LinuxPaths
 from agent.steps import hostmap
 from tests.hosts.testhost import TestHost
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from agent.config import Branding
+from agent.config.config import Branding
 from tests.hosts import hostmap_prep
 from tests.hosts.provision import HOOK_DIR
 from tests.hosts.testhost import TestHost

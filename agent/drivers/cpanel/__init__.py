@@ -1,4 +1,5 @@
 """The cpanel driver: cPanel & WHM servers, through whmapi1/uapi or the WHM API 1 over HTTPS.
 
-Kept import-free: agent.config imports `settings` from this package while it is loading.
+Kept import-free: agent.config.config imports `settings` from this package while it is
+loading.
 """

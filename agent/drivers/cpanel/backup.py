@@ -19,9 +19,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from agent.config.validate import duration, size
 from agent.drivers.cpanel.facts import Panel, account_name
 from agent.errors import StepError
-from agent.schema import duration, size
 from agent.steps import archive
 from agent.steps.base import Context, Plan, Run
 

@@ -1,7 +1,8 @@
 """The cpanel driver's settings: every path, binary and API setting as data (`cpanel:` block).
 
-agent.config imports this module to parse a server's `cpanel:` block, the same way it parses
-`linux:` into LinuxPaths, so it imports only leaf modules (schema, files), never the config.
+agent.config.config imports this module to parse a server's `cpanel:` block, the same way
+it parses `linux:` into LinuxPaths, so it imports only leaf modules (agent.config.validate,
+agent.files), never the rest of the config.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from agent.config.validate import integer, join, mapping, string
 from agent.files import private_file_problem
-from agent.schema import integer, join, mapping, string
 
 # How panel calls travel (reference/panels.md A1, A3): `cli` runs whmapi1/uapi as root on the
 # server through the server's connector; `api` calls WHM API 1 over HTTPS with a token

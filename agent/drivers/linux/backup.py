@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from agent.config.validate import duration, size
 from agent.drivers import linux
 from agent.errors import AgentError, StepError
-from agent.schema import duration, size
 from agent.steps.archive import verify_archive
 from agent.steps.base import Context, Plan, Run, carry_out
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.config import LinuxPaths
+from agent.config.config import LinuxPaths
+from agent.config.resellers import walk
 from agent.drivers import linux
 from agent.drivers.linux.backup import Backup
 from agent.drivers.linux.check import linux_check
@@ -16,7 +17,6 @@ from agent.drivers.linux.mail_block import MailBlock
 from agent.drivers.linux.panel_lock import PanelLock
 from agent.drivers.tree import Tree
 from agent.errors import BadInput
-from agent.resellers import walk
 from agent.steps.base import Step
 
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent import ids
+from agent.config.validate import Problems, join, mapping, string, string_list
 from agent.errors import BadInput, ConfigError
-from agent.schema import Problems, join, mapping, string, string_list
 
 _KEYS = {"login", "accounts", "resellers"}
 

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import yaml
 
-from agent import PROJECT_ROOT, callers, ids, resellers
-from agent.callers import CallerPolicy
+from agent import PROJECT_ROOT, ids
+from agent.config import callers, resellers
+from agent.config.callers import CallerPolicy
+from agent.config.resellers import ResellerEntry
+from agent.config.validate import Problems, boolean, integer, join, mapping, string, string_list
 from agent.drivers.cpanel import settings as cpanel_settings
 from agent.drivers.cpanel.settings import CpanelSettings
 from agent.errors import BadInput, ConfigError
 from agent.files import private_file_problem
-from agent.resellers import ResellerEntry
-from agent.schema import Problems, boolean, integer, join, mapping, string, string_list
 
 DEFAULT_PATH = "/etc/suspension-agent/config.yaml"
 LANGUAGES = ("en", "es", "pt", "nl", "de", "fr")
@@ -104,7 +105,8 @@ class Server:
     linux: LinuxPaths = field(default_factory=LinuxPaths)
     # The cpanel driver's paths, binaries and API channel (agent/drivers/cpanel/settings.py).
     cpanel: CpanelSettings = field(default_factory=CpanelSettings)
-    # Reseller trees declared in config (panels without a tree of their own: agent/resellers).
+    # Reseller trees declared in config (panels without a tree of their own:
+    # agent/config/resellers.py).
     resellers: dict[str, ResellerEntry] = field(default_factory=dict)
 
     @property

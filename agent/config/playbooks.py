@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from agent import ids
-from agent.config import read_admin_file
+from agent.config.config import read_admin_file
+from agent.config.validate import Problems, duration, join, mapping, size
 from agent.errors import BadInput, ConfigError
-from agent.schema import Problems, duration, join, mapping, size
 
 # Every step the schema knows, with its parameters and how to check each one. The step
 # registry (agent.steps) must cover exactly these names; a test keeps the two in step.

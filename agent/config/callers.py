@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from agent.config.validate import Problems, boolean, join, mapping, string_list
 from agent.errors import BadInput
 from agent.forced import SSH_VERBS
 from agent.ids import HOLDS
-from agent.schema import Problems, boolean, join, mapping, string_list
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 # The verbs that take a --hold (and default to billing without one).
