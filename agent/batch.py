@@ -39,7 +39,7 @@ from agent.runner import RunLog
 from agent.steps.base import Memo
 
 if TYPE_CHECKING:
-    from agent.config.config import Server
+    from agent.config.servers import Server
     from agent.drivers.tree import Tree
     from agent.engine import Engine
 

@@ -8,8 +8,9 @@ from typing import Any
 
 from agent import batch, drivers, ids, outcome, recovery, tree_verbs
 from agent.config import playbooks
-from agent.config.config import Config, Server
+from agent.config.config import Config
 from agent.config.playbooks import Playbook, Stage
+from agent.config.servers import Server
 from agent.connector import Connector, connect
 from agent.errors import (
     AgentError,

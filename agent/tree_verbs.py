@@ -20,7 +20,7 @@ from agent.runner import Runner
 from agent.schedule import retry_delay
 
 if TYPE_CHECKING:
-    from agent.config.config import Server
+    from agent.config.servers import Server
     from agent.engine import Engine
 
 

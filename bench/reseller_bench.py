@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from agent.config.config import Server, load  # noqa: E402
+from agent.config.config import load  # noqa: E402
+from agent.config.servers import Server  # noqa: E402
 from agent.steps import hostmap  # noqa: E402
 from agent.steps.probes import PROBE_ERRORS, Visitor, looks_suspended, visit_all  # noqa: E402
 from tests.hosts import many  # noqa: E402

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from agent.config.config import Server  # noqa: E402
+from agent.config.servers import Server  # noqa: E402
 from agent.steps.probes import fetch, looks_suspended  # noqa: E402
 from tests.hosts.delayproxy import DelayProxy  # noqa: E402
 from tests.hosts.provision import ACCOUNTS, provision, write_config  # noqa: E402

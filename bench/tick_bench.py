@@ -45,7 +45,8 @@ if str(ROOT) not in sys.path:
 
 from agent.config import config as config_mod  # noqa: E402
 from agent.config import playbooks  # noqa: E402
-from agent.config.config import Config, Server  # noqa: E402
+from agent.config.config import Config  # noqa: E402
+from agent.config.servers import Server  # noqa: E402
 from agent.engine import Engine  # noqa: E402
 from agent.journal.journal import Journal  # noqa: E402
 

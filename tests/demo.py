@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from agent import PROJECT_ROOT
-from agent.config.config import Server
+from agent.config.servers import Server
 from agent.steps.probes import fetch
 from tests.hosts import clients
 from tests.hosts.provision import provision, write_config

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.config.config import Server
+from agent.config.servers import Server
 from agent.steps.probes import fetch, looks_suspended
 
 pytestmark = pytest.mark.testhost

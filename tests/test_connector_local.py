@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from agent.config.config import Server
+from agent.config.servers import Server
 from agent.connector.base import _parse_reads
 from agent.connector.local import LocalConnector
 from agent.errors import BatchFailed, CommandFailed, CommandTimeout, TransferError

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from agent import PROJECT_ROOT
-from agent.config.config import Server
+from agent.config.servers import Server
 from agent.steps.probes import fetch, looks_suspended
 from tests.conftest import WATCHED, Agent, no_records, tree_state
 from tests.hosts.provision import write_config

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config.config import Server
+from agent.config.servers import Server
 from agent.errors import BadInput
 from agent.steps import hostmap
 from agent.steps.probes import fetch, looks_suspended

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from agent.config.config import Server
+from agent.config.servers import Server
 from agent.steps.probes import fetch, looks_suspended
 from tests.conftest import WATCHED, tree_state
 from tests.hosts import clients

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.config.config import Branding, Server
+from agent.config.config import Branding
+from agent.config.servers import Server
 from agent.steps.probes import fetch, looks_suspended
 from tests.hosts import hostmap_prep
 from tests.hosts.provision import ACCOUNTS, site_page

@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from agent.config.config import Server
+from agent.config.servers import Server
 from agent.steps.probes import fetch, looks_suspended
 from tests.conftest import WATCHED, tree_state
 from tests.hosts.provision import ACCOUNTS, site_page

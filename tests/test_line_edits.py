@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from agent.config.config import Server
+from agent.config.servers import Server
 from agent.connector.local import LocalConnector
 from agent.errors import StepError
 from agent.steps.base import EditLines

@@ -10,7 +10,7 @@ import http.client
 
 import pytest
 
-from agent.config.config import Server
+from agent.config.servers import Server
 from agent.errors import VerifyFailed
 from agent.steps import visitor as lean
 from agent.steps.probes import Visitor, check_landing, fetch

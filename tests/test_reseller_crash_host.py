@@ -37,7 +37,7 @@ import re
 
 import pytest
 
-from agent.config.config import Server
+from agent.config.servers import Server
 from agent.failpoints import ENV
 from agent.steps.probes import fetch, looks_suspended
 from tests.conftest import RECORDS, tree_state

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.config.config import Server
+from agent.config.servers import Server
 from agent.steps.probes import fetch, looks_suspended
 from tests.hosts import clients
 from tests.hosts.provision import ACCOUNTS, site_page

@@ -20,7 +20,7 @@ import paramiko
 import pytest
 from paramiko.common import MSG_CHANNEL_DATA, MSG_CHANNEL_EOF
 
-from agent.config.config import Server
+from agent.config.servers import Server
 from agent.connector.ssh import SSHConnector
 from agent.errors import CommandFailed, CommandTimeout, TransferError
 from tests.hosts.delayproxy import DelayProxy

@@ -1,9 +1,9 @@
-"""Load and validate the agent config: every problem reported at once, with its path."""
+"""Load and validate the agent config (its servers: agent/config/servers.py): every problem
+reported at once, with its path."""
 
 from __future__ import annotations
 
 import os
-import re
 import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -11,108 +11,14 @@ from pathlib import Path
 import yaml
 
 from agent import PROJECT_ROOT, ids
-from agent.config import callers, resellers
+from agent.config import callers, servers
 from agent.config.callers import CallerPolicy
-from agent.config.resellers import ResellerEntry
-from agent.config.validate import Problems, boolean, integer, join, mapping, string, string_list
-from agent.drivers.cpanel import settings as cpanel_settings
-from agent.drivers.cpanel.settings import CpanelSettings
+from agent.config.servers import Server
+from agent.config.validate import Problems, integer, join, mapping, string, string_list
 from agent.errors import BadInput, ConfigError
-from agent.files import private_file_problem
 
 DEFAULT_PATH = "/etc/suspension-agent/config.yaml"
 LANGUAGES = ("en", "es", "pt", "nl", "de", "fr")
-PANELS = ("linux", "cpanel", "directadmin")
-
-
-@dataclass(frozen=True)
-class LinuxPaths:
-    """Where the `linux` driver finds things on a Debian/Ubuntu host (all overridable)."""
-
-    apache_sites_dir: str = "/etc/apache2/sites-enabled"
-    apache_hook_dir: str = "/etc/apache2/suspension-agent"
-    landing_dir: str = "/var/lib/suspension-agent/landing"
-    # The host map (docs/linux-host.md, "The host map"): installed once, it puts any set of
-    # sites behind the landing page by one write of `host_map`, without a reload.
-    host_map_conf: str = "/etc/apache2/conf-enabled/suspension-agent.conf"
-    host_map: str = "/etc/apache2/suspension-agent/hosts.map"
-    host_map_landing: str = "/var/lib/suspension-agent/hostmap-landing"
-    backup_dir: str = "/var/backups/suspension-agent"
-    apachectl: str = "/usr/sbin/apache2ctl"
-    mysql: str = "/usr/bin/mysql"
-    mysqldump: str = "/usr/bin/mysqldump"
-    tar: str = "/bin/tar"
-    sha256sum: str = "/usr/bin/sha256sum"
-    getent: str = "/usr/bin/getent"
-    # SQL LIKE pattern of an account's databases and database users (cPanel: `<account>_x`).
-    db_pattern: str = "{account}\\_%"
-    # Client options file on the server with the admin credentials (`[client] user/password`);
-    # empty: the client's own defaults (e.g. root over the unix socket).
-    mysql_defaults_file: str = ""
-    # Mail: `domain: account` lines, and Dovecot passwd-files <vmail_dir>/<domain>/shadow.
-    userdomains: str = "/etc/userdomains"
-    vmail_dir: str = "/etc/vmail"
-    doveadm: str = "/usr/bin/doveadm"
-    doveconf: str = "/usr/bin/doveconf"
-    exim: str = "/usr/sbin/exim4"
-    exim_hook_dir: str = "/etc/exim4/suspension-agent"
-    # Logins listed here are refused by Dovecot whatever passdb would accept them: a
-    # passwd-file passdb with `deny = yes`, consulted first (system-user mailboxes; see
-    # docs/linux-host.md). Empty: no such passdb; system-user mail cannot be blocked.
-    dovecot_deny_file: str = "/etc/dovecot/suspension-agent.deny"
-    # FTP: Pure-FTPd virtual users (PureDB) and the PAM deny list for system users.
-    pure_pw: str = "/usr/bin/pure-pw"
-    pureftpd_passwd: str = "/etc/pure-ftpd/pureftpd.passwd"  # noqa: S105 - a path
-    pureftpd_pdb: str = "/etc/pure-ftpd/pureftpd.pdb"
-    ftpusers: str = "/etc/ftpusers"
-    # How Pure-FTPd authenticates. Empty: read Debian's wrapper config (the auth/ links that
-    # pure-ftpd-wrapper turns into -l options); else the -l methods it runs with, comma-
-    # separated (e.g. "puredb:/etc/pure-ftpd/pureftpd.pdb,pam"). ftp_lock refuses others.
-    pureftpd_auth_dir: str = "/etc/pure-ftpd/auth"
-    pureftpd_logins: str = ""
-    # Lists Pure-FTPd's open sessions (`-s`): ftp_lock ends those of the logins it locked.
-    # Debian's pure-ftpd package installs it here; ftp_lock refuses when it cannot be run.
-    pure_ftpwho: str = "/usr/sbin/pure-ftpwho"
-    # Logins: the account's password and shell, and an sshd drop-in denying the account.
-    usermod: str = "/usr/sbin/usermod"
-    nologin_shell: str = "/usr/sbin/nologin"
-    sshd: str = "/usr/sbin/sshd"
-    sshd_config_dir: str = "/etc/ssh/sshd_config.d"
-    sshd_pid_file: str = "/run/sshd.pid"
-
-
-@dataclass(frozen=True)
-class Server:
-    """One hosting server from `servers:`."""
-
-    name: str
-    panel: str
-    transport: str
-    host: str = "127.0.0.1"
-    port: int = 22
-    user: str = "root"
-    key_file: str | None = None
-    known_hosts: str | None = None
-    connect_timeout: int = 10
-    sudo: bool = False
-    probe_address: str | None = None
-    # Owner-only directory on the server for its own copy of each case (agent/records.py);
-    # not beside landing_dir, so neither step ever makes a folder the other one uses.
-    records_dir: str = "/var/lib/suspension-agent-cases"
-    http_port: int = 80
-    https_port: int = 443
-    protected_accounts: tuple[str, ...] = ()
-    linux: LinuxPaths = field(default_factory=LinuxPaths)
-    # The cpanel driver's paths, binaries and API channel (agent/drivers/cpanel/settings.py).
-    cpanel: CpanelSettings = field(default_factory=CpanelSettings)
-    # Reseller trees declared in config (panels without a tree of their own:
-    # agent/config/resellers.py).
-    resellers: dict[str, ResellerEntry] = field(default_factory=dict)
-
-    @property
-    def address(self) -> str:
-        """Where visitors' HTTP probes are sent (the server's public address)."""
-        return self.probe_address or self.host
 
 
 @dataclass(frozen=True)
@@ -148,57 +54,7 @@ class Config:
 
 _TOP = {"state_db", "audit_log", "lock_wait_seconds", "playbooks_dir", "landing_pages_dir",
         "default_playbook", "branding", "protected_accounts", "servers", "min_uid", "callers"}
-_SERVER = {"panel", "transport", "host", "port", "user", "key_file", "known_hosts",
-           "connect_timeout", "sudo", "probe_address", "records_dir", "http_port",
-           "https_port", "protected_accounts", "linux", "cpanel", "resellers"}
 _BRANDING = {f.name for f in fields(Branding)}
-_LINUX = {f.name for f in fields(LinuxPaths)}
-
-
-def _server(name: str, doc: object, problems: Problems, base: Path) -> Server | None:
-    path = join("servers", name)
-    d = mapping(doc, path, problems, _SERVER)
-    if not isinstance(doc, dict):
-        return None
-    panel = string(d, "panel", path, problems, required=True, choices=PANELS)
-    transport = string(d, "transport", path, problems, default="ssh", choices=("local", "ssh"))
-    kw: dict = {"name": name, "panel": panel or "linux", "transport": transport or "ssh"}
-    kw["port"] = integer(d, "port", path, problems, 22, 1, 65535)
-    kw["http_port"] = integer(d, "http_port", path, problems, 80, 1, 65535)
-    kw["https_port"] = integer(d, "https_port", path, problems, 443, 1, 65535)
-    kw["connect_timeout"] = integer(d, "connect_timeout", path, problems, 10, 1, 600)
-    kw["sudo"] = boolean(d, "sudo", path, problems, False)
-    kw["user"] = string(d, "user", path, problems, default="root")
-    kw["protected_accounts"] = tuple(string_list(d, "protected_accounts", path, problems))
-    for key in ("host", "probe_address", "records_dir"):
-        value = string(d, key, path, problems, required=(key == "host" and transport == "ssh"))
-        if value is not None:
-            kw[key] = value
-    if not re.fullmatch(r"/[A-Za-z0-9._/-]*", kw.get("records_dir", "/")):
-        problems.add(join(path, "records_dir"), "must be an absolute path on the server "
-                     "(letters, digits, '.', '_', '-' and '/')")
-    if transport == "ssh":
-        for key in ("key_file", "known_hosts"):
-            value = string(d, key, path, problems, required=True)
-            if value is None:
-                continue
-            full = str((base / value) if not os.path.isabs(value) else Path(value))
-            kw[key] = full
-            if key == "key_file" and (why := private_file_problem(full)):
-                problems.add(join(path, key), why)
-            elif key == "known_hosts" and not os.path.isfile(full):
-                problems.add(join(path, key), f"{full} does not exist")
-            elif key == "known_hosts" and os.stat(full).st_mode & 0o022:
-                # Whoever can write it can make the agent trust their host as this server.
-                problems.add(join(path, key), f"{full} is writable by group or others; "
-                             "chmod go-w it")
-    lx = mapping(d.get("linux"), join(path, "linux"), problems, _LINUX)
-    paths = {k: string(lx, k, join(path, "linux"), problems) for k in _LINUX if k in lx}
-    kw["linux"] = LinuxPaths(**{k: v for k, v in paths.items() if v is not None})
-    kw["cpanel"] = cpanel_settings.parse(d.get("cpanel"), join(path, "cpanel"), problems, base)
-    kw["resellers"] = resellers.parse(d.get("resellers"), join(path, "resellers"),
-                                      kw["panel"], problems)
-    return Server(**kw)
 
 
 def _branding(doc: object, problems: Problems) -> Branding:
@@ -215,7 +71,7 @@ def parse(doc: object, source: str, base: Path) -> Config:
     """Return a Config from a parsed YAML document; raise ConfigError listing every problem."""
     problems = Problems()
     d = mapping(doc, "", problems, _TOP)
-    servers: dict[str, Server] = {}
+    found: dict[str, Server] = {}
     raw_servers = d.get("servers")
     if not isinstance(raw_servers, dict) or not raw_servers:
         problems.add("servers", "must be a mapping with at least one server")
@@ -226,9 +82,9 @@ def parse(doc: object, source: str, base: Path) -> Config:
             except BadInput as exc:
                 problems.add(join("servers", str(name)), str(exc))
                 continue
-            server = _server(name, sdoc, problems, base)
+            server = servers.parse(name, sdoc, problems, base)
             if server is not None:
-                servers[name] = server
+                found[name] = server
 
     def where(key: str, default: str) -> str:
         value = string(d, key, "", problems, default=default) or default
@@ -244,7 +100,7 @@ def parse(doc: object, source: str, base: Path) -> Config:
         default_playbook=string(d, "default_playbook", "", problems, default="standard") or "",
         branding=_branding(d.get("branding"), problems),
         protected_accounts=tuple(string_list(d, "protected_accounts", "", problems)),
-        servers=servers,
+        servers=found,
         min_uid=integer(d, "min_uid", "", problems, 1000, 0, 1 << 31),
         callers=callers.parse(d.get("callers"), problems),
     )

@@ -5,7 +5,7 @@ from agent.connector.base import Connector, Result, Stat, quote
 __all__ = ["Connector", "Result", "Stat", "quote", "connect"]
 
 
-def connect(server) -> Connector:  # noqa: ANN001 - agent.config.config.Server, imported lazily
+def connect(server) -> Connector:  # noqa: ANN001 - agent.config.servers.Server, imported lazily
     """Return a connector for `server` (not yet connected; connects on first use)."""
     if server.transport == "local":
         from agent.connector.local import LocalConnector

@@ -11,7 +11,7 @@ from agent.errors import CommandTimeout
 class LocalConnector(Connector):
     """Run argv lists with subprocess (never a shell)."""
 
-    def __init__(self, server) -> None:  # noqa: ANN001 - agent.config.config.Server
+    def __init__(self, server) -> None:  # noqa: ANN001 - agent.config.servers.Server
         self.name = server.name
         self._prefix = ["sudo", "-n"] if server.sudo else []
 

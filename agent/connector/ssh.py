@@ -43,7 +43,7 @@ _DRAIN_INPUT = '"$@"; rc=$?; cat >/dev/null; exit "$rc"'
 class SSHConnector(Connector):
     """Run argv lists on a server over SSH with strict host-key checking and key auth."""
 
-    def __init__(self, server) -> None:  # noqa: ANN001 - agent.config.config.Server
+    def __init__(self, server) -> None:  # noqa: ANN001 - agent.config.servers.Server
         self.name = server.name
         self._server = server
         self._client: paramiko.SSHClient | None = None

@@ -9,7 +9,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agent.config.config import Branding, Config, Server
+from agent.config.config import Branding, Config
+from agent.config.servers import Server
 from agent.connector import Connector, quote
 from agent.connector.base import FileData
 from agent.errors import AgentError, StepError

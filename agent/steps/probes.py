@@ -33,7 +33,7 @@ import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from agent.config.config import Server
+from agent.config.servers import Server
 from agent.errors import VerifyFailed
 from agent.steps import visitor
 from agent.steps.visitor import PROBE_ERRORS, TIMEOUT, Visitor, visit_all

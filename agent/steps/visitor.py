@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from agent.config.config import Server
+from agent.config.servers import Server
 
 # What a probe that could not see the server's answer raises (refused, reset, timeout, TLS
 # failure, a malformed or cut reply, a name that cannot go into a Host header or SNI): a

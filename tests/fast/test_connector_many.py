@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from agent import failpoints
-from agent.config.config import Server
+from agent.config.servers import Server
 from agent.connector.base import Result
 from agent.connector.local import LocalConnector
 from agent.connector.many import READ_SCRIPT, WRITE_MISMATCH, WRITE_SCRIPT, parse_reads

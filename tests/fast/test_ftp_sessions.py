@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from agent.checks import check_servers
-from agent.config.config import LinuxPaths, Server
+from agent.config.servers import LinuxPaths, Server
 from agent.connector.base import Result
 from agent.drivers.linux.ftp_lock import FtpLock
 from agent.errors import StepError

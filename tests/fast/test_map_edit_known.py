@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.config.config import Server
+from agent.config.servers import Server
 from agent.connector.local import LocalConnector
 from agent.steps import map_edit
 from agent.steps.map_edit import KNOWN, MapEdit, parse

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config.config import Server
+from agent.config.servers import Server
 from agent.connector.local import LocalConnector
 from agent.errors import CommandFailed
 from agent.steps.base import carry_out

@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 
 from agent import PROJECT_ROOT, landing
-from agent.config.config import Branding, LinuxPaths
+from agent.config.config import Branding
+from agent.config.servers import LinuxPaths
 from agent.steps import hostmap
 from tests.hosts.testhost import TestHost
 

@@ -1,5 +1,5 @@
 """The cpanel driver: cPanel & WHM servers, through whmapi1/uapi or the WHM API 1 over HTTPS.
 
-Kept import-free: agent.config.config imports `settings` from this package while it is
+Kept import-free: agent.config.servers imports `settings` from this package while it is
 loading.
 """

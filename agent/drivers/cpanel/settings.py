@@ -1,8 +1,8 @@
 """The cpanel driver's settings: every path, binary and API setting as data (`cpanel:` block).
 
-agent.config.config imports this module to parse a server's `cpanel:` block, the same way
+agent.config.servers imports this module to parse a server's `cpanel:` block, the same way
 it parses `linux:` into LinuxPaths, so it imports only leaf modules (agent.config.validate,
-agent.files), never the rest of the config.
+agent.files), never the config's loader or its servers.
 """
 
 from __future__ import annotations

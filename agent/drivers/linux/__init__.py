@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from agent import ids
-from agent.config.config import LinuxPaths
+from agent.config.servers import LinuxPaths
 from agent.connector import Connector
 from agent.errors import BadInput
 from agent.steps import sql

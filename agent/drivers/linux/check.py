@@ -3,7 +3,7 @@ every way in that the agent's locks do not cover (read-only)."""
 
 from __future__ import annotations
 
-from agent.config.config import LinuxPaths
+from agent.config.servers import LinuxPaths
 from agent.connector import Connector
 from agent.drivers import linux
 from agent.drivers.linux import dovecot_auth, host_map, service_probes

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.config.config import LinuxPaths
+from agent.config.servers import LinuxPaths
 from agent.connector import Connector
 from agent.drivers.linux import service_probes as probes
 from agent.errors import VerifyFailed

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.config.config import LinuxPaths
 from agent.config.resellers import walk
+from agent.config.servers import LinuxPaths
 from agent.drivers import linux
 from agent.drivers.linux.backup import Backup
 from agent.drivers.linux.check import linux_check

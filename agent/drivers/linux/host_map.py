@@ -10,7 +10,7 @@ per-account include and a graceful reload, which covers those shapes too.
 
 from __future__ import annotations
 
-from agent.config.config import LinuxPaths
+from agent.config.servers import LinuxPaths
 from agent.connector import Connector
 from agent.connector.base import FileData
 from agent.drivers import linux
