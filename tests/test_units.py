@@ -125,7 +125,7 @@ def test_vhost_parser_takes_only_hooked_blocks():
 
 
 def test_forced_command_words():
-    from agent.forced import forced_args
+    from agent.cli.forced import forced_args
 
     assert forced_args("suspend web1 alice --hold billing", None, False) == [
         "--json", "suspend", "web1", "alice", "--hold", "billing"]

@@ -1,6 +1,6 @@
 """Command line (click): the group and helpers (base), the verbs (verbs), the admin's verbs
-(admin), and how replies are rendered (render). Importing this package registers every
-verb; `main` is the console script's entry point."""
+(admin), the SSH forced command's words (forced), and how replies are rendered (render).
+Importing this package registers every verb; `main` is the console script's entry point."""
 
 from agent.cli import admin, verbs  # noqa: F401 - they register their verbs on `cli`
 from agent.cli.base import (

@@ -26,12 +26,12 @@ from agent.cli.base import (
     cli,
     main,
 )
+from agent.cli.forced import forced_args
 from agent.cli.render import outcome_dict, outcome_text
 from agent.config import callers
 from agent.config import config as config_mod
 from agent.engine import HOLDS, Engine
 from agent.errors import AuthFailed, BadInput, ConfigError, HostKeyRefused, Unreachable
-from agent.forced import forced_args
 
 
 @cli.command()

@@ -2,7 +2,7 @@
 
 A billing system's SSH key runs `serve-ssh --caller NAME`; its words are checked here after
 parsing. A caller named in `callers:` gets exactly the verbs and holds listed; any other
-forced-command caller may use the verbs of `forced.SSH_VERBS` and place or lift only the
+forced-command caller may use the verbs of SSH_VERBS and place or lift only the
 `billing` hold, never on a whole server. An admin at the shell is not limited.
 """
 
@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 from agent.config.validate import Problems, boolean, join, mapping, string_list
 from agent.errors import BadInput
-from agent.forced import SSH_VERBS
 from agent.ids import HOLDS
 
+# Verbs a forced-command caller (the billing system) may run through serve-ssh, and what a
+# caller not named in `callers:` gets (agent/cli/forced.py parses its words).
+SSH_VERBS = ("suspend", "unsuspend", "status", "plan", "history", "check")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 # The verbs that take a --hold (and default to billing without one).
 _HOLD_VERBS = ("suspend", "unsuspend")

@@ -2,17 +2,16 @@
 
 The key's `command="suspension-agent serve-ssh --caller NAME"` runs the agent whatever the
 client sends; the client's words are parsed here (never by a shell) into one of the verbs
-below, always with JSON replies. Anything else is bad input (exit 2) and changes nothing.
+of SSH_VERBS (agent/config/callers.py), always with JSON replies. Anything else is bad
+input (exit 2) and changes nothing.
 """
 
 from __future__ import annotations
 
 import shlex
 
+from agent.config.callers import SSH_VERBS
 from agent.errors import BadInput
-
-# Verbs a forced-command caller (the billing system) may run through serve-ssh.
-SSH_VERBS = ("suspend", "unsuspend", "status", "plan", "history", "check")
 
 
 def forced_args(raw: str, config_path: str | None, dry_run: bool) -> list[str]:
