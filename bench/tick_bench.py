@@ -47,7 +47,7 @@ from agent.config import config as config_mod  # noqa: E402
 from agent.config import playbooks  # noqa: E402
 from agent.config.config import Config  # noqa: E402
 from agent.config.servers import Server  # noqa: E402
-from agent.engine import Engine  # noqa: E402
+from agent.engine.engine import Engine  # noqa: E402
 from agent.journal.journal import Journal  # noqa: E402
 
 GUARD_SECONDS = 0.1

@@ -2,7 +2,7 @@
 
 alice is suspended at the last stage of `immediate`; the control host's state database is
 then deleted, truncated or corrupted. `status` says so (naming `recover`), `recover` takes
-the cases back from the server, and `unsuspend` restores the host exactly (agent/records.py).
+the cases back from the server, and `unsuspend` restores the host exactly (agent/engine/records.py).
 """
 
 from __future__ import annotations

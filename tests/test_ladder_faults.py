@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from agent.outcome import iso
+from agent.engine.outcome import iso
 from tests.conftest import Agent, no_records
 from tests.hosts import clients
 from tests.hosts.provision import write_config

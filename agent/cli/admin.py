@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from agent import landing, recovery, tree_verbs
+from agent import landing
 from agent.cli.base import (
     EXIT_BUSY,
     EXIT_FAILED,
@@ -20,8 +20,9 @@ from agent.cli.base import (
 )
 from agent.cli.render import history_text, ladder_text, outcome_dict, outcome_text, tree_plan_text
 from agent.config import config as config_mod
+from agent.engine import recovery, tree_verbs
+from agent.engine.ladder import ladder
 from agent.errors import BadInput
-from agent.ladder import ladder
 
 
 def _one_of(account: str | None, reseller: str | None) -> None:

@@ -15,7 +15,8 @@ import click
 
 from agent.cli.render import dumps, outcome_dict, outcome_text
 from agent.config import config as config_mod
-from agent.engine import Engine
+from agent.engine.engine import Engine
+from agent.engine.outcome import Outcome
 from agent.errors import (
     AgentError,
     AuthFailed,
@@ -27,7 +28,6 @@ from agent.errors import (
 )
 from agent.journal import audit
 from agent.journal.journal import Journal
-from agent.outcome import Outcome
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUSY, EXIT_CONFIG = 0, 1, 2, 3, 75, 78
 

@@ -6,8 +6,8 @@ import json
 import time
 from typing import Any
 
+from agent.engine.outcome import Outcome
 from agent.ids import printable
-from agent.outcome import Outcome
 
 
 def outcome_dict(o: Outcome) -> dict[str, Any]:

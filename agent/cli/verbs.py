@@ -8,7 +8,6 @@ import sys
 
 import click
 
-from agent import recovery, tree_verbs
 from agent.cli.base import (
     EXIT_CONFIG,
     EXIT_FAILED,
@@ -30,7 +29,8 @@ from agent.cli.forced import forced_args
 from agent.cli.render import outcome_dict, outcome_text
 from agent.config import callers
 from agent.config import config as config_mod
-from agent.engine import HOLDS, Engine
+from agent.engine import recovery, tree_verbs
+from agent.engine.engine import HOLDS, Engine
 from agent.errors import AuthFailed, BadInput, ConfigError, HostKeyRefused, Unreachable
 
 

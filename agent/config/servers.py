@@ -89,7 +89,7 @@ class Server:
     connect_timeout: int = 10
     sudo: bool = False
     probe_address: str | None = None
-    # Owner-only directory on the server for its own copy of each case (agent/records.py);
+    # Owner-only directory on the server for its own copy of each case (agent/engine/records.py);
     # not beside landing_dir, so neither step ever makes a folder the other one uses.
     records_dir: str = "/var/lib/suspension-agent-cases"
     http_port: int = 80

@@ -19,7 +19,7 @@ from agent import cli, failpoints
 from agent.cli import TEST_NOW_ENV
 from agent.cli import base as cli_base
 from agent.config import config as config_mod
-from agent.engine import Engine
+from agent.engine.engine import Engine
 from agent.journal import audit
 from agent.journal.journal import Journal
 from tests.fast import fake_steps

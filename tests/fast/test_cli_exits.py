@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from agent.cli import EXIT_BUSY, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from agent.engine.locks import target_lock
 from agent.errors import AuthFailed, CommandTimeout, HostKeyRefused, Unreachable
-from agent.locks import target_lock
 from tests.fast.conftest import HOUR, START, World
 from tests.fast.fake_steps import step_path
 from tests.fast.fakes import is_

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from agent.config import config as config_mod
-from agent.engine import Engine
+from agent.engine.engine import Engine
+from agent.engine.outcome import Outcome
 from agent.errors import BadInput
 from agent.journal.journal import Journal
-from agent.outcome import Outcome
 from tests.fast.fakes import is_
 from tests.fast.test_cpanel_fakes import REBUILD, USERDATA, FakeCpanel
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from agent.engine.locks import target_lock
 from agent.errors import Busy, Unreachable
-from agent.locks import target_lock
 from tests.fast.conftest import HOUR, ORIGINAL_LANDING, START, World
 from tests.fast.fake_steps import step_path
 from tests.fast.fakes import Crash, is_

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from agent.cli.render import outcome_text
-from agent.engine import RETRY_MAX, retry_delay
+from agent.engine.engine import RETRY_MAX, retry_delay
 from agent.errors import BadInput, StepUnavailable
 from tests.fast.conftest import HOUR, ORIGINAL_LANDING, START, World
 from tests.fast.fake_steps import step_path

@@ -1,5 +1,5 @@
 """The server's own case records in the fast tier: recover, resolve and a record that is not
-one (agent/records.py, agent/recovery.py)."""
+one (agent/engine/records.py, agent/engine/recovery.py)."""
 
 from __future__ import annotations
 

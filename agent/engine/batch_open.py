@@ -9,15 +9,15 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from agent import batch_stage, records, recovery
 from agent.config.playbooks import Playbook
+from agent.engine import batch_stage, records, recovery
+from agent.engine.runner import RunLog, Runner
 from agent.errors import Busy
 from agent.journal.journal import Case
-from agent.runner import RunLog, Runner
 
 if TYPE_CHECKING:
-    from agent.batch import Batch
     from agent.drivers.tree import Tree
+    from agent.engine.batch import Batch
 
 
 def role_of(name: str, tree: Tree) -> str:

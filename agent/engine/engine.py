@@ -6,12 +6,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent import batch, drivers, ids, outcome, recovery, tree_verbs
+from agent import drivers, ids
 from agent.config import playbooks
 from agent.config.config import Config
 from agent.config.playbooks import Playbook, Stage
 from agent.config.servers import Server
 from agent.connector import Connector, connect
+from agent.engine import batch, outcome, recovery, tree_verbs
+from agent.engine.locks import target_lock
+from agent.engine.outcome import Outcome, iso, target_dict
+from agent.engine.runner import RunLog, Runner
+from agent.engine.schedule import RETRY_FIRST, RETRY_MAX, retry_delay
 from agent.errors import (
     AgentError,
     AuthFailed,
@@ -23,10 +28,6 @@ from agent.errors import (
 )
 from agent.journal.audit import Auditor
 from agent.journal.journal import Case, Journal
-from agent.locks import target_lock
-from agent.outcome import Outcome, iso, target_dict
-from agent.runner import RunLog, Runner
-from agent.schedule import RETRY_FIRST, RETRY_MAX, retry_delay
 
 HOLDS = ids.HOLDS
 __all__ = ["HOLDS", "RETRY_FIRST", "RETRY_MAX", "Engine", "retry_delay"]
@@ -311,7 +312,7 @@ class Engine:
             return batch.report(self, target, None, message)
         return outcome.build(self.journal, self.book, target, log or RunLog(), message)
 
-    # -- reseller targets (agent/tree_verbs.py) -------------------------------------------
+    # -- reseller targets (agent/engine/tree_verbs.py) ------------------------------------
     def suspend_reseller(self, server_name: str, name: str, playbook: str | None, hold: str,
                          reason: str | None, dry_run: bool) -> Outcome:
         """Ensure reseller `name`'s tree is under `hold` (logins first, then the stages)."""

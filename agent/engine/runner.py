@@ -10,11 +10,11 @@ from typing import Any
 
 from agent import drivers
 from agent.config.playbooks import Stage
+from agent.engine.locks import target_lock
+from agent.engine.records import Records
+from agent.engine.step_run import RevertRun, StepRun
 from agent.errors import AgentError, AuthFailed, HostKeyRefused, Unreachable
 from agent.journal.journal import Case, Change
-from agent.locks import target_lock
-from agent.records import Records
-from agent.step_run import RevertRun, StepRun
 from agent.steps.base import Context
 
 # Steps whose revert goes before all others on unsuspend, newest first: what visitors see,

@@ -4,7 +4,7 @@ share the phase they all have in common.
   start:    plan; journal intent; the server's record; `apply` (or, reverting: the revert
             plan; journal `reverting`; its actions)
   finish:   the plan's `finish` actions (Apache's configtest and graceful, say): carried out
-            right away for one account, once for a whole batch (agent/batch_stage.py)
+            right away for one account, once for a whole batch (agent/engine/batch_stage.py)
   complete: journal `done` (or `reverted`) and the probe of the effect
 
 A plan with a server-wide lock has no finish: start carries it out whole, probe included,
@@ -27,7 +27,7 @@ from agent.steps.map_edit import KNOWN
 class StepRun:
     """One step of one account being applied."""
 
-    runner: Any  # agent.runner.Runner
+    runner: Any  # agent.engine.runner.Runner
     case: Case
     spec: StepSpec
     stage: int
@@ -142,7 +142,7 @@ def _finish_alone(run: StepRun | RevertRun, records: list[list[str]]) -> None:
 class RevertRun:
     """One change of one account being reverted."""
 
-    runner: Any  # agent.runner.Runner
+    runner: Any  # agent.engine.runner.Runner
     seq: int
     name: str
     case_id: str

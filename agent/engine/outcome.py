@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.config.playbooks import Playbook
+from agent.engine.runner import RunLog
 from agent.errors import AgentError
 from agent.journal.journal import Case, Journal
-from agent.runner import RunLog
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Outcome:
     unreachable: bool = False
     warnings: list[str] = field(default_factory=list)
     refused: bool = False
-    # A tree target (reseller): one entry per child account (agent/batch_report.py).
+    # A tree target (reseller): one entry per child account (agent/engine/batch_report.py).
     children: list[dict] | None = None
 
     @property

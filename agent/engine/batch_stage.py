@@ -4,7 +4,7 @@ still in the stage (plan, journal intent, apply), then the equal finish actions 
 them run once (one configtest and one graceful reload for the whole tree's landing pages),
 then each is completed side by side (journal done, probe). An account whose step fails is
 rolled back on its own (its stage's earlier steps too) and leaves the stage; the others go
-on. Reverts of the websites are done the same way (agent/batch_lift.py).
+on. Reverts of the websites are done the same way (agent/engine/batch_lift.py).
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent import records, recovery
 from agent.config.playbooks import Playbook, Stage
+from agent.engine import records, recovery
+from agent.engine.runner import RunLog, Runner
+from agent.engine.step_run import RevertRun, StepRun, finish
 from agent.errors import AgentError, AuthFailed, HostKeyRefused, StepError, Unreachable
 from agent.journal.journal import Case
-from agent.runner import RunLog, Runner
-from agent.step_run import RevertRun, StepRun, finish
 from agent.steps.base import merge_finish
 
 if TYPE_CHECKING:
-    from agent.batch import Batch
+    from agent.engine.batch import Batch
 
 _LOST = (Unreachable, AuthFailed, HostKeyRefused)
 

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 from agent import drivers
 from agent.config import playbooks
 from agent.config.validate import human_duration
+from agent.engine.runner import Runner
 from agent.errors import AgentError, AuthFailed, BadInput, Busy, HostKeyRefused
-from agent.runner import Runner
 
 if TYPE_CHECKING:
-    from agent.engine import Engine
+    from agent.engine.engine import Engine
 
 
 def ladder(engine: Engine, server_name: str, account: str, playbook: str | None) -> list[dict]:

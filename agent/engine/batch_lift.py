@@ -18,13 +18,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent import batch_stage, drivers, records, recovery
+from agent import drivers
+from agent.engine import batch_stage, records, recovery
+from agent.engine.runner import RunLog, Runner, revert_order
 from agent.errors import Busy
 from agent.journal.journal import Case, Change
-from agent.runner import RunLog, Runner, revert_order
 
 if TYPE_CHECKING:
-    from agent.batch import Batch
+    from agent.engine.batch import Batch
 
 @dataclass
 class _Work:

@@ -20,10 +20,13 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from agent import batch_lift, batch_stage, drivers
-from agent.batch_open import opened
+from agent import drivers
 from agent.config.playbooks import Playbook, Stage, StepSpec
 from agent.config.resellers import where as config_where
+from agent.engine import batch_lift, batch_stage
+from agent.engine.batch_open import opened
+from agent.engine.outcome import Outcome
+from agent.engine.runner import RunLog
 from agent.errors import (
     AgentError,
     AuthFailed,
@@ -34,14 +37,12 @@ from agent.errors import (
     Unreachable,
 )
 from agent.journal.journal import Case
-from agent.outcome import Outcome
-from agent.runner import RunLog
 from agent.steps.base import Memo
 
 if TYPE_CHECKING:
     from agent.config.servers import Server
     from agent.drivers.tree import Tree
-    from agent.engine import Engine
+    from agent.engine.engine import Engine
 
 
 class NoProgress:
@@ -73,7 +74,7 @@ class Batch:
         self.shared = Memo()  # facts every account of this call reads once (vhost files)
         self._logs_lock = threading.Lock()
         self.workers = 0  # until start_pool has asked the connection
-        # Children locked and read before the lift (agent/batch_lift.py lock_ahead).
+        # Children locked and read before the lift (agent/engine/batch_lift.py lock_ahead).
         self.ahead: tuple | None = None
 
     def log(self, name: str) -> RunLog:
@@ -189,7 +190,7 @@ def run_tree(batch: Batch, rcase: Case, pb: Playbook, tree: Tree,
 
     # Logins first: the reseller must not move or undo anything while its tree goes down.
     # Then every account at once. Both go step by step across their accounts
-    # (agent/batch_stage.py), so what they all need once (sshd's reload, Apache's) is done
+    # (agent/engine/batch_stage.py), so what they all need once (sshd's reload, Apache's) is done
     # once; each account's lock is held from its opening to its close.
     with opened(batch, rcase, pb, logins, tree, "reading reseller logins") as members:
         batch_stage.apply_stage(batch, members, lock_stage)
@@ -214,8 +215,8 @@ def lift(batch: Batch, rcases: list[Case], status: str, left: Sequence[Case] = (
 
 
 def report(engine: Engine, target: tuple, batch: Batch | None, message: str) -> Outcome:
-    """Return the tree case's state with one entry per child (see agent.batch_report)."""
-    from agent import batch_report
+    """Return the tree case's state with one entry per child (see agent.engine.batch_report)."""
+    from agent.engine import batch_report
 
     return batch_report.build(engine, target, batch.logs if batch else {}, message,
                               batch.messages if batch else {},

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from agent import outcome
+from agent.engine import outcome
+from agent.engine.outcome import Outcome, iso, target_dict
+from agent.engine.runner import RunLog
 from agent.errors import AgentError
-from agent.outcome import Outcome, iso, target_dict
-from agent.runner import RunLog
 
 if TYPE_CHECKING:
-    from agent.engine import Engine
+    from agent.engine.engine import Engine
 
 
 def build(engine: Engine, target: tuple, logs: dict[str, RunLog], message: str,

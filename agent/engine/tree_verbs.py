@@ -1,7 +1,7 @@
 """The verbs on a reseller target: suspend, unsuspend, a tick's pass, plan and history.
 
 A reseller's case is (server, "reseller", NAME) with one child case per account of its
-tree (agent/batch.py). Every verb validates its input and builds the tree (refusing bad
+tree (agent/engine/batch.py). Every verb validates its input and builds the tree (refusing bad
 config entries, protected or missing accounts) before any case opens or anything on the
 server changes.
 """
@@ -11,17 +11,18 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from agent import batch, batch_lift, drivers, ids, recovery
+from agent import drivers, ids
+from agent.engine import batch, batch_lift, recovery
+from agent.engine.ladder import ladder
+from agent.engine.outcome import Outcome
+from agent.engine.runner import Runner
+from agent.engine.schedule import retry_delay
 from agent.errors import AgentError, AuthFailed, BadInput, Busy, HostKeyRefused, Unreachable
 from agent.journal.journal import Case
-from agent.ladder import ladder
-from agent.outcome import Outcome
-from agent.runner import Runner
-from agent.schedule import retry_delay
 
 if TYPE_CHECKING:
     from agent.config.servers import Server
-    from agent.engine import Engine
+    from agent.engine.engine import Engine
 
 
 def target(engine: Engine, server_name: str, name: str) -> tuple[Server, tuple]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agent import ids, records
+from agent import ids
+from agent.engine import records
+from agent.engine.outcome import Outcome
+from agent.engine.runner import RunLog, Runner
 from agent.errors import AgentError, BadInput, Unreachable
-from agent.outcome import Outcome
-from agent.runner import RunLog, Runner
 
 if TYPE_CHECKING:
-    from agent.engine import Engine
+    from agent.engine.engine import Engine
 
 
 def begin(engine: Engine, runner: Runner, dry_run: bool) -> str:
