@@ -7,11 +7,11 @@ bash tests/setup-machine.sh
 .venv/bin/python -m ruff check agent tests
 # The fast tier first (no root, fake connector): seconds, with the coverage of the core.
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/fast --cov=agent.engine.engine \
-    --cov=agent.engine.runner --cov=agent.journal.journal --cov=agent.cli \
-    --cov=agent.engine.records --cov=agent.engine.recovery --cov=agent.engine.batch \
-    --cov=agent.engine.batch_stage --cov=agent.engine.batch_lift --cov=agent.engine.batch_report \
-    --cov=agent.engine.tree_verbs --cov=agent.engine.step_run --cov=agent.config.resellers \
-    --cov-report=term --cov-fail-under=85
+    --cov=agent.engine.account_verbs --cov=agent.engine.runner --cov=agent.journal.journal \
+    --cov=agent.cli --cov=agent.engine.records --cov=agent.engine.recovery \
+    --cov=agent.engine.batch --cov=agent.engine.batch_stage --cov=agent.engine.batch_lift \
+    --cov=agent.engine.batch_report --cov=agent.engine.tree_verbs --cov=agent.engine.step_run \
+    --cov=agent.config.resellers --cov-report=term --cov-fail-under=85
 rm -f .coverage
 # The host tests on three workers, each with its own test host (tests/conftest.py; tests of
 # one xdist_group share a worker, so a second host layout is brought up once): most of

@@ -12,7 +12,7 @@ from agent.config.config import Config
 from agent.config.playbooks import Playbook, Stage
 from agent.config.servers import Server
 from agent.connector import Connector, connect
-from agent.engine import batch, outcome, recovery, tree_verbs
+from agent.engine import account_verbs, batch, outcome, recovery, tree_verbs
 from agent.engine.locks import target_lock
 from agent.engine.outcome import Outcome, iso, target_dict
 from agent.engine.runner import RunLog, Runner
@@ -104,79 +104,18 @@ class Engine:
         return target_lock(self.config.state_db,
                            key, self.config.lock_wait_seconds if wait is None else wait)
 
-    # -- verbs ----------------------------------------------------------------------------
+    # -- account targets (agent/engine/account_verbs.py) ----------------------------------
     def suspend(self, server_name: str, account: str, playbook: str | None, hold: str,
                 reason: str | None, dry_run: bool) -> Outcome:
         """Ensure the account is under `hold` with the due stages of the playbook applied."""
-        server, target = self.account_target(server_name, account)
-        if hold not in HOLDS:
-            raise BadInput(f"unknown hold {hold!r} (use {', '.join(HOLDS)})")
-        reason = ids.reason(reason)
-        pb = self.playbook(server, playbook)
-        with self._lock(target):
-            log = RunLog()
-            try:
-                message = self._suspend_locked(server, target, pb, hold, reason, dry_run, log)
-            except Unreachable as exc:
-                return self._unreachable(target, log, exc)
-            return self.report(target, log, message)
+        return account_verbs.suspend(self, server_name, account, playbook, hold, reason,
+                                     dry_run)
 
-    def _suspend_locked(self, server: Server, target: tuple, pb: Playbook, hold: str,
-                        reason: str | None, dry_run: bool, log: RunLog) -> str:
-        runner = Runner(self, server, self._conn(server), target)
-        taken = recovery.begin(self, runner, dry_run)
-        try:
-            message = self._suspend_steps(runner, server, target, pb, hold, reason, dry_run, log)
-        finally:
-            recovery.settle(runner, log, dry_run)
-        return "; ".join(m for m in (taken, message) if m)
+    def unsuspend(self, server_name: str, account: str, hold: str, dry_run: bool) -> Outcome:
+        """Lift `hold`; when no hold is left, undo every change in reverse order."""
+        return account_verbs.unsuspend(self, server_name, account, hold, dry_run)
 
-    def _suspend_steps(self, runner: Runner, server: Server, target: tuple, pb: Playbook,
-                       hold: str, reason: str | None, dry_run: bool, log: RunLog) -> str:
-        if not dry_run and not runner.recover(log):
-            return "a change could not be undone earlier and still cannot; nothing new was applied"
-        # The account's own case: one it carries as a child of a reseller's case is not it.
-        case = next((c for c in self.journal.open_cases(*target)
-                     if c.hold == hold and c.parent is None), None)
-        message = ""
-        if case is None:
-            self.ensure_suspendable(server, target[2])
-            if dry_run:
-                case = Case("dry-run", *target, hold, pb.name, reason, self.caller,
-                            self.now(), -1, self.now(), "open")
-            else:
-                case = self.journal.new_case(*target, hold, pb.name, reason, self.caller,
-                                             self.now())
-                self.audit("case.opened", server=target[0], kind=target[1],
-                           name=target[2], case_id=case.id, hold=hold, playbook=pb.name,
-                           reason=reason)
-        else:
-            if case.playbook != pb.name:
-                message = (f"case {case.id} under hold {hold} follows playbook "
-                           f"{case.playbook!r}; it was kept")
-            pb = self.book(case.playbook)
-        self.advance(runner, case, pb, log, dry_run)
-        return message
-
-    def _unreachable(self, target: tuple, log: RunLog, exc: Unreachable) -> Outcome:
-        """Report a server lost mid-call: retry later (exit 75); the journal keeps the intent."""
-        log.unreachable = True
-        log.errors.append({"step": None, "message": f"{exc}; nothing was rolled back over the "
-                           "lost link: the next call verifies and finishes what was under way"})
-        self.audit("server.unreachable", server=target[0], kind=target[1], name=target[2],
-                   outcome="retry", error=str(exc))
-        return self.report(target, log)
-
-    def _refused(self, target: tuple, log: RunLog, exc: AgentError) -> Outcome:
-        """Report credentials the server refused during a tick (exit 78); other cases go on."""
-        log.refused = True
-        log.errors.append({"step": None, "message": f"{exc}; nothing was rolled back: once the "
-                           "config is fixed, the next call verifies and finishes what was "
-                           "under way"})
-        self.audit("server.refused", server=target[0], kind=target[1], name=target[2],
-                   outcome="failed", error=str(exc))
-        return self.report(target, log)
-
+    # -- stages, tick and replies ---------------------------------------------------------
     def advance(self, runner: Runner, case: Case, pb: Playbook, log: RunLog,
                 dry_run: bool) -> None:
         """Apply every stage of the case that is due now, in order, stopping at a failure."""
@@ -215,52 +154,6 @@ class Engine:
         next_due = case.started_at + later[0].after if later else None
         self.journal.set_stage(case.id, stage.index, next_due)
         return self.journal.case(case.id)
-
-    def unsuspend(self, server_name: str, account: str, hold: str, dry_run: bool) -> Outcome:
-        """Lift `hold`; when no hold is left, undo every change in reverse order."""
-        server, target = self.account_target(server_name, account)
-        if hold not in HOLDS:
-            raise BadInput(f"unknown hold {hold!r} (use {', '.join(HOLDS)})")
-        with self._lock(target):
-            log = RunLog()
-            try:
-                message = self._unsuspend_locked(server, target, hold, dry_run, log)
-            except Unreachable as exc:
-                return self._unreachable(target, log, exc)
-            return self.report(target, log, message)
-
-    def _unsuspend_locked(self, server: Server, target: tuple, hold: str, dry_run: bool,
-                          log: RunLog) -> str:
-        runner = Runner(self, server, self._conn(server), target)
-        taken = recovery.begin(self, runner, dry_run)
-        try:
-            message = self._lift(runner, target, hold, dry_run, log)
-        finally:
-            recovery.settle(runner, log, dry_run)
-        return "; ".join(m for m in (taken, message) if m)
-
-    def _lift(self, runner: Runner, target: tuple, hold: str, dry_run: bool,
-              log: RunLog) -> str:
-        if not dry_run:
-            runner.recover(log, retry_stuck=False)  # revert_all below retries those
-        cases = self.journal.open_cases(*target)
-        # Only the account's own cases: a reseller's case over it is lifted with the reseller.
-        lifted = [c for c in cases if c.hold == hold and c.parent is None]
-        remaining = sorted({c.hold + (" (a reseller case)" if c.parent else "")
-                            for c in cases if c not in lifted})
-        if remaining:
-            message = (f"hold {hold} lifted; still held by {', '.join(remaining)}, "
-                       "services stay suspended" if lifted else
-                       f"no {hold} hold; still held by {', '.join(remaining)}")
-        else:
-            runner.revert_all(log, dry_run)
-            message = "" if lifted or log.reverted else "nothing to lift"
-        if not dry_run:
-            for case in lifted:
-                self.journal.close_case(case.id, "lifted", self.caller, self.now())
-                self.audit("case.lifted", server=target[0], kind=target[1],
-                           name=target[2], case_id=case.id, hold=hold)
-        return message
 
     def tick(self, dry_run: bool = False) -> list[Outcome]:
         """Apply the stages that became due, for every open case; skip busy targets.
@@ -311,6 +204,25 @@ class Engine:
         if target[1] == "reseller":
             return batch.report(self, target, None, message)
         return outcome.build(self.journal, self.book, target, log or RunLog(), message)
+
+    def _unreachable(self, target: tuple, log: RunLog, exc: Unreachable) -> Outcome:
+        """Report a server lost mid-call: retry later (exit 75); the journal keeps the intent."""
+        log.unreachable = True
+        log.errors.append({"step": None, "message": f"{exc}; nothing was rolled back over the "
+                           "lost link: the next call verifies and finishes what was under way"})
+        self.audit("server.unreachable", server=target[0], kind=target[1], name=target[2],
+                   outcome="retry", error=str(exc))
+        return self.report(target, log)
+
+    def _refused(self, target: tuple, log: RunLog, exc: AgentError) -> Outcome:
+        """Report credentials the server refused during a tick (exit 78); other cases go on."""
+        log.refused = True
+        log.errors.append({"step": None, "message": f"{exc}; nothing was rolled back: once the "
+                           "config is fixed, the next call verifies and finishes what was "
+                           "under way"})
+        self.audit("server.refused", server=target[0], kind=target[1], name=target[2],
+                   outcome="failed", error=str(exc))
+        return self.report(target, log)
 
     # -- reseller targets (agent/engine/tree_verbs.py) ------------------------------------
     def suspend_reseller(self, server_name: str, name: str, playbook: str | None, hold: str,
