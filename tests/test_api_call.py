@@ -9,8 +9,8 @@ import pytest
 
 from agent.connector.base import Connector, Result
 from agent.errors import StepError
+from agent.steps.actions import carry_out
 from agent.steps.api import ApiCall, ApiRefused
-from agent.steps.base import carry_out
 
 
 class Replies(Connector):

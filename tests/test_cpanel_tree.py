@@ -17,7 +17,8 @@ from agent.connector import connect
 from agent.drivers import driver
 from agent.drivers.cpanel import whm
 from agent.errors import BadInput
-from agent.steps.base import Context, carry_out
+from agent.steps.actions import carry_out
+from agent.steps.protocol import Context
 from tests.conftest import tree_state
 from tests.hosts import clients
 from tests.hosts.cpanel import calls, services

@@ -37,7 +37,7 @@ from agent.errors import (
     Unreachable,
 )
 from agent.journal.journal import Case
-from agent.steps.base import Memo
+from agent.steps.protocol import Memo
 
 if TYPE_CHECKING:
     from agent.config.servers import Server

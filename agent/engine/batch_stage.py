@@ -20,7 +20,7 @@ from agent.engine.runner import RunLog, Runner
 from agent.engine.step_run import RevertRun, StepRun, finish
 from agent.errors import AgentError, AuthFailed, HostKeyRefused, StepError, Unreachable
 from agent.journal.journal import Case
-from agent.steps.base import merge_finish
+from agent.steps.actions import merge_finish
 
 if TYPE_CHECKING:
     from agent.engine.batch import Batch

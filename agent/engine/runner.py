@@ -15,7 +15,7 @@ from agent.engine.records import Records
 from agent.engine.step_run import RevertRun, StepRun
 from agent.errors import AgentError, AuthFailed, HostKeyRefused, Unreachable
 from agent.journal.journal import Case, Change
-from agent.steps.base import Context
+from agent.steps.protocol import Context
 
 # Steps whose revert goes before all others on unsuspend, newest first: what visitors see,
 # and the panel's own suspension, whose lifting (cPanel's unsuspendacct) also lifts locks of

@@ -19,8 +19,9 @@ from typing import Any
 from agent import drivers
 from agent.config.playbooks import StepSpec
 from agent.journal.journal import Case
-from agent.steps.base import CARRIED, Context, Plan, carry_out
+from agent.steps.actions import CARRIED, carry_out
 from agent.steps.map_edit import KNOWN
+from agent.steps.protocol import Context, Plan
 
 
 @dataclass

@@ -10,6 +10,7 @@ from typing import Any
 from agent.config.validate import duration
 from agent.connector import Connector
 from agent.errors import AgentError, StepError
+from agent.steps.actions import carry_out
 
 # One round trip for the whole check: size, listing to its end, checksum, the archiver's
 # warnings, in sections between lines of a marker the caller draws at random (a member name
@@ -93,8 +94,6 @@ def take(ctx: Any, actions: list[Any], undo: dict[str, Any],
     """Carry out a backup's actions and verify the archive; return the undo data with the
     archive's facts. On any failure `clean` removes what was left and StepError says that
     nothing else was changed."""
-    from agent.steps.base import carry_out  # base imports config; keep this module light
-
     if not actions:
         return undo
     undo = dict(undo)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from agent.steps.actions import FileState, Write, file_state
+
 LANDING_URL = "/.suspension-agent-landing/"
 _LANDING_RE = "/\\.suspension-agent-landing/"
 HOOK_FILE = "suspension-agent.conf"
@@ -56,8 +58,6 @@ def put_back(conn: Any, server: str, before: list[dict], created_dirs: list[str]
     them, and the finish that removes the folders made for them (after every account of a
     batch removed its files: a shared parent is in one account's `created_dirs` only), from
     one read of both (the hot path of an unsuspend); files already as before are left alone."""
-    from agent.steps.base import FileState, Write, file_state  # base imports config
-
     states = [FileState.from_dict(d) for d in before]
     found = conn.read_many([st.path for st in states] + created_dirs)
     actions: list = [Write(now, st) for st in states

@@ -19,7 +19,8 @@ from agent.config.validate import duration
 from agent.drivers import linux
 from agent.drivers.linux import driver as linux_driver
 from agent.errors import AgentError, StepError, VerifyFailed
-from agent.steps.base import Context, FileState, Plan, Run, Write, carry_out, snapshot
+from agent.steps.actions import FileState, Run, Write, carry_out, snapshot
+from agent.steps.protocol import Context, Plan
 
 LOGIN_STEPS = ("landing_page", "mail_block", "ftp_lock", "db_lock", "panel_lock")
 

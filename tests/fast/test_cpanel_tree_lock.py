@@ -14,7 +14,8 @@ import pytest
 from agent.config import config as config_mod
 from agent.drivers import driver
 from agent.errors import BadInput, VerifyFailed
-from agent.steps.base import Context, carry_out
+from agent.steps.actions import carry_out
+from agent.steps.protocol import Context
 from tests.fast.test_cpanel_fakes import SUSPENDACCT, FakeCpanel
 from tests.fast.test_cpanel_ladder import write_config
 from tests.fast.test_cpanel_tree import OWNERS, RESELLERS, TreeModel

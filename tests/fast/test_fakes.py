@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from agent.errors import BatchFailed, CommandFailed, TransferError, Unreachable
-from agent.steps.base import FileState, Run, Write, carry_out
+from agent.steps.actions import FileState, Run, Write, carry_out
 from tests.fast.fakes import FakeConnector, is_
 
 

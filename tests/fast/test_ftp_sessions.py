@@ -21,7 +21,8 @@ from agent.connector.base import Result
 from agent.drivers.linux.ftp_lock import FtpLock
 from agent.errors import StepError
 from agent.steps import ftp_sessions
-from agent.steps.base import Context, EditLines, Run
+from agent.steps.actions import EditLines, Run
+from agent.steps.protocol import Context
 from tests.fast.fakes import FakeConnector
 from tests.fast.test_cpanel_check import PRESENT
 from tests.fast.test_cpanel_fakes import FTPUPDATE, FakeCpanel

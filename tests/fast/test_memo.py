@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from agent.steps.base import Memo
+from agent.steps.protocol import Memo
 
 
 def test_a_value_computed_under_the_lock_can_keep_files_and_each_is_taken_once() -> None:

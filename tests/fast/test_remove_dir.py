@@ -11,7 +11,7 @@ import pytest
 from agent.config.servers import Server
 from agent.connector.local import LocalConnector
 from agent.errors import CommandFailed
-from agent.steps.base import carry_out
+from agent.steps.actions import carry_out
 from agent.steps.landing_include import RemoveDirs
 
 
@@ -47,7 +47,8 @@ def test_a_link_or_a_file_in_its_place_is_an_error(tmp_path: Path, kind: str) ->
 def test_merged_folders_of_a_batch_go_deepest_first(tmp_path: Path) -> None:
     """The shared parent is in one account's list only, listed before the other's own
     folder: merged, it still goes last (as two separate actions it stayed behind)."""
-    from agent.steps.base import Plan, merge_finish
+    from agent.steps.actions import merge_finish
+    from agent.steps.protocol import Plan
 
     parent = tmp_path / "sa"
     (parent / "alice").mkdir(parents=True)

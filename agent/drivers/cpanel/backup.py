@@ -23,7 +23,8 @@ from agent.config.validate import duration, size
 from agent.drivers.cpanel.facts import Panel, account_name
 from agent.errors import StepError
 from agent.steps import archive
-from agent.steps.base import Context, Plan, Run
+from agent.steps.actions import Run
+from agent.steps.protocol import Context, Plan
 
 MAX_TIME = 2 * 3600  # the playbook's max_time when it sets none (as on Linux)
 _UNITS = {"": 1 << 20, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}

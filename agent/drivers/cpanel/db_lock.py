@@ -17,7 +17,8 @@ from typing import Any
 
 from agent.drivers.cpanel.facts import Panel, account_name
 from agent.errors import StepError, VerifyFailed
-from agent.steps.base import Context, Plan, Run, carry_out
+from agent.steps.actions import Run, carry_out
+from agent.steps.protocol import Context, Plan
 from agent.steps.sql import (
     MIN_VERSION,
     KillSessions,

@@ -19,7 +19,7 @@ from agent.drivers.cpanel.reseller_tree import tree_of
 from agent.drivers.cpanel.settings import CpanelSettings
 from agent.drivers.tree import Tree
 from agent.errors import BadInput
-from agent.steps.base import Step
+from agent.steps.protocol import Step
 
 
 class CpanelDriver:

@@ -20,8 +20,9 @@ from typing import Any
 from agent import landing
 from agent.drivers.cpanel.facts import Panel, account_name, all_domains
 from agent.errors import VerifyFailed
-from agent.steps.base import Context, FileState, Plan, Run, Write, carry_out, snapshot
+from agent.steps.actions import FileState, Run, Write, carry_out, snapshot
 from agent.steps.landing_include import HOOK_FILE, hook_conf, put_back
+from agent.steps.protocol import Context, Plan
 
 
 def include_paths(ctx: Context) -> list[str]:

@@ -27,7 +27,8 @@ from typing import Any
 from agent.drivers.cpanel.facts import Panel, account_name, flag
 from agent.errors import StepError, VerifyFailed
 from agent.steps import programs
-from agent.steps.base import Context, Plan, Run, Skipped, carry_out
+from agent.steps.actions import Run, Skipped, carry_out
+from agent.steps.protocol import Context, Plan
 
 # outgoing mode -> (WHM function that sets it, the one that lifts it, accountsummary flag)
 OUTGOING = {

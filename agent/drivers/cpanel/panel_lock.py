@@ -21,7 +21,8 @@ from typing import Any
 
 from agent.drivers.cpanel.facts import Panel, account_name
 from agent.errors import BadInput, VerifyFailed
-from agent.steps.base import Context, Plan, Run, carry_out
+from agent.steps.actions import Run, carry_out
+from agent.steps.protocol import Context, Plan
 
 
 def login_state(ctx: Context) -> tuple[str, str]:

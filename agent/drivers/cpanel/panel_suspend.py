@@ -31,7 +31,8 @@ from typing import Any
 from agent.drivers.cpanel.facts import Panel, account_name, flag
 from agent.drivers.cpanel.reapply import Reapply, before_state, differences
 from agent.errors import VerifyFailed
-from agent.steps.base import Context, Plan, Run, carry_out
+from agent.steps.actions import Run, carry_out
+from agent.steps.protocol import Context, Plan
 
 BANDWIDTH = "Bandwidth Limit Exceeded"  # listsuspended's reason for bwlimited users (A5)
 

@@ -19,7 +19,8 @@ from agent.drivers.cpanel.facts import Panel, flag
 from agent.drivers.cpanel.mail_block import OUTGOING
 from agent.drivers.cpanel.panel_lock import login_state
 from agent.errors import AgentError
-from agent.steps.base import Context, Run, carry_out
+from agent.steps.actions import Run, carry_out
+from agent.steps.protocol import Context
 
 
 def _db_locked(ctx: Context, panel: Panel) -> list[list[str]]:

@@ -44,7 +44,8 @@ from agent.drivers.cpanel.panel_suspend import BANDWIDTH, marker, own_panel_lock
 from agent.drivers.cpanel.reapply import Reapply, before_state, differences
 from agent.drivers.cpanel.reseller_tree import resellers
 from agent.errors import BadInput, VerifyFailed
-from agent.steps.base import Context, Plan, Run, carry_out
+from agent.steps.actions import Run, carry_out
+from agent.steps.protocol import Context, Plan
 
 
 def _reasons(panel: Panel, user: str, summary: dict[str, Any]) -> list[str]:

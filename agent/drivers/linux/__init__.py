@@ -10,7 +10,7 @@ from agent.config.servers import LinuxPaths
 from agent.connector import Connector
 from agent.errors import BadInput
 from agent.steps import sql
-from agent.steps.base import Memo, memo
+from agent.steps.protocol import Memo, memo
 
 # Prints every regular file of a folder as NUL, path, NUL, content: one round trip.
 _DUMP_FILES = (

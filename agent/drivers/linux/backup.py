@@ -13,8 +13,9 @@ from typing import Any
 from agent.config.validate import duration, size
 from agent.drivers import linux
 from agent.errors import AgentError, StepError
+from agent.steps.actions import Run, carry_out
 from agent.steps.archive import verify_archive
-from agent.steps.base import Context, Plan, Run, carry_out
+from agent.steps.protocol import Context, Plan
 
 DUMP_NAME = "databases"
 # Default bound of the archive's own run: a backup that cannot finish in this time fails

@@ -13,7 +13,8 @@ from typing import Any
 
 from agent.drivers import linux
 from agent.errors import StepError, VerifyFailed
-from agent.steps.base import Context, Plan, Run, carry_out
+from agent.steps.actions import Run, carry_out
+from agent.steps.protocol import Context, Plan
 from agent.steps.sql import (
     MIN_VERSION,
     KillSessions,

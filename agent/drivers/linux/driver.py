@@ -17,7 +17,7 @@ from agent.drivers.linux.mail_block import MailBlock
 from agent.drivers.linux.panel_lock import PanelLock
 from agent.drivers.tree import Tree
 from agent.errors import BadInput
-from agent.steps.base import Step
+from agent.steps.protocol import Step
 
 
 class LinuxDriver:

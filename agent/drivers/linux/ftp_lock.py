@@ -25,7 +25,8 @@ from agent.drivers import linux
 from agent.drivers.linux import service_probes
 from agent.errors import StepError, VerifyFailed
 from agent.steps import ftp_sessions
-from agent.steps.base import Context, EditLines, Plan, Run, carry_out, file_lines
+from agent.steps.actions import EditLines, Run, carry_out, file_lines
+from agent.steps.protocol import Context, Plan
 
 LOCK = "ftp"
 

@@ -16,7 +16,7 @@ from agent.connector.base import FileData
 from agent.drivers import linux
 from agent.drivers.linux import VHost
 from agent.steps import hostmap, map_edit
-from agent.steps.base import Memo, memo
+from agent.steps.protocol import Memo, memo
 
 
 def hook_path(paths: LinuxPaths, account: str) -> str:

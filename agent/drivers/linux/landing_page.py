@@ -16,18 +16,10 @@ from agent import landing
 from agent.drivers import linux
 from agent.drivers.linux import host_map
 from agent.errors import StepError
-from agent.steps.base import (
-    Context,
-    FileState,
-    Plan,
-    Run,
-    Write,
-    carry_out,
-    file_state,
-    snapshot,
-)
+from agent.steps.actions import FileState, Run, Write, carry_out, file_state, snapshot
 from agent.steps.landing_include import HOOK_FILE, RemoveDirs, hook_conf
 from agent.steps.map_edit import MapEdit
+from agent.steps.protocol import Context, Plan
 
 # The host map is one file for every account of the server: edited under this lock.
 MAP_LOCK = "hostmap"

@@ -23,17 +23,8 @@ from typing import Any
 from agent.drivers.linux import dovecot_auth
 from agent.drivers.linux import service_probes as probes
 from agent.errors import StepError, VerifyFailed
-from agent.steps.base import (
-    Context,
-    EditLines,
-    FileState,
-    Plan,
-    Run,
-    Write,
-    carry_out,
-    file_lines,
-    snapshot,
-)
+from agent.steps.actions import EditLines, FileState, Run, Write, carry_out, file_lines, snapshot
+from agent.steps.protocol import Context, Plan
 
 LOCK_PREFIX = "*LOCKED*"
 LOCK = "mail"  # the server-wide lock around edits of the shared deny file

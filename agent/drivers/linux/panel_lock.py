@@ -18,7 +18,8 @@ from typing import Any
 
 from agent.drivers import linux
 from agent.errors import VerifyFailed
-from agent.steps.base import Context, FileState, Plan, Run, Write, carry_out, snapshot
+from agent.steps.actions import FileState, Run, Write, carry_out, snapshot
+from agent.steps.protocol import Context, Plan
 
 # Constant script; the pid file path arrives as $1, never spliced into the text. sshd answers
 # SIGHUP by re-executing itself, re-reading its config and rewriting its pid file before it
