@@ -130,7 +130,7 @@ def recover(g: Globals, server: str, account: str | None) -> None:
 @click.pass_obj
 def check(g: Globals, server: str | None) -> None:
     """Read-only: validate config, reach each server, report its capabilities."""
-    from agent.checks import check_servers
+    from agent.engine.checks import check_servers
 
     engine = _engine(g)
     try:

@@ -4,7 +4,7 @@ reason when it is not."""
 
 from __future__ import annotations
 
-from agent.checks import check_servers
+from agent.engine.checks import check_servers
 from tests.fast.test_cpanel_fakes import REBUILD, USERDATA
 from tests.fast.test_cpanel_ladder import Cp, cp  # noqa: F401 - the fixture
 

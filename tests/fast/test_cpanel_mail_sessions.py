@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.checks import check_servers
+from agent.engine.checks import check_servers
 from tests.fast.fakes import is_
 from tests.fast.test_cpanel_api import ApiWorld, api  # noqa: F401 - the fixture
 from tests.fast.test_cpanel_check import PRESENT

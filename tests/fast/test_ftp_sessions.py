@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.checks import check_servers
 from agent.config.servers import LinuxPaths, Server
 from agent.connector.base import Result
 from agent.drivers.linux.ftp_lock import FtpLock
+from agent.engine.checks import check_servers
 from agent.errors import StepError
 from agent.steps import ftp_sessions
 from agent.steps.actions import EditLines, Run

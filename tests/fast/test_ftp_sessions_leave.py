@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.checks import check_servers
+from agent.engine.checks import check_servers
 from agent.errors import ConfigError
 from tests.fast.test_cpanel_check import PRESENT
 from tests.fast.test_cpanel_ladder import Cp, cp, write_config  # noqa: F401 - the fixture
