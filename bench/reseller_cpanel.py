@@ -134,9 +134,10 @@ def run(host: TestHost, token: str, work: Path, repeat: int, naive: bool) -> dic
     def add(key: str, value: dict) -> None:
         results.setdefault(key, []).append(value)
 
-    def timed(argv: list[str], suspended: bool, stdin: bytes = b"", **kw: object) -> dict:
-        return rb.timed(host, argv, suspended, proxy, stdin, names=watched,
-                        counters=counters, **kw)
+    def timed(argv: list[str], suspended: bool, stdin: bytes = b"",
+              names: list[str] | None = None, audit: Path | None = None) -> dict:
+        return rb.timed(host, argv, suspended, proxy, stdin, audit=audit,
+                        names=watched if names is None else names, counters=counters)
 
     suspend = [*agent, "suspend", host.name, "--reseller", "rsl0", "--playbook", "bench"]
     unsuspend = [*agent, "unsuspend", host.name, "--reseller", "rsl0"]

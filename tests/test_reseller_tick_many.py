@@ -15,15 +15,13 @@ unsuspend then gives back every site and the host's files byte for byte.
 from __future__ import annotations
 
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from agent import PROJECT_ROOT
-from agent.config import Server, load
-from agent.steps.probes import fetch, looks_suspended
+from agent.config import load
 from tests.conftest import Agent, host_index, start, tree_state
-from tests.hosts import clients, many, testhost
+from tests.hosts import clients, many, sites, testhost
 from tests.hosts.delayproxy import DelayProxy
 from tests.hosts.provision import provision, write_config
 
@@ -73,19 +71,8 @@ def agent(host, tmp_path_factory):
 
 def sites_show(host) -> dict[str, str]:
     """What each of the 208 names answers over HTTP: `landing`, `own`, else the status."""
-    server = Server("t", "linux", "ssh", host=host.address)
-    owners = {d: (a, s) for a in many.ACCOUNTS for s in many.sites(a) for d in (s, f"www.{s}")}
-
-    def probe(name: str) -> str:
-        resp = fetch(server, name, "/", tls=False)
-        if looks_suspended(resp) and "Example Hosting" in resp.text:
-            return "landing"
-        if resp.status_code == 200 and resp.text == many.page(*owners[name]):
-            return "own"
-        return str(resp.status_code)
-
-    with ThreadPoolExecutor(4) as pool:
-        return dict(zip(many.domains(), pool.map(probe, many.domains()), strict=True))
+    return sites.shows(host, {a: [(d, s) for s in many.sites(a) for d in (s, f"www.{s}")]
+                              for a in many.ACCOUNTS}, schemes=(False,))
 
 
 def test_tick_reaches_the_mail_stage_of_88_accounts_and_names_the_one_that_failed(
