@@ -71,9 +71,16 @@ import atexit, json, resource, sys
 from agent.connector import ssh
 counts = {"channels": 0, "commands": 0}
 real = ssh.SSHConnector._exec_one
+seen = {}
 def counted(self, argv, stdin, timeout):
     counts["channels"] += 1; counts["commands"] += 1
+    key = " ".join(a[:70] for a in argv[:4])
+    seen[key] = seen.get(key, 0) + 1
     return real(self, argv, stdin, timeout)
+import os
+if os.environ.get("SA_BENCH_ARGV"):  # where to append the commands' histogram at exit
+    atexit.register(lambda: open(os.environ["SA_BENCH_ARGV"], "a").write(
+        json.dumps(sorted(seen.items(), key=lambda kv: -kv[1])) + "\\n"))
 ssh.SSHConnector._exec_one = counted
 atexit.register(lambda: print("SA-COUNTS " + json.dumps({**counts, "rss_kib":
     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), file=sys.stderr))
@@ -125,7 +132,7 @@ sys.exit(rc)
 
 
 def watch(server: Server, suspended: bool, t0: float, result: dict,
-          stop: threading.Event) -> None:
+          stop: threading.Event, names: list[str]) -> None:
     """Record the first and last moment a name showed the wanted side (HTTP every name,
     HTTPS the first: both schemes come from the same Apache configuration).
 
@@ -133,7 +140,7 @@ def watch(server: Server, suspended: bool, t0: float, result: dict,
     each round at least WATCH_ROUND long: the watcher shares the machine's two cores with
     the agent it measures, so its own CPU must stay small.
     """
-    pending = {(d, False) for d in many.domains()} | {(many.domains()[0], True)}
+    pending = {(d, False) for d in names} | {(names[0], True)}
     flips: list[float] = []
 
     def probe(visitor: Visitor, item: tuple[str, bool]) -> float | None:
@@ -179,16 +186,21 @@ def backups_done(audit: Path | None, since: float) -> float | None:
 
 
 def timed(host: TestHost, argv: list[str], suspended: bool, proxy: DelayProxy,
-          stdin: bytes = b"", audit: Path | None = None) -> dict:
+          stdin: bytes = b"", audit: Path | None = None, names: list[str] | None = None,
+          counters: object = None) -> dict:
+    """Run `argv` with the outside watcher on `names` (default: the linux workload's);
+    `counters(host) -> dict` adds the difference of its counts over the run."""
+    names = many.domains() if names is None else names
     server = Server("t", "linux", "ssh", host=host.address)
     result: dict = {}
     stop = threading.Event()
     before_conn, before_reloads = proxy.connections, reloads(host)
+    before_counts = counters(host) if counters else {}
     wall0 = time.time()
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=ROOT, env=ENV)
-    watcher = threading.Thread(target=watch, args=(server, suspended, t0, result, stop))
+    watcher = threading.Thread(target=watch, args=(server, suspended, t0, result, stop, names))
     watcher.start()
     out, err = proc.communicate(stdin, timeout=1800)
     result["total"] = time.monotonic() - t0
@@ -209,6 +221,9 @@ def timed(host: TestHost, argv: list[str], suspended: bool, proxy: DelayProxy,
         result["after backups"] = result["last"] - result["backups"]
     time.sleep(1.0)  # a graceful's log line lands after the process ends
     result["reloads"] = reloads(host) - before_reloads
+    if counters:
+        after = counters(host)
+        result.update({k: after.get(k, 0) - before_counts.get(k, 0) for k in after})
     return result
 
 
@@ -220,9 +235,9 @@ SNAPSHOT = ("find /etc/apache2 /etc/ssh /etc/passwd /etc/shadow /etc/group /home
             "/home -xdev -type f -print0 | sort -z | xargs -0 sha256sum")
 
 
-def snapshot(host: TestHost) -> list[str]:
+def snapshot(host: TestHost, command: str = SNAPSHOT) -> list[str]:
     """Return the host's files as lines of path, type, mode, owner and their SHA-256."""
-    return host.run(["sh", "-c", SNAPSHOT], check=False).stdout.decode().splitlines()
+    return host.run(["sh", "-c", command], check=False).stdout.decode().splitlines()
 
 
 def same_files(before: list[str], after: list[str]) -> str | None:
@@ -302,18 +317,23 @@ def run(host: TestHost, work: Path, repeat: int, naive: bool = True
     return results
 
 
-def table(results: dict[str, list[dict]]) -> str:
+def table(results: dict[str, list[dict]], extra: tuple[str, ...] = ()) -> str:
+    """The results as a Markdown table (medians), with the `extra` counts as columns."""
     def med(rows: list[dict], key: str) -> float:
         values = [r[key] for r in rows if key in r]
         return statistics.median(values) if values else float("nan")
 
     lines = ["| run | last domain flipped | first flipped | backups done | last flip after "
              "the backups | process total | SSH connections | channels | commands | reloads "
-             "| peak RSS |", "|" + "---|" * 11]
+             "| peak RSS |" + "".join(f" {e} |" for e in extra), "|" + "---|" * (11 + len(extra))]
 
     def opt(rows: list[dict], key: str) -> str:
         value = med(rows, key)
         return "-" if math.isnan(value) else f"{value:.2f} s"
+
+    def opt_count(rows: list[dict], key: str) -> str:
+        value = med(rows, key)
+        return "-" if math.isnan(value) else f"{value:.0f}"
 
     checks = []
     for name, rows in results.items():
@@ -324,7 +344,8 @@ def table(results: dict[str, list[dict]]) -> str:
                      f"{opt(rows, 'backups')} | {opt(rows, 'after backups')} | "
                      f"{med(rows, 'total'):.2f} s | {med(rows, 'connections'):.0f} | "
                      f"{med(rows, 'channels'):.0f} | {med(rows, 'commands'):.0f} | "
-                     f"{med(rows, 'reloads'):.0f} | {med(rows, 'rss_kib') / 1024:.0f} MiB |")
+                     f"{med(rows, 'reloads'):.0f} | {med(rows, 'rss_kib') / 1024:.0f} MiB |"
+                     + "".join(f" {opt_count(rows, e)} |" for e in extra))
     lines += ["", *checks]
     for side in ("suspend", "unsuspend"):
         agent = med(results.get(f"agent {side}", []), "last")
@@ -340,12 +361,17 @@ def table(results: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str) -> argparse.Namespace:
+    """The reseller benches' command line: --repeat N, --skip-naive."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-naive", action="store_true",
-                        help="leave out the naive script (about 4 minutes a run)")
-    args = parser.parse_args()
+                        help="leave out the naive script (minutes a run)")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = arguments(__doc__)
     host = TestHost("rbench", int(os.environ.get("SA_TESTHOST_INDEX", "37")))
     work = Path(tempfile.mkdtemp(prefix="sa-reseller-bench-"))
     try:

@@ -8,7 +8,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -18,6 +20,7 @@ from tests.hosts.provision import provision, write_config
 from tests.hosts.restore import Baseline
 from tests.hosts.testhost import TestHost
 
+T = TypeVar("T")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -37,19 +40,26 @@ def host_index(offset: int = 0) -> int:
     return index
 
 
+def start(host: TestHost, prepare: Callable[[TestHost], T], what: str = "test host") -> T:
+    """Bring `host` up and return what `prepare(host)` returns. When either fails, the host
+    is taken down again and the test fails under CI=true or as root (skips only elsewhere:
+    a machine without root or debootstrap)."""
+    try:
+        host.up()
+        return prepare(host)
+    except Exception as exc:  # noqa: BLE001 - any failure to start is reported the same way
+        host.down()
+        if IN_CI or os.geteuid() == 0:
+            pytest.fail(f"{what} could not start: {exc}")
+        pytest.skip(f"{what} needs root and debootstrap: {exc}")
+
+
 @pytest.fixture(scope="session")
 def host():
     """A running test host with accounts alice and bob; fails (never skips) under CI=true."""
     index = host_index()
     h = TestHost("t1" if index == 41 else f"t{index}", index)
-    try:
-        h.up()
-        provision(h)
-    except Exception as exc:  # noqa: BLE001 - any failure to start is reported the same way
-        h.down()
-        if IN_CI or os.geteuid() == 0:
-            pytest.fail(f"test host could not start: {exc}")
-        pytest.skip(f"test host needs root and debootstrap: {exc}")
+    start(h, provision)
     h.baseline = Baseline.take(h)
     yield h
     h.down()

@@ -139,6 +139,13 @@ def summary(host, user: str) -> dict:
     return calls.whmapi1(host, "accountsummary", user=user)["data"]["acct"][0]
 
 
+def rebuilds(host, before: dict[str, int]) -> tuple[int, int]:
+    """Return how often rebuildhttpdconf and restartsrv_httpd ran since `before`."""
+    now = calls.script_runs(host)
+    return tuple(now.get(n, 0) - before.get(n, 0)
+                 for n in ("rebuildhttpdconf", "restartsrv_httpd"))
+
+
 def keys(*users: str) -> list[str]:
     """The keys `shows` gives the domains of `users`."""
     return [f"{scheme}://{name} ({user})" for user in users for name in names(user)
@@ -159,9 +166,12 @@ def test_reseller_tree_round_trip_with_provenance(cp, agent):
                             "--hold", "abuse", "--reason", "phishing")
     assert rc == 0, out
 
+    runs = calls.script_runs(host)
     rc, reply, out = agent("suspend", host.name, "--reseller", "res1", "--playbook", book,
                            "--reason", "11 invoices")
     assert rc == 0 and reply["state"] == "suspended", out
+    # The landing stage of all eight accounts: httpd.conf rebuilt and Apache restarted once.
+    assert rebuilds(host, runs) == (1, 1), out
     assert reply["target"] == {"server": host.name, "kind": "reseller", "name": "res1"}
     kids = {c["account"]: c for c in reply["children"]}
     assert sorted(kids) == sorted(TREE), out  # the logins are the resellers' own accounts
@@ -190,8 +200,10 @@ def test_reseller_tree_round_trip_with_provenance(cp, agent):
     assert rc == 0 and again["state"] == "suspended", out
     assert not [a for a in again["applied"] if a["changed"]], out
 
+    runs = calls.script_runs(host)
     rc, reply, out = agent("unsuspend", host.name, "--reseller", "res1")
     assert rc == 0 and reply["state"] == "active", out
+    assert rebuilds(host, runs) == (1, 1), out
     kids = {c["account"]: c for c in reply["children"]}
     assert kids[ABUSE]["state"] == "suspended" and kids[ABUSE]["holds"] == ["abuse"], out
     back = [u for u in TREE if u not in (ABUSE, ADMIN)]

@@ -37,11 +37,9 @@ import re
 
 import pytest
 
-from agent.config.servers import Server
 from agent.failpoints import ENV
-from agent.steps.probes import fetch, looks_suspended
 from tests.conftest import RECORDS, tree_state
-from tests.hosts import clients, logins
+from tests.hosts import clients, logins, sites
 from tests.hosts.provision import ACCOUNTS, _vhost, site_page
 from tests.test_crash_points import KILLED, converge
 from tests.test_ladder import at_once, snapshot
@@ -115,25 +113,6 @@ def agent(agent_env, tree_host):
 
 # -- what the host shows ---------------------------------------------------------------------
 
-def shows(host) -> dict[str, str]:
-    """Return what each domain of the tree answers over HTTP and HTTPS: landing, own or the
-    status code."""
-    server = Server("t", "linux", "ssh", host=host.address)
-    out = {}
-    for account, sites in SITES.items():
-        for domain, site in sites:
-            for tls in (False, True):
-                resp = fetch(server, domain, "/", tls=tls)
-                key = f"{'https' if tls else 'http'}://{domain}/"
-                if looks_suspended(resp) and "Example Hosting" in resp.text:
-                    out[key] = "landing"
-                elif resp.status_code == 200 and resp.text == site_page(account, site):
-                    out[key] = "own"
-                else:
-                    out[key] = str(resp.status_code)
-    return out
-
-
 def reseller_logins(host, passwords: bool = True) -> dict[str, str]:
     """Return how each reseller login fares over SSH with its key and (`passwords`) its
     password. A refused password login costs sshd's failure delay (2-4 s), a refused key
@@ -199,7 +178,7 @@ def check_suspended(host, reply: dict, want: dict | None, where: str,
     assert set(children) == CHILDREN, (where, children)
     assert {c[1] for c in children.values()} == {"suspended"}, (where, children)
     assert not any(c[4] for c in children.values()), (where, reply["children"])
-    seen = at_once({"web": lambda: shows(host),
+    seen = at_once({"web": lambda: sites.shows(host, SITES),
                     "logins": lambda: reseller_logins(host, passwords)})
     assert set(seen["web"].values()) == {"landing"}, (where, seen["web"])
     assert all(v != "ok" for v in seen["logins"].values()), (where, seen["logins"])
@@ -217,7 +196,8 @@ def check_restored(host, agent, reply: dict | None, before: dict, where: str) ->
     on the server and no target in the journal."""
     if reply is not None:
         assert reply["state"] == "active" and not reply["errors"], (where, reply)
-    seen = at_once({"web": lambda: shows(host), "logins": lambda: reseller_logins(host)})
+    seen = at_once({"web": lambda: sites.shows(host, SITES),
+                    "logins": lambda: reseller_logins(host)})
     assert set(seen["web"].values()) == {"own"}, (where, seen["web"])
     assert set(seen["logins"].values()) == {"ok"}, (where, seen["logins"])
     assert records(host) == [], (where, "case records left on the server", records(host))

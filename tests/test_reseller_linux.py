@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.config.servers import Server
-from agent.steps.probes import fetch, looks_suspended
-from tests.hosts import clients
-from tests.hosts.provision import ACCOUNTS, site_page
+from tests.hosts import clients, sites
+from tests.hosts.provision import ACCOUNTS, HOOK_DIR
 from tests.test_ladder import NOT_RESTORED, TOUCHED, snapshot
 
 pytestmark = pytest.mark.testhost
@@ -65,19 +63,7 @@ def domains(account: str) -> list[tuple[str, str]]:
 
 def shows(host, account: str) -> dict[str, str]:
     """Return what each domain of the account answers over HTTP and HTTPS."""
-    server = Server("t", "linux", "ssh", host=host.address)
-    out = {}
-    for domain, site in domains(account):
-        for tls in (False, True):
-            resp = fetch(server, domain, "/", tls=tls)
-            key = f"{'https' if tls else 'http'}://{domain}/"
-            if looks_suspended(resp) and "Example Hosting" in resp.text:
-                out[key] = "landing"
-            elif resp.status_code == 200 and resp.text == site_page(account, site):
-                out[key] = "own"
-            else:
-                out[key] = f"{resp.status_code}"
-    return out
+    return sites.shows(host, {account: domains(account)})
 
 
 def test_reseller_tree_round_trip_with_provenance(host, tree_agent) -> None:
@@ -201,5 +187,46 @@ def test_tick_gives_the_mail_stage_to_the_tree_and_one_failing_account_stays_beh
     assert clients.imap_login(host, "bob@bob.test", "bob-pass-1") != "ok"
     rc, reply, out = agent("unsuspend", host.name, "--reseller", "rita")
     assert rc == 0 and reply["state"] == "active", out
+    assert {k: v for k, v in snapshot(host).items() if k not in NOT_RESTORED} == {
+        k: v for k, v in before.items() if k not in NOT_RESTORED}
+
+
+def test_a_revert_left_stuck_keeps_the_account_in_the_trees_view_until_it_is_done(
+        host, tree_agent) -> None:
+    """bob's landing folder turns read-only (a remount, as a failing disk does) while the
+    tree is suspended: the tree's unsuspend brings every other site back, and bob's revert
+    goes stuck. From then on status and unsuspend of the tree say so (exit 3,
+    bob `partial` with the stuck step) until the folder is writable again and the next
+    `unsuspend --reseller` finishes bob's revert; then the host is back byte for byte."""
+    agent = tree_agent
+    before = snapshot(host)
+    folder = f"{HOOK_DIR}/bob"
+    rc, reply, out = agent("suspend", host.name, "--reseller", "rita", "--playbook", "web-now")
+    assert rc == 0 and set(shows(host, "bob").values()) == {"landing"}, out
+    host.in_namespaces(["mount", "--bind", str(host.path(folder)), str(host.path(folder))])
+    mounted = True
+    try:
+        host.in_namespaces(["mount", "-o", "remount,bind,ro", str(host.path(folder))])
+        rc, reply, out = agent("unsuspend", host.name, "--reseller", "rita")
+        assert rc == 3 and reply["state"] == "partial", out
+        assert set(shows(host, "alice").values()) == {"own"}
+        assert set(shows(host, "bob").values()) == {"landing"}  # the include still loaded
+        for verb in ("status", "unsuspend"):
+            rc, reply, out = agent(verb, host.name, "--reseller", "rita")
+            assert rc == 3, (verb, out)
+            kids = {c["account"]: c for c in reply["children"]}
+            assert kids["bob"]["state"] == "partial", (verb, out)
+            assert [s["step"] for s in kids["bob"]["stuck"]] == ["landing_page"], (verb, out)
+        host.in_namespaces(["umount", str(host.path(folder))])
+        mounted = False
+        rc, reply, out = agent("unsuspend", host.name, "--reseller", "rita")
+        assert rc == 0 and reply["state"] == "active", out
+        assert "bob" in reply["message"], out
+        assert set(shows(host, "bob").values()) == {"own"}
+        rc, reply, out = agent("status", host.name, "--reseller", "rita")
+        assert rc == 0 and reply["children"] == [], out
+    finally:
+        if mounted:
+            host.in_namespaces(["umount", str(host.path(folder))])
     assert {k: v for k, v in snapshot(host).items() if k not in NOT_RESTORED} == {
         k: v for k, v in before.items() if k not in NOT_RESTORED}

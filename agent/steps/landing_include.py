@@ -60,7 +60,9 @@ def put_back(conn: Any, server: str, before: list[dict], created_dirs: list[str]
     one read of both (the hot path of an unsuspend); files already as before are left alone."""
     states = [FileState.from_dict(d) for d in before]
     found = conn.read_many([st.path for st in states] + created_dirs)
-    actions: list = [Write(now, st) for st in states
+    # Newest first (apply wrote the page, then the includes): a revert stopped between two
+    # files leaves the full landing page up, never an include whose ErrorDocument is gone.
+    actions: list = [Write(now, st) for st in reversed(states)
                      if (now := file_state(found[st.path], server)) != st]
     return actions, RemoveDirs(tuple(d for d in created_dirs if found[d].exists))
 

@@ -6,10 +6,12 @@ are included by every vhost of the user, whatever the domain's kind: the main do
 subdomains, addon domains (their own vhosts) and parked domains (ServerAliases of the main
 vhost). `suspension-agent.conf` goes into both, then `rebuildhttpdconf` puts the Include
 lines into httpd.conf (it does not restart Apache, A12) and one `restartsrv_httpd` loads
-it. The directives are the shared landing include (agent.steps.landing_include): a vhost-
-level rewrite answers 503 before the site's .htaccess runs, and before the Directory-level
-redirect cPanel's own suspension adds (A7 step 11), ACME challenges exempt. If rebuild or
-restart fails, the runner puts the files back and rebuilds again from the undo data.
+it: both are the plan's finish, so a batch of accounts (a reseller's tree) rebuilds and
+restarts once for all of them. The directives are the shared landing include
+(agent.steps.landing_include): a vhost-level rewrite answers 503 before the site's
+.htaccess runs, and before the Directory-level redirect cPanel's own suspension adds (A7
+step 11), ACME challenges exempt. If rebuild or restart fails, the runner puts the files
+back and rebuilds again from the undo data.
 Every domain is then checked from outside over HTTP and HTTPS (agent.steps.probes).
 """
 
@@ -33,8 +35,9 @@ def include_paths(ctx: Context) -> list[str]:
 
 
 def _rebuild(ctx: Context) -> list[Run]:
-    # rebuildhttpdconf refuses (non-zero) a configuration that does not build; the restart
-    # happens only after it, once for the batch.
+    # The finish of the step: a batch of accounts writes (or removes) every include, then
+    # httpd.conf is rebuilt and Apache restarted once for all of them. rebuildhttpdconf
+    # refuses (non-zero) a configuration that does not build; the restart comes after it.
     s = ctx.server.cpanel
     return [Run([s.rebuildhttpdconf], timeout=600), Run([s.restartsrv_httpd], timeout=300)]
 
@@ -61,12 +64,12 @@ class LandingPage:
         actions: list = [Run(["install", "-d", "-m", "755", d]) for d in made]
         actions.append(Write(before[page_path], FileState(page_path, True, page, 0o644, "0:0")))
         actions += [Write(before[p], FileState(p, True, conf, 0o644, "0:0")) for p in includes]
-        actions += _rebuild(ctx)
         probe = [[d, ctx.server.http_port, False] for d in names]
         probe += [[d, ctx.server.https_port, True] for d in names]
         return Plan(self.name, actions, facts={"domains": domains},
                     undo={"before": [st.to_dict() for st in before.values()],
-                          "created_dirs": made, "includes": includes, "probe": probe})
+                          "created_dirs": made, "includes": includes, "probe": probe},
+                    finish=_rebuild(ctx))
 
     def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
         # A failed rebuildhttpdconf or restart leaves the files written: the runner reverts
@@ -78,9 +81,10 @@ class LandingPage:
         actions, gone = put_back(ctx.conn, ctx.server.name, undo["before"],
                                  undo["created_dirs"])
         # Rebuild and restart even when the files are already back: a run that died after
-        # removing them left httpd.conf (and Apache) with the include.
-        actions += _rebuild(ctx)
-        return Plan(self.name, actions, undo=undo, finish=[gone] if gone.paths else [])
+        # removing them left httpd.conf (and Apache) with the include. The folders go first
+        # (a rebuild reads which include folders exist).
+        return Plan(self.name, actions, undo=undo,
+                    finish=([gone] if gone.paths else []) + _rebuild(ctx))
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         """Re-read the include files, then ask every domain over HTTP and HTTPS."""

@@ -104,7 +104,11 @@ class LandingPage:
         dirs = undo["created_dirs"]
         found = ctx.conn.read_many([s.path for s in before] + dirs)
         current = {s.path: file_state(found[s.path], ctx.server.name) for s in before}
-        actions: list = [Write(current[s.path], s) for s in before if current[s.path] != s]
+        # The include goes before the page (apply wrote them the other way round): a revert
+        # stopped between the two leaves the full landing page up, never an include whose
+        # ErrorDocument is gone (a bare 503).
+        actions: list = [Write(current[s.path], s) for s in reversed(before)
+                         if current[s.path] != s]
         # The folders go in the finish, after every account of a batch removed its files
         # (a shared parent is in the created_dirs of one account only).
         gone = RemoveDirs(tuple(d for d in dirs if found[d].exists))

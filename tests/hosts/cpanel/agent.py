@@ -37,9 +37,10 @@ def certificate_for(host: TestHost, cpanel: CpanelHost) -> CpanelHost:
 
 
 def make_agent(host: TestHost, folder: Path, transport: str, token: str,
-               **cpanel: str) -> Agent:
-    """Return an Agent reaching `host` over SSH as a cpanel server, panel calls by
-    `transport` (api: with `token`, the host's certificate as CA); extra `cpanel` keys."""
+               proxy_port: int | None = None, **cpanel: str) -> Agent:
+    """Return an Agent reaching `host` over SSH as a cpanel server (through the delay proxy
+    on `proxy_port`, if given), panel calls by `transport` (api: with `token`, the host's
+    certificate as CA); extra `cpanel` keys."""
     books = folder / "playbooks"
     shutil.copytree(PROJECT_ROOT / "playbooks", books)
     (books / "final.yaml").write_text(
@@ -47,7 +48,8 @@ def make_agent(host: TestHost, folder: Path, transport: str, token: str,
         "db_lock, panel_lock, panel_suspend]\n")
     (books / "web-now.yaml").write_text("stages:\n  - after: 0s\n    steps: [backup, "
                                         "landing_page]\n")
-    config = write_config(host, folder / "agent", playbooks_dir=str(books))
+    config = write_config(host, folder / "agent", playbooks_dir=str(books),
+                          proxy_port=proxy_port)
     block = ["    cpanel:", f"      transport: {transport}"]
     if transport == "api":
         token_file = folder / "whm.token"

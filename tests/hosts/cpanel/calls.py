@@ -59,6 +59,14 @@ def script(host: TestHost, name: str, *args: str) -> tuple[int, str]:
     return proc.returncode, (proc.stdout + proc.stderr).decode()
 
 
+def script_runs(host: TestHost) -> dict[str, int]:
+    """Return how often each /scripts/NAME ran since the host was provisioned (the
+    simulator's own log of its script entry points; suspendacct's own restart is not one)."""
+    log = host.path("/var/cpanel/sim/scripts.log")
+    names = log.read_text().split() if log.exists() else []
+    return {name: names.count(name) for name in set(names)}
+
+
 def api(host: TestHost, token: str | None, function: str, *, as_user: str = "root",
         timeout: float = 30, method: str = "GET", **args: str) -> requests.Response:
     """Call https://HOST:2087/json-api/FUNCTION?api.version=1&ARGS with the header
@@ -133,23 +141,12 @@ def running_host(offset: int):  # noqa: ANN201 - a pytest fixture body (generato
     """Yield (TestHost, CpanelHost) for a fresh cPanel host at host_index(offset), torn down
     after; like tests/conftest.py's `host`, a host that cannot start fails the tests under
     CI=true or as root, and skips them only elsewhere."""
-    import os
-
-    import pytest
-
-    from tests.conftest import IN_CI, host_index
+    from tests.conftest import host_index, start
     from tests.hosts.cpanel.provision import provision_cpanel
 
     index = host_index(offset=offset)
     host = TestHost(f"cp{index}", index)
-    try:
-        host.up()
-        cpanel = provision_cpanel(host)
-    except Exception as exc:  # noqa: BLE001 - any failure to start is reported the same way
-        host.down()
-        if IN_CI or os.geteuid() == 0:
-            pytest.fail(f"cPanel test host could not start: {exc}")
-        pytest.skip(f"cPanel test host needs root and debootstrap: {exc}")
+    cpanel = start(host, provision_cpanel, "cPanel test host")
     try:
         yield host, cpanel
     finally:

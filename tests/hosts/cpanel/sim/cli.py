@@ -75,6 +75,7 @@ def uapi_cli(words: list[str]) -> int:
 
 
 def _script(name: str, words: list[str]) -> int:
+    store.log_script(name)
     flags = {w for w in words if w.startswith("--")}
     plain = [w for w in words if not w.startswith("--")]
     if name == "rebuildhttpdconf":

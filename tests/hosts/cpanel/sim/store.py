@@ -28,6 +28,9 @@ OUTGOING_SUSPENDED = "/etc/outgoing_mail_suspended_users"
 OUTGOING_HOLD = "/etc/outgoing_mail_hold_users"
 SIM_DIR = "/var/cpanel/sim"
 LOCK_FILE = "/var/cpanel/sim/.lock"
+# Not cPanel's: one line per /scripts/NAME run (its name), so a test can count the rebuilds
+# and restarts a call cost (tests/hosts/cpanel/calls.py: script_runs).
+SCRIPT_LOG = "/var/cpanel/sim/scripts.log"
 # Reserved names refused by the scripts (panels.md A13, subset).
 RESERVED = {"root", "nobody", "all", "mailman", "postgres", "virtfs", "cpanel", "admin"}
 USERNAME_RE = re.compile(r"^[a-z0-9][-._a-z0-9]{0,15}$")
@@ -50,6 +53,13 @@ def write_atomic(path: str, text: str, mode: int = 0o644, owner: tuple[int, int]
     os.chown(tmp, *owner)
     os.chmod(tmp, mode)
     os.replace(tmp, path)
+
+
+def log_script(name: str) -> None:
+    """Append `name` to SCRIPT_LOG (one short write: lines of concurrent runs stay whole)."""
+    os.makedirs(SIM_DIR, exist_ok=True)
+    with open(SCRIPT_LOG, "a") as log:
+        log.write(name + "\n")
 
 
 def read(path: str, default: str = "") -> str:
