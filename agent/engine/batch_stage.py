@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agent import drivers
 from agent.config.playbooks import Playbook, Stage
 from agent.engine import records, recovery
 from agent.engine.runner import RunLog, Runner
@@ -82,7 +83,10 @@ def apply_stage(batch: Batch, members: list[Member], stage: Stage) -> None:
         waiting = wave.waiting(live)
         if waiting:
             _finish_once(batch, waiting, [wave.runs[m.name] for m in waiting])
+            _prefetch(batch, [(wave.runs[m.name].step, "verify_reads", wave.runs[m.name].undo)
+                              for m in waiting if not m.failed and not m.lost])
             wave.complete(waiting, f"{spec.name}: checking")
+            batch.shared.preload({})
         for m in live:
             run = wave.runs.get(m.name)
             if run is not None and run.done and not m.failed and not m.lost:
@@ -166,6 +170,33 @@ def _finish_once(batch: Batch, members: list[Member], runs: list[StepRun]) -> No
                                                 "account(s))"), m.done_here, m.log)
 
 
+def _prefetch(batch: Batch, wants: list[tuple[Any, str, dict | None]]) -> None:
+    """Read, in one round trip, the files each (step, "revert_reads"|"verify_reads", undo)
+    says its next phase reads, and hold them for it (Memo.preload; with fewer than two,
+    nothing is read here and any held before are dropped). A failed read holds nothing:
+    each account then reads its own and meets the error on its own."""
+    paths: list[str] = []
+    for step, which, undo in wants:
+        reads = getattr(step, which, None)
+        if reads is not None and undo is not None:
+            paths += reads(undo)
+    found: dict = {}
+    if len(wants) > 1 and paths and not batch.dry_run:
+        try:
+            found = dict(batch.conn.read_many(list(dict.fromkeys(paths))))
+        except AgentError:
+            found = {}
+    batch.shared.preload(found)
+
+
+def _step(panel: str, name: str) -> Any:
+    """Return the driver's step, or None where there is none (each revert then says why)."""
+    try:
+        return drivers.step(panel, name)
+    except (AgentError, KeyError, LookupError):
+        return None
+
+
 def _lock_of(plans: list) -> str | None:
     """Return the one server-wide lock the shared finish needs (plans agree on it)."""
     locks = {p.finish_lock for p in plans} - {None}
@@ -231,9 +262,12 @@ def revert_together(batch: Batch, items: list[tuple[Member, list]]) -> None:
             # Every revert of this round marked `reverting` in one transaction.
             batch.engine.journal.mark_many([c.seq for c in now.values()], "reverting",
                                            batch.engine.now())
+        _prefetch(batch, [(_step(c.driver or m.runner.server.panel, c.step), "revert_reads",
+                           c.undo) for m in members for c in [now[m.name]]])
         wave.start(members, lambda m, now=now: RevertRun(
             m.runner, now[m.name].seq, now[m.name].step, now[m.name].case_id,
             now[m.name].undo, now[m.name].driver, premarked=True), "restoring")
+        batch.shared.preload({})  # held for the revert plans only
         waiting = wave.waiting(members)
         if waiting:
             plans = [wave.runs[m.name].plan for m in waiting]
@@ -247,7 +281,10 @@ def revert_together(batch: Batch, items: list[tuple[Member, list]]) -> None:
                 for m in waiting:
                     m.failed = True
                     m.runner.revert_failed(wave.runs[m.name], exc, m.log)
+            _prefetch(batch, [(wave.runs[m.name].step, "verify_reads", wave.runs[m.name].undo)
+                              for m in waiting if not m.failed and not m.lost])
             wave.complete(waiting, "checking")
+            batch.shared.preload({})
         for m in members:
             run = wave.runs.get(m.name)
             if run is not None and run.done and not m.failed:

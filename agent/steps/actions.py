@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.connector import Connector, quote
 from agent.connector.base import FileData
-from agent.errors import AgentError, StepError
+from agent.errors import AgentError, BatchFailed, CommandFailed, StepError, TransferError
 
 if TYPE_CHECKING:
     from agent.steps.protocol import Plan
@@ -203,7 +203,9 @@ def carry_out(conn: Connector, actions: list[Action]) -> None:
     """Carry out actions in order; the first failure raises and stops the rest.
 
     Consecutive commands without input (and file removals) go to the server as one batch,
-    one round trip, still in order and still stopping at the first failure. The raised
+    one round trip, still in order and still stopping at the first failure; so do
+    consecutive writes of distinct files (Connector.write_many: each file received whole
+    before any is installed, then installed in order). The raised
     AgentError carries `completed`: how many actions had finished, so the caller knows
     whether anything at all was changed on the server.
     """
@@ -212,10 +214,14 @@ def carry_out(conn: Connector, actions: list[Action]) -> None:
     while done < len(actions):
         group = _batchable(actions[done:])
         edits = _edits(actions[done:])
+        writes = _writes(actions[done:])
         try:
             if group:
                 conn.run_batch([_as_command(a) for a in group],
                                timeout=sum(_timeout(a) for a in group))
+            elif writes:
+                group = writes
+                _write_all(conn, writes)
             elif edits:
                 # Several files edited in a row: read them all in one round trip.
                 group = edits
@@ -252,6 +258,31 @@ def _batchable(actions: list[Action]) -> list[Action]:
         else:
             break
     return group if len(group) > 1 else []
+
+
+def _writes(actions: list[Action]) -> list[Write]:
+    """Return the leading Writes of content to distinct files (two or more, else none)."""
+    group: list[Write] = []
+    for action in actions:
+        if not isinstance(action, Write) or not action.after.exists or action.after.path in {
+                w.after.path for w in group}:
+            break
+        group.append(action)
+    return group if len(group) > 1 else []
+
+
+def _write_all(conn: Connector, writes: list[Write]) -> None:
+    """Write every file in one command; a failure says how many are in place (`finished`):
+    the renames stopped at one (BatchFailed), or none was installed (any other refusal). A
+    lost link says nothing, as for one write: the undo data covers every file."""
+    try:
+        conn.write_many([(w.after.path, w.after.data, w.after.mode, w.after.owner)
+                         for w in writes])
+    except BatchFailed:
+        raise
+    except (CommandFailed, TransferError) as exc:
+        exc.finished = 0  # type: ignore[attr-defined]
+        raise
 
 
 def _edits(actions: list[Action]) -> list[EditLines]:

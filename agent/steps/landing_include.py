@@ -52,14 +52,14 @@ Header always set X-Robots-Tag "noindex"
 """
 
 
-def put_back(conn: Any, server: str, before: list[dict], created_dirs: list[str]
+def put_back(found: dict[str, Any], server: str, before: list[dict], created_dirs: list[str]
              ) -> tuple[list, RemoveDirs]:
     """Return the actions that put the landing files back as `before` (FileState dicts) had
     them, and the finish that removes the folders made for them (after every account of a
     batch removed its files: a shared parent is in one account's `created_dirs` only), from
-    one read of both (the hot path of an unsuspend); files already as before are left alone."""
+    `found`: one read of both (path -> FileData; the hot path of an unsuspend). Files
+    already as before are left alone."""
     states = [FileState.from_dict(d) for d in before]
-    found = conn.read_many([st.path for st in states] + created_dirs)
     # Newest first (apply wrote the page, then the includes): a revert stopped between two
     # files leaves the full landing page up, never an include whose ErrorDocument is gone.
     actions: list = [Write(now, st) for st in reversed(states)

@@ -71,6 +71,7 @@ class Memo:
         # Its own lock: a value being computed under the lock above may keep files here.
         self._files: dict[str, Any] = {}
         self._files_lock = threading.Lock()
+        self._read: dict[str, Any] = {}
 
     def saw(self, found: dict[str, Any]) -> None:
         """Keep files just read (path -> FileData) for the next shared finish."""
@@ -84,12 +85,31 @@ class Memo:
             files, self._files = self._files, {}
             return files
 
+    def preload(self, found: dict[str, Any]) -> None:
+        """Hold files the batch just read for all its accounts (path -> FileData), in place
+        of any held before: what each account's revert plan or probe would read next."""
+        with self._files_lock:
+            self._read = dict(found)
+
+    def preloaded(self, paths: list[str]) -> dict[str, Any] | None:
+        """Return the held files for `paths` when every one of them is held, else None."""
+        with self._files_lock:
+            held = self._read
+            return {p: held[p] for p in paths} if all(p in held for p in paths) else None
+
     def get(self, key: tuple, compute: Any) -> Any:
         """Return the value of `key`, computing it once (under the lock) when missing."""
         with self._lock:
             if key not in self._values:
                 self._values[key] = compute()
             return self._values[key]
+
+
+def read(ctx: Context, paths: list[str]) -> dict[str, Any]:
+    """Return the files at `paths` (FileData) as the batch read them a moment ago for all
+    its accounts (Memo.preload), or as read now."""
+    held = ctx.shared.preloaded(paths) if ctx.shared is not None else None
+    return held if held is not None else ctx.conn.read_many(paths)
 
 
 def memo(shared: Memo | None, key: tuple, compute: Any) -> Any:
@@ -113,3 +133,7 @@ class Step(Protocol):
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         """Probe from outside; raise VerifyFailed when the effect is not what it should be."""
+
+    # Optional, for batches: `revert_reads(undo)` and `verify_reads(undo)` name the files
+    # `revert_plan` and `verify` read through `read(ctx, ...)`, so that a batch reads those
+    # of all its accounts in one round trip just before (agent/engine/batch_stage.py).

@@ -24,6 +24,7 @@ from agent.connector.base import Result
 from agent.connector.local import LocalConnector
 from agent.connector.many import READ_SCRIPT, WRITE_MISMATCH, WRITE_SCRIPT, parse_reads
 from agent.errors import BatchFailed, CommandFailed, TransferError
+from agent.steps.actions import FileState, Run, Write, carry_out
 
 ODD = ["a b", "-lead", "--", "new\nline", "ünïcødé", "back\\slash", "tab\there", "'q'", "$(id)",
        "*", "x|y", "trailing ", ".sa-tmp.lookalike"]
@@ -372,3 +373,47 @@ def test_a_write_many_cut_by_a_lost_link_leaves_no_temporary_file(tmp_path, me):
     os.close(write_end)
     assert proc.returncode in (WRITE_MISMATCH, 91), proc.returncode
     assert list(tmp_path.iterdir()) == []
+
+
+def _write(path: Path, data: bytes, me: str) -> Write:
+    return Write(FileState(str(path), False), FileState(str(path), True, data, 0o640, me))
+
+
+def test_carry_out_writes_consecutive_files_in_one_command(conn, tmp_path, me):
+    """A plan's writes in a row (the landing page and its includes) cost one command."""
+    actions = [_write(tmp_path / f"f{i}", f"file {i}\n".encode(), me) for i in range(3)]
+    actions += [Run(["true"]), _write(tmp_path / "last", b"alone\n", me)]
+    carry_out(conn, actions)
+    assert len(conn.execs) == 3  # the three writes, the command, the last write
+    assert [(tmp_path / f"f{i}").read_bytes() for i in range(3)] == [
+        b"file 0\n", b"file 1\n", b"file 2\n"]
+    assert stat.S_IMODE((tmp_path / "f2").stat().st_mode) == 0o640
+
+
+def test_grouped_writes_refused_before_any_install_count_none_of_them(conn, tmp_path, me):
+    """A missing folder or a path that is a folder: the group installs nothing, and
+    `completed` counts only the actions before it (a rename that fails is BatchFailed with
+    the files before it in place: test_a_rename_that_fails_names_how_many_are_in_place)."""
+    (tmp_path / "dir").mkdir()
+    for bad in (tmp_path / "no" / "b", tmp_path / "dir"):
+        actions = [_write(tmp_path / "a", b"a", me), _write(bad, b"b", me),
+                   _write(tmp_path / "c", b"c", me)]
+        with pytest.raises(CommandFailed) as failed:
+            carry_out(conn, [Run(["true"]), Run(["true"]), *actions])
+        assert failed.value.completed == 2, bad
+        assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+
+def test_grouped_writes_whose_rename_fails_count_the_files_in_place(conn, tmp_path, me,
+                                                                    monkeypatch):
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    (shims / "mv").write_text('#!/bin/sh\nfor last do :; done\ncase $last in */fail-here) '
+                              'exit 1;; esac\n' f'exec {shutil.which("mv")} "$@"\n')
+    (shims / "mv").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}:{os.environ['PATH']}")
+    actions = [_write(tmp_path / n, n.encode(), me) for n in ("a", "b", "fail-here", "c")]
+    with pytest.raises(BatchFailed) as failed:
+        carry_out(conn, [Run(["true"]), *actions])
+    assert failed.value.completed == 3  # the command, a and b
+    assert (tmp_path / "b").read_bytes() == b"b" and not (tmp_path / "c").exists()

@@ -22,9 +22,9 @@ from typing import Any
 from agent import landing
 from agent.drivers.cpanel.facts import Panel, account_name, all_domains
 from agent.errors import VerifyFailed
-from agent.steps.actions import FileState, Run, Write, carry_out, snapshot
+from agent.steps.actions import FileState, Run, Write, carry_out, file_state
 from agent.steps.landing_include import HOOK_FILE, hook_conf, put_back
-from agent.steps.protocol import Context, Plan
+from agent.steps.protocol import Context, Plan, read
 
 
 def include_paths(ctx: Context) -> list[str]:
@@ -59,8 +59,12 @@ class LandingPage:
         conf = hook_conf(ctx.case_id, landing_dir, ctx.branding.retry_after).encode()
         includes = include_paths(ctx)
         folders = [landing_dir] + [p.rsplit("/", 1)[0] for p in includes]
-        made = _missing_dirs(ctx, folders)
-        before = snapshot(ctx.conn, [page_path, *includes])
+        wanted = _with_parents(folders)
+        # One read: which folders must be made, and the files as they are (a path that is
+        # not a regular file is refused).
+        found = ctx.conn.read_many([*wanted, page_path, *includes])
+        made = [d for d in wanted if not found[d].exists]
+        before = {p: file_state(found[p], ctx.server.name) for p in (page_path, *includes)}
         actions: list = [Run(["install", "-d", "-m", "755", d]) for d in made]
         actions.append(Write(before[page_path], FileState(page_path, True, page, 0o644, "0:0")))
         actions += [Write(before[p], FileState(p, True, conf, 0o644, "0:0")) for p in includes]
@@ -77,9 +81,17 @@ class LandingPage:
         carry_out(ctx.conn, plan.actions)
         return plan.undo
 
+    def revert_reads(self, undo: dict[str, Any]) -> list[str]:
+        """The files and folders revert_plan reads (a batch reads every account's at once)."""
+        return [st["path"] for st in undo["before"]] + list(undo["created_dirs"])
+
+    def verify_reads(self, undo: dict[str, Any]) -> list[str]:
+        """The include files verify reads."""
+        return list(undo["includes"])
+
     def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
-        actions, gone = put_back(ctx.conn, ctx.server.name, undo["before"],
-                                 undo["created_dirs"])
+        actions, gone = put_back(read(ctx, self.revert_reads(undo)), ctx.server.name,
+                                 undo["before"], undo["created_dirs"])
         # Rebuild and restart even when the files are already back: a run that died after
         # removing them left httpd.conf (and Apache) with the include. The folders go first
         # (a rebuild reads which include folders exist).
@@ -91,7 +103,7 @@ class LandingPage:
         from agent.steps import probes  # the probe machinery loads only when a probe runs
 
         marker = f"# BEGIN SUSPENSION-AGENT case {ctx.case_id}\n".encode()
-        found = ctx.conn.read_many(undo["includes"])
+        found = read(ctx, self.verify_reads(undo))
         for path in undo["includes"]:
             there = found[path].exists and marker in (found[path].data or b"")
             if there != suspended:
@@ -100,10 +112,8 @@ class LandingPage:
         probes.check_landing(ctx.server, [tuple(t) for t in undo["probe"]], suspended)
 
 
-def _missing_dirs(ctx: Context, folders: list[str]) -> list[str]:
-    """Return the folders (and missing parents) that must be made, shallowest first."""
+def _with_parents(folders: list[str]) -> list[str]:
+    """Return the folders and all their parents, shallowest first."""
     every = {f.rstrip("/")[:end] for f in folders for end in
              [i for i, c in enumerate(f.rstrip("/") + "/") if c == "/" and i > 0]}
-    ordered = sorted(every, key=lambda d: (d.count("/"), d))
-    stats = ctx.conn.stat_many(ordered)
-    return [d for d in ordered if not stats[d].exists]
+    return sorted(every, key=lambda d: (d.count("/"), d))

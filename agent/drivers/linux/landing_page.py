@@ -16,10 +16,10 @@ from agent import landing
 from agent.drivers import linux
 from agent.drivers.linux import host_map
 from agent.errors import StepError
-from agent.steps.actions import FileState, Run, Write, carry_out, file_state, snapshot
+from agent.steps.actions import FileState, Run, Write, carry_out, file_state
 from agent.steps.landing_include import HOOK_FILE, RemoveDirs, hook_conf
 from agent.steps.map_edit import MapEdit
-from agent.steps.protocol import Context, Plan
+from agent.steps.protocol import Context, Plan, read
 
 # The host map is one file for every account of the server: edited under this lock.
 MAP_LOCK = "hostmap"
@@ -71,8 +71,12 @@ class LandingPage:
         page = landing.render(ctx.config.landing_pages_dir, ctx.branding,
                               ctx.params.get("language")).encode()
         conf = hook_conf(ctx.case_id, landing_dir, ctx.branding.retry_after).encode()
-        parents = _missing_dirs(ctx, [landing_dir, hook_dir])
-        before = snapshot(ctx.conn, [page_path, hook_path])
+        wanted = _with_parents([landing_dir, hook_dir])
+        # One read: which folders must be made, and the two files as they are (a path that
+        # is not a regular file is refused).
+        found = ctx.conn.read_many([*wanted, page_path, hook_path])
+        parents = [d for d in wanted if not found[d].exists]
+        before = {p: file_state(found[p], ctx.server.name) for p in (page_path, hook_path)}
         actions = [Run(["install", "-d", "-m", "755", d]) for d in parents]
         actions += [
             Write(before[page_path], FileState(page_path, True, page, 0o644, "0:0")),
@@ -93,6 +97,12 @@ class LandingPage:
         carry_out(ctx.conn, plan.actions)
         return plan.undo
 
+    def revert_reads(self, undo: dict[str, Any]) -> list[str]:
+        """The files and folders an include revert reads (a batch reads all at once)."""
+        if undo.get("mode") == "map":
+            return []
+        return [d["path"] for d in undo["before"]] + list(undo["created_dirs"])
+
     def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
         if undo.get("mode") == "map":
             # The hot path with the host map: one read and one write, no reload.
@@ -102,7 +112,7 @@ class LandingPage:
         # batch (removals, rmdirs, configtest, graceful) when the files were created here.
         before = [FileState.from_dict(d) for d in undo["before"]]
         dirs = undo["created_dirs"]
-        found = ctx.conn.read_many([s.path for s in before] + dirs)
+        found = read(ctx, self.revert_reads(undo))
         current = {s.path: file_state(found[s.path], ctx.server.name) for s in before}
         # The include goes before the page (apply wrote them the other way round): a revert
         # stopped between the two leaves the full landing page up, never an include whose
@@ -124,15 +134,13 @@ class LandingPage:
         probes.check_landing(ctx.server, [tuple(t) for t in undo["probe"]], suspended)
 
 
-def _missing_dirs(ctx: Context, folders: list[str]) -> list[str]:
-    """Return the folders (and missing parents) that must be created, parents first."""
+def _with_parents(folders: list[str]) -> list[str]:
+    """Return the folders and all their parents, parents first."""
     wanted: list[str] = []
     for folder in folders:
         parts = folder.rstrip("/").split("/")
         wanted += ["/".join(parts[:i]) for i in range(2, len(parts) + 1)]
-    wanted = list(dict.fromkeys(wanted))
-    stats = ctx.conn.stat_many(wanted)
-    return [d for d in wanted if not stats[d].exists]
+    return list(dict.fromkeys(wanted))
 
 
 def _reload_actions(paths) -> list[Run]:  # noqa: ANN001 - LinuxPaths
