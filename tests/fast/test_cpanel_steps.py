@@ -83,3 +83,32 @@ def test_a_run_killed_half_way_through_mail_block_converges(cp: Cp) -> None:  # 
     assert cp.unsuspend().errors == []
     assert not cp.alice.mailboxes["info@alice.test"]["login"] and not cp.alice.out_suspended
     assert cp.alice.mailboxes["old@alice.test"]["login"]
+
+
+def test_a_batch_reads_every_accounts_domains_from_one_get_domain_info(monkeypatch) -> None:
+    """Panel.domain_index groups get_domain_info's records (Whostmgr/API/1/Accounts.pm) by
+    account and kind; an account without exactly one main domain is left out (its own
+    DomainInfo call answers for it), and a record of the wrong shape is refused."""
+    from types import SimpleNamespace
+
+    from agent.drivers.cpanel import facts
+    from agent.errors import StepError
+
+    records = [
+        {"domain": "a.test", "user": "a", "domain_type": "main"},
+        {"domain": "shop.test", "user": "a", "domain_type": "addon"},
+        {"domain": "shop.a.test", "user": "a", "domain_type": "sub"},
+        {"domain": "A-Parked.test", "user": "a", "domain_type": "parked"},
+        {"domain": "b.test", "user": "b", "domain_type": "main"},
+        {"domain": "orphan.test", "user": "c", "domain_type": "sub"},
+    ]
+    panel = facts.Panel.__new__(facts.Panel)
+    panel.server, panel.s = SimpleNamespace(name="cp1"), SimpleNamespace(whmapi1="whmapi1")
+    monkeypatch.setattr(facts.Panel, "query", lambda self, call: {"domains": records})
+    index = panel.domain_index()
+    assert index == {"a": {"main": ["a.test"], "addon": ["shop.test"], "sub": ["shop.a.test"],
+                           "parked": ["a-parked.test"]},
+                     "b": {"main": ["b.test"], "addon": [], "sub": [], "parked": []}}
+    records.append({"domain": "x.test", "user": "a", "domain_type": "wildcard"})
+    with pytest.raises(StepError, match="get_domain_info"):
+        panel.domain_index()

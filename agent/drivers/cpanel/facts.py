@@ -109,6 +109,22 @@ class Panel:
             found[kind] = [ids.domain(n) for n in names]
         return found
 
+    def domain_index(self) -> dict[str, dict[str, list[str]]]:
+        """Return every account's domains by kind (as `domains` gives one account's) from one
+        get_domain_info call (all the domains the token may see: Whostmgr/API/1/Accounts.pm
+        reads them from the userdata cache, which can lag behind a domain just added)."""
+        data = self.query(self.whm("get_domain_info"))
+        index: dict[str, dict[str, list[str]]] = {}
+        for entry in _records(data, "domains", "get_domain_info"):
+            user, kind, name = entry.get("user"), entry.get("domain_type"), entry.get("domain")
+            if not (isinstance(user, str) and isinstance(name, str)
+                    and kind in ("main", "addon", "sub", "parked")):
+                raise StepError("get_domain_info: a record without user, domain and a known "
+                                f"domain_type: {entry!r}"[:300])
+            kinds = index.setdefault(user, {"main": [], "addon": [], "sub": [], "parked": []})
+            kinds[kind].append(ids.domain(name))
+        return {u: k for u, k in index.items() if len(k["main"]) == 1}
+
     def mailboxes(self, user: str) -> list[dict[str, Any]]:
         """Return each mailbox as {email, login_suspended, incoming_suspended} (A6)."""
         data = self.query(self.uapi(user, "Email::list_pops", [("skip_main", "1")]))

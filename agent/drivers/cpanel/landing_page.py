@@ -24,7 +24,7 @@ from agent.drivers.cpanel.facts import Panel, account_name, all_domains
 from agent.errors import VerifyFailed
 from agent.steps.actions import FileState, Run, Write, carry_out, file_state
 from agent.steps.landing_include import HOOK_FILE, hook_conf, put_back
-from agent.steps.protocol import Context, Plan, read
+from agent.steps.protocol import Context, Plan, memo, read
 
 
 def include_paths(ctx: Context) -> list[str]:
@@ -50,7 +50,7 @@ class LandingPage:
     def plan(self, ctx: Context) -> Plan:
         s = ctx.server.cpanel
         user = account_name(ctx.account)
-        domains = Panel(ctx.server, ctx.conn).domains(user)
+        domains = _domains(ctx, user)
         names = all_domains(domains)
         landing_dir = f"{s.landing_dir}/{user}"
         page_path = f"{landing_dir}/index.html"
@@ -110,6 +110,19 @@ class LandingPage:
                 raise VerifyFailed(f"{path} {'lacks' if suspended else 'still holds'} the "
                                    f"landing include of case {ctx.case_id}")
         probes.check_landing(ctx.server, [tuple(t) for t in undo["probe"]], suspended)
+
+
+def _domains(ctx: Context, user: str) -> dict[str, list[str]]:
+    """The account's domains by kind: for a batch, from one get_domain_info for all its
+    accounts; alone, or when that index lacks the account (its cache lags behind a new
+    one), from the account's own DomainInfo::list_domains. The include covers every vhost
+    of the user either way; the domains are what the probe asks."""
+    panel = Panel(ctx.server, ctx.conn)
+    if ctx.shared is not None:
+        found = memo(ctx.shared, ("cpanel domain index",), panel.domain_index).get(user)
+        if found is not None:
+            return found
+    return panel.domains(user)
 
 
 def _with_parents(folders: list[str]) -> list[str]:

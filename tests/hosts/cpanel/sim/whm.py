@@ -24,6 +24,9 @@ FUNCTIONS: dict[str, tuple[Callable[[Caller, dict[str, str]], Reply], str | None
     "listsuspended": (acct.listsuspended, "list-accts"),
     "listlockedaccounts": (acct.listlockedaccounts, "list-accts"),
     "listresellers": (acct.listresellers, "all"),
+    # [INF] no ACL found for it in Accounts.pm (NEEDS_ROLE undef is about server roles);
+    # its code filters by ownership for a caller without root.
+    "get_domain_info": (acct.get_domain_info, None),
     "suspendacct": (acct.suspendacct, "suspend-acct"),
     "unsuspendacct": (acct.unsuspendacct, "suspend-acct"),
     "suspendreseller": (acct.suspendreseller, "all"),
@@ -44,7 +47,7 @@ FUNCTIONS: dict[str, tuple[Callable[[Caller, dict[str, str]], Reply], str | None
 }
 # Run without the write lock: readers, and uapi_cpanel (uapi.call takes the lock itself).
 UNLOCKED = {"uapi_cpanel", "accountsummary", "listaccts", "listsuspended", "listlockedaccounts",
-              "listresellers", "version", "myprivs", "get_pkgacct_session_state",
+              "listresellers", "get_domain_info", "version", "myprivs", "get_pkgacct_session_state",
               "fetch_pkgacct_master_log", "api_token_list"}
 
 

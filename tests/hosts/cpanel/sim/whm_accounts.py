@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import accounts, mail, store, suspend
+from . import accounts, domaininfo, mail, store, suspend
 from .whm_base import Caller, Reply, WhmError, account_arg, flag_arg
 
 
@@ -39,6 +39,11 @@ def listlockedaccounts(caller: Caller, args: dict[str, str]) -> Reply:
     visible = caller.visible()
     return Reply({"account": [u for u in store.accounts() if accounts.is_locked(u)
                               and (visible is None or u in visible)]})
+
+
+def get_domain_info(caller: Caller, args: dict[str, str]) -> Reply:
+    """data.domains = one record per domain the caller may see (domaininfo.py)."""
+    return Reply({"domains": domaininfo.get_domain_info(caller.visible())})
 
 
 def listresellers(caller: Caller, args: dict[str, str]) -> Reply:
