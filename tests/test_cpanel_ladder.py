@@ -107,3 +107,38 @@ def test_every_step_run_twice_changes_nothing_the_second_time(cp, agent):
         rc, reply, out = agent("unsuspend", host.name, "alice")
         assert rc == 0 and reply["state"] == "active", out
         assert snapshot(host) == before
+
+
+def test_the_landing_page_beats_errordocument_conf_and_the_customers_own_503(cp, tmp_path):
+    """EA4's errordocument.conf (`ErrorDocument 503 /503.shtml`, server-wide, as the
+    simulator's httpd.conf includes it) and a hostile customer's `503.shtml` plus an
+    `.htaccess` naming another 503 page: every domain still answers the agent's page, 503
+    with its headers, over HTTP and HTTPS; once lifted the customer's files are as they
+    were and the site is its own again."""
+    host, cpanel = cp
+    agent = make_agent(host, tmp_path, "cli", cpanel.root_token)
+    docroot = host.path("/home/alice/public_html")
+    planted = {"503.shtml": "<h1>CUSTOMER 503 SHTML</h1>\n",
+               "mine.html": "<h1>CUSTOMER 503 HTACCESS</h1>\n",
+               ".htaccess": "ErrorDocument 503 /mine.html\n"}
+    for name, text in planted.items():
+        (docroot / name).write_text(text)
+    try:
+        assert "ErrorDocument 503 /503.shtml" in host.path(
+            "/etc/apache2/conf.d/includes/errordocument.conf").read_text()
+        assert '/errordocument.conf"' in host.path("/etc/apache2/conf/httpd.conf").read_text()
+        rc, _reply, out = agent("suspend", host.name, "alice", "--playbook", "web-now")
+        assert rc == 0, out
+        for name in ("alice.test", "alice-parked.test", "alice-addon.test", "blog.alice.test"):
+            for scheme in ("http", "https"):
+                resp = calls.web(host, name, scheme, "/no-such-page")
+                assert resp.status_code == 503 and resp.headers.get("Retry-After"), (name, scheme)
+                assert "Example Hosting" in resp.text and "CUSTOMER" not in resp.text, resp.text
+        rc, _reply, out = agent("unsuspend", host.name, "alice")
+        assert rc == 0, out
+        assert calls.web(host, "alice.test").status_code == 200
+        assert {n: (docroot / n).read_text() for n in planted} == planted
+    finally:
+        for name in planted:
+            (docroot / name).unlink(missing_ok=True)
+        calls.reset(host)

@@ -133,6 +133,13 @@ def site_files(host: TestHost, acct: layout.Account) -> None:
         host.path(f"/home/{acct.user}/{folder}").mkdir(exist_ok=True)
 
 
+def errordocuments() -> str:
+    """The errordocument.conf EA4 installs (SOURCES/generate-errordoc-conf: codes 400-417,
+    422-424, 500-507 and 510, each `ErrorDocument N /N.shtml`, server-wide)."""
+    codes = [*range(400, 418), *range(422, 425), *range(500, 508), 510]
+    return "".join(f"# {c}\nErrorDocument {c} /{c}.shtml\n\n" for c in codes)
+
+
 def _mail(host: TestHost) -> None:
     hashes = dict(zip([m.email for m in MAILBOXES],
                       hostfs.sha512_crypt(host, [m.password for m in MAILBOXES]), strict=True))
@@ -207,5 +214,6 @@ def _apache(host: TestHost) -> None:
     for kind in ("std", "ssl"):
         hostfs.make_dirs(host, f"/etc/apache2/conf.d/userdata/{kind}/2_4", 0o755, (0, 0))
     hostfs.write(host, "/etc/apache2/conf.d/includes/account_suspensions.conf", "")
+    hostfs.write(host, "/etc/apache2/conf.d/includes/errordocument.conf", errordocuments())
     host.run([f"{services.SCRIPTS}/rebuildhttpdconf"])
     host.run([f"{services.SCRIPTS}/restartsrv_httpd"])

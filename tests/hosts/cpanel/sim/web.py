@@ -6,6 +6,7 @@
                                           from sites-enabled/cpanel.conf)
 /etc/apache2/conf.d/userdata/{std,ssl}/2_4/USER[/DOMAIN]/*.conf   the EA4 include folders
 /etc/apache2/conf.d/includes/account_suspensions.conf             suspended homes (A7.11)
+/etc/apache2/conf.d/includes/errordocument.conf                   ErrorDocument N /N.shtml
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from . import store, yamlish
 HTTPD_CONF = "/etc/apache2/conf/httpd.conf"
 INCLUDES = "/etc/apache2/conf.d/userdata"
 SUSPENSIONS = "/etc/apache2/conf.d/includes/account_suspensions.conf"
+ERRORDOCUMENTS = "/etc/apache2/conf.d/includes/errordocument.conf"
 SUSPENDED_PAGE_DIR = "/usr/local/cpanel/cgi-sys"
 CERT = "/etc/ssl/certs/testhost.pem"
 KEY = "/etc/ssl/private/testhost.key"
@@ -74,6 +76,9 @@ def rebuild() -> str:
     parts = [
         "# Built by the cPanel simulator's rebuildhttpdconf; do not edit.\n",
         f'IncludeOptional "{SUSPENSIONS}"\n',
+        # ea4_main.default:412-417 (CpanelInc/ea-apache2-config @6f26dd73): the
+        # suspensions, then errordocument.conf, each included only when the file exists.
+        *([f'Include "{ERRORDOCUMENTS}"\n'] if os.path.isfile(ERRORDOCUMENTS) else []),
         f"Alias /cgi-sys/suspendedpage.cgi {SUSPENDED_PAGE_DIR}/suspendedpage.html\n",
         f'<Directory "{SUSPENDED_PAGE_DIR}">\n    Require all granted\n'
         "    ForceType text/html\n</Directory>\n",
