@@ -230,3 +230,62 @@ def test_a_revert_left_stuck_keeps_the_account_in_the_trees_view_until_it_is_don
             host.in_namespaces(["umount", str(host.path(folder))])
     assert {k: v for k, v in snapshot(host).items() if k not in NOT_RESTORED} == {
         k: v for k, v in before.items() if k not in NOT_RESTORED}
+
+
+SHA_LOG = "/run/sa-sha256.log"
+# sha256sum as the agent runs it (`SUM -- ARCHIVE`), logging the session id of the SSH
+# command it runs under (field 6 of /proc/PID/stat) and the archive.
+SHA_WRAPPER = ("#!/bin/sh\nread -r _pid _comm _state _ppid _pgrp sid _rest < /proc/$$/stat\n"
+               f'printf "%s %s\\n" "$sid" "$2" >> {SHA_LOG}\nexec /usr/bin/sha256sum "$@"\n')
+
+
+def test_the_trees_reused_backups_are_checked_in_one_command_and_still_whole(host, tree_agent
+                                                                            ) -> None:
+    """The standard ladder reuses a backup younger than 24h. On the tree's second suspend
+    alice's and bob's archives are checked in one command (one SSH session), each whole:
+    bob's, changed since it was taken (recompressed: the same files, other bytes), fails
+    its check, so bob gets a fresh backup while alice's is reused; each old archive is
+    checked that once."""
+    agent = tree_agent
+    wrapper, log = host.path("/usr/local/sbin/sa-sha256"), host.path(SHA_LOG)
+    wrapper.write_text(SHA_WRAPPER)
+    wrapper.chmod(0o755)
+    agent.config.write_text(agent.config.read_text().replace(
+        "    connect_timeout: 5\n",
+        "    connect_timeout: 5\n    linux:\n      sha256sum: /usr/local/sbin/sa-sha256\n"))
+    backups = host.path("/var/backups/suspension-agent")
+
+    def archives(account: str) -> set[str]:
+        """The account's archives on the host, but those other tests left there."""
+        return {f"/{p.relative_to(host.root)}" for p in backups.glob(f"{account}-*.tar.gz")
+                } - earlier
+
+    earlier: set[str] = set()
+    earlier = archives("alice") | archives("bob")
+    try:
+        agent.now = 2_000_000_000.0
+        for verb in ("suspend", "unsuspend"):
+            rc, reply, out = agent(verb, host.name, "--reseller", "rita",
+                                   *(("--playbook", "standard") if verb == "suspend" else ()))
+            assert rc == 0, out
+        (alice,), (bob,) = archives("alice"), archives("bob")
+        host.run(["sh", "-c", 'gzip -dc -- "$1" | gzip -1 > "$1.new" && mv -- "$1.new" "$1"',
+                  "sh", bob])
+        log.write_text("")
+        agent.now += 600
+        rc, reply, out = agent("suspend", host.name, "--reseller", "rita", "--playbook",
+                               "standard")
+        assert rc == 0, out
+        assert set(shows(host, "bob").values()) == {"landing"}
+        seen = [line.split(" ", 1) for line in log.read_text().splitlines()]
+        first = {path: sid for sid, path in seen[:2]}
+        assert set(first) == {alice, bob} and len(set(first.values())) == 1, seen
+        checked = [path for _sid, path in seen]
+        # Held for each plan, not run again; bob's plan judged it changed (its SHA-256).
+        assert checked.count(alice) == 1 and checked.count(bob) == 1, seen
+        (fresh,) = archives("bob") - {bob}
+        assert fresh in checked and archives("alice") == {alice}
+    finally:
+        agent("unsuspend", host.name, "--reseller", "rita")
+        wrapper.unlink()
+        log.unlink(missing_ok=True)

@@ -78,6 +78,7 @@ def apply_stage(batch: Batch, members: list[Member], stage: Stage) -> None:
         wave = _Wave(batch)
         live = [m for m in members if not m.failed and not m.lost
                 and spec.name not in active[m.name]]
+        _before_plans(batch, live, spec)
         wave.start(live, lambda m, spec=spec: StepRun(m.runner, m.case, spec, stage.index),
                    f"{spec.name}: applying")
         waiting = wave.waiting(live)
@@ -187,6 +188,21 @@ def _prefetch(batch: Batch, wants: list[tuple[Any, str, dict | None]]) -> None:
         except AgentError:
             found = {}
     batch.shared.preload(found)
+
+
+def _before_plans(batch: Batch, members: list[Member], spec: Any) -> None:
+    """Let the step read at once, for all members, what each of their plans reads (the
+    reused backups' checks); what it could not read, each plan reads on its own."""
+    if len(members) < 2:
+        return
+    hook = getattr(_step(members[0].runner.server.panel, spec.name), "before_plans", None)
+    if hook is None:
+        return
+    try:
+        hook([m.runner.context(m.case.id, spec.params, m.case.hold) for m in members],
+             batch.workers)
+    except AgentError:
+        pass  # each plan meets it again and fails (or reads) on its own
 
 
 def _step(panel: str, name: str) -> Any:

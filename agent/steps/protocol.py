@@ -72,6 +72,7 @@ class Memo:
         self._files: dict[str, Any] = {}
         self._files_lock = threading.Lock()
         self._read: dict[str, Any] = {}
+        self._held: dict[tuple, Any] = {}
 
     def saw(self, found: dict[str, Any]) -> None:
         """Keep files just read (path -> FileData) for the next shared finish."""
@@ -96,6 +97,16 @@ class Memo:
         with self._files_lock:
             held = self._read
             return {p: held[p] for p in paths} if all(p in held for p in paths) else None
+
+    def keep(self, key: tuple, value: Any) -> None:
+        """Hold `value` for one later `take` of `key` (a check run for many accounts)."""
+        with self._files_lock:
+            self._held[key] = value
+
+    def take(self, key: tuple) -> Any:
+        """Return the value held for `key` and forget it (None when none is held)."""
+        with self._files_lock:
+            return self._held.pop(key, None)
 
     def get(self, key: tuple, compute: Any) -> Any:
         """Return the value of `key`, computing it once (under the lock) when missing."""

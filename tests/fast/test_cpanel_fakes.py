@@ -235,15 +235,14 @@ class FakeCpanel(FakeConnector):
         if argv[0] == DOVEADM:
             return self._doveadm(argv[1:])
         if argv[:3] == ["sh", "-c", archive._VERIFY]:  # one round trip: size, sum, listing
-            path, marker = argv[4], argv[7]
-            f = self.files.get(path)
-            if f is None:
-                return Result(3, b"", b"stat: no such file")
-            out = (f"{marker} SIZE {len(f.data)}\n{marker} SHA "
-                   f"{hashlib.sha256(f.data).hexdigest()}\n{marker} LIST\n").encode()
-            warned = self.files.get(path + ".warnings")
-            return Result(0, out + f.data + (b"" if f.data.endswith(b"\n") else b"\n")
-                          + f"{marker} WARN\n".encode() + (warned.data if warned else b""), b"")
+            rc, out = self._verify(argv[4], argv[7])
+            return Result(rc, out, b"" if rc == 0 else b"stat: no such file")
+        if argv[:3] == ["sh", "-c", archive._VERIFY_MANY]:  # the same for several
+            marker, out = argv[6], b""
+            for i, path in enumerate(argv[7:]):
+                rc, one = self._verify(path, marker)
+                out += f"{marker} ITEM {i}\n".encode() + one + f"{marker} RC {rc}\n".encode()
+            return Result(0, out, b"")
         if argv[0].endswith("tar") and argv[1] == "--list":
             f = self.files.get(argv[3].removeprefix("--file="))
             return Result(0, f.data, b"") if f else Result(2, b"", b"tar: no such file")
@@ -257,6 +256,17 @@ class FakeCpanel(FakeConnector):
         if argv[0].endswith("mysql"):
             return self._mysql((stdin or b"").decode())
         return super()._command(argv, stdin)
+
+    def _verify(self, path: str, marker: str) -> tuple[int, bytes]:
+        """Return archive._CHECK's exit status and output for the archive at `path`."""
+        f = self.files.get(path)
+        if f is None:
+            return 3, b""
+        out = (f"{marker} SIZE {len(f.data)}\n{marker} SHA "
+               f"{hashlib.sha256(f.data).hexdigest()}\n{marker} LIST\n").encode()
+        warned = self.files.get(path + ".warnings")
+        return 0, (out + f.data + (b"" if f.data.endswith(b"\n") else b"\n")
+                   + f"{marker} WARN\n".encode() + (warned.data if warned else b""))
 
     def _pkgacct(self, user: str, dest: str) -> Result:
         a = self.model.accounts[user]

@@ -353,3 +353,28 @@ def test_a_reseller_that_is_an_account_of_its_tree_gets_its_login_back_last(worl
     events = [(e["name"], e["step"]) for e in world.engine().journal.case_events(
         [c["id"] for c in world.rows("cases") if c["parent"]]) if e["event"] == "step.reverted"]
     assert events[-1] == ("rita", "panel_lock"), events
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_batch_lets_a_step_read_for_every_plan_at_once(tree: World, fails: bool,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """`before_plans` (the reused backups' checks in one go) gets every account's context,
+    sharing the batch's Memo, before any of them is planned; when it fails, each plan
+    does its own work and the tree still goes through."""
+    from agent.drivers.linux import driver as linux_driver
+    from tests.fast.fake_steps import FakeBackup
+
+    seen: list[tuple[list[str], int, int]] = []
+
+    class Reading(FakeBackup):
+        def before_plans(self, ctxs, workers):  # noqa: ANN001, ANN202
+            seen.append(([c.account for c in ctxs], workers, len({id(c.shared) for c in ctxs})))
+            if fails:
+                raise BadInput("the batch read failed")
+
+    monkeypatch.setitem(linux_driver.DRIVER.steps, "backup", Reading())
+    o = tree.engine().suspend_reseller("web1", "rita", "ladder", "billing", None, False)
+    assert o.ok and o.state == "suspended", o
+    assert [(sorted(a), n) for a, _w, n in seen] == [(list(ACCOUNTS), 1)]
+    assert seen[0][1] >= 1

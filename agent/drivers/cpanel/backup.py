@@ -49,6 +49,12 @@ def must_hold(account: str, databases: list[str]) -> dict[str, str]:
     return must
 
 
+def _pkgacct(found: dict[str, Any]) -> bool:
+    """True for a pkgacct archive (another driver's, the same account name once on a linux
+    server, is not one)."""
+    return "/cpmove-" in found.get("archive", "")
+
+
 class Backup:
     """Takes (or reuses) a verified pkgacct archive of one cPanel account."""
 
@@ -89,10 +95,12 @@ class Backup:
                           "reused": False})
 
     def _reusable(self, ctx: Context) -> dict | None:
-        # Another driver's archive (the same account name once on a linux server) is not
-        # a pkgacct one.
-        return archive.reusable(ctx, self._check,
-                                lambda found: "/cpmove-" in found.get("archive", ""))
+        return archive.reusable(ctx, self._check, _pkgacct)
+
+    def before_plans(self, ctxs: list[Context], workers: int) -> None:
+        """Check in one go every archive the batch's plans may reuse (held for them)."""
+        s = ctxs[0].server.cpanel
+        archive.check_reusable(ctxs, s.tar, s.sha256sum, workers, _pkgacct)
 
     def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
         return archive.take(ctx, plan.actions, plan.undo, self._check, self.clean_partial)
@@ -108,7 +116,7 @@ class Backup:
         s = ctx.server.cpanel
         facts = archive.verify_archive(ctx.conn, undo["archive"],
                                        must_hold(ctx.account, undo["databases"]), s.tar,
-                                       s.sha256sum, undo.get("sha256"))
+                                       s.sha256sum, undo.get("sha256"), ctx.shared)
         return {**facts, "taken_at": undo.get("taken_at") or ctx.now}
 
     def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:

@@ -13,8 +13,8 @@ from typing import Any
 from agent.config.validate import duration, size
 from agent.drivers import linux
 from agent.errors import AgentError, StepError
+from agent.steps import archive
 from agent.steps.actions import Run, carry_out
-from agent.steps.archive import verify_archive
 from agent.steps.protocol import Context, Plan
 
 DUMP_NAME = "databases"
@@ -101,17 +101,12 @@ class Backup:
                         "Nothing was changed: raise max_size, or clean up, then suspend again")
 
     def _reusable(self, ctx: Context) -> dict | None:
-        limit = duration(ctx.params.get("reuse_if_newer_than"))
-        if not limit or ctx.journal is None:
-            return None
-        found = ctx.journal.latest_backup(ctx.server.name, ctx.account, ctx.now - limit)
-        if found is None:
-            return None
-        try:
-            self._check(ctx, found)
-        except AgentError:
-            return None  # gone or altered since: take a fresh one
-        return found
+        return archive.reusable(ctx, self._check)
+
+    def before_plans(self, ctxs: list[Context], workers: int) -> None:
+        """Check in one go every archive the batch's plans may reuse (held for them)."""
+        paths = ctxs[0].server.linux
+        archive.check_reusable(ctxs, paths.tar, paths.sha256sum, workers)
 
     def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
         if not plan.actions:
@@ -136,8 +131,8 @@ class Backup:
         must = {undo["home"]: undo["home"].strip("/") + "/"}
         if undo["databases"]:
             must["the database dump"] = f"{DUMP_NAME}/{ctx.account}.sql"
-        facts = verify_archive(ctx.conn, undo["archive"], must, paths.tar, paths.sha256sum,
-                               undo.get("sha256"))
+        facts = archive.verify_archive(ctx.conn, undo["archive"], must, paths.tar,
+                                       paths.sha256sum, undo.get("sha256"), ctx.shared)
         return {**facts, "taken_at": undo.get("taken_at") or ctx.now}
 
     def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
