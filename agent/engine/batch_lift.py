@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent import drivers
-from agent.engine import batch_stage, records, recovery
+from agent.engine import batch_stage, records, recovery, wave
 from agent.engine.runner import RunLog, Runner, revert_order
 from agent.errors import Busy
 from agent.journal.journal import Case, Change
@@ -40,7 +40,7 @@ class _Work:
     login: list[Change] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.member = batch_stage.Member(self.runner, self.case, self.log)
+        self.member = wave.Member(self.runner, self.case, self.log)
 
     @property
     def name(self) -> str:
@@ -96,10 +96,10 @@ def lift_children(batch: Batch, children: list[Case], status: str) -> None:
     batch.each(children, prepare, lambda c: c.name, "reading the tree")
     works.sort(key=lambda w: w.name)
     try:
-        for wave in ([(w.member, w.first) for w in works],
+        for items in ([(w.member, w.first) for w in works],
                      [(w.member, w.rest) for w in works],
                      [(w.member, w.login) for w in works]):
-            batch_stage.revert_together(batch, wave)
+            batch_stage.revert_together(batch, items)
         batch.each(works, lambda w: _close(batch, w, status), _name, "closing")
         # Every record in step in one round trip (or two): most of them are removed.
         batch_stage.settle(batch, [(w.runner, w.log, w.name) for w in works

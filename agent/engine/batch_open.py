@@ -10,7 +10,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from agent.config.playbooks import Playbook
-from agent.engine import batch_stage, records, recovery
+from agent.engine import batch_stage, records, recovery, wave
 from agent.engine.runner import RunLog, Runner
 from agent.errors import Busy
 from agent.journal.journal import Case
@@ -42,7 +42,7 @@ class opened:  # noqa: N801 - used as a context manager, reads as a clause
         with self._guard:
             self.opened.append(child)
 
-    def __enter__(self) -> list[batch_stage.Member]:
+    def __enter__(self) -> list[wave.Member]:
         # Every child's lock first, then every child's server record in one round trip
         # (each would read its own): read under the lock, so no other run changes it between.
         held = []
@@ -67,7 +67,7 @@ class opened:  # noqa: N801 - used as a context manager, reads as a clause
             for child in held:
                 child.prefetched = found
         self.batch.each(self.children, self._open, lambda c: c.name, self.label)
-        members = [batch_stage.Member(c.runner, c.case, c.log) for c in self.opened
+        members = [wave.Member(c.runner, c.case, c.log) for c in self.opened
                    if c.case is not None]
         return sorted(members, key=lambda m: m.name)
 

@@ -9,40 +9,19 @@ on. Reverts of the websites are done the same way (agent/engine/batch_lift.py).
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent import drivers
 from agent.config.playbooks import Playbook, Stage
-from agent.engine import records, recovery
+from agent.engine import recovery
 from agent.engine.runner import RunLog, Runner
 from agent.engine.step_run import RevertRun, StepRun, finish
-from agent.errors import AgentError, AuthFailed, HostKeyRefused, StepError, Unreachable
-from agent.journal.journal import Case
+from agent.engine.wave import LOST, Member, Wave, lost
+from agent.errors import AgentError, StepError, Unreachable
 from agent.steps.actions import merge_finish
 
 if TYPE_CHECKING:
     from agent.engine.batch import Batch
-
-_LOST = (Unreachable, AuthFailed, HostKeyRefused)
-
-
-@dataclass
-class Member:
-    """One account of the batch in the stage: its runner, case, log and progress."""
-
-    runner: Runner
-    case: Case
-    log: RunLog
-    done_here: list[StepRun] = field(default_factory=list)
-    failed: bool = False
-    lost: bool = False
-
-    @property
-    def name(self) -> str:
-        return self.case.name
 
 
 def advance(batch: Batch, members: list[Member], pb: Playbook) -> None:
@@ -75,7 +54,7 @@ def apply_stage(batch: Batch, members: list[Member], stage: Stage) -> None:
     active = {m.name: {c.step for c in m.runner.journal.active_changes(*m.runner.target)}
               for m in members}
     for spec in stage.steps:
-        wave = _Wave(batch)
+        wave = Wave(batch)
         live = [m for m in members if not m.failed and not m.lost
                 and spec.name not in active[m.name]]
         _before_plans(batch, live, spec)
@@ -94,74 +73,15 @@ def apply_stage(batch: Batch, members: list[Member], stage: Stage) -> None:
                 m.runner.step_applied(run, m.done_here, m.log)
 
 
-class _Wave:
-    """One step (or one revert) started for several members, then completed."""
-
-    def __init__(self, batch: Batch) -> None:
-        self.batch = batch
-        self.runs: dict[str, Any] = {}
-        self._guard = threading.Lock()
-
-    def start(self, members: list[Member], make: Callable[[Member], Any], label: str) -> None:
-        """Start a run for each member: a step is planned and journaled for all of them,
-        their server records get the intents in one round trip, then each is applied; a
-        revert is started at once."""
-        def one(m: Member) -> None:
-            run = make(m)
-            with self._guard:
-                self.runs[m.name] = run
-            started = run.prepare(self.batch.dry_run, m.log) if isinstance(run, StepRun) \
-                else run.start(self.batch.dry_run, m.log, alone=False)
-            if not started:
-                with self._guard:
-                    self.runs.pop(m.name)
-
-        _each(self.batch, members, one, self._run_of, label)
-        steps = [m for m in members if isinstance(self.runs.get(m.name), StepRun)
-                 and not m.failed and not m.lost]
-        if not steps:
-            return
-        self._record([m for m in steps if self.runs[m.name].touches])
-        _each(self.batch, [m for m in steps if not m.failed and not m.lost],
-              lambda m: self.runs[m.name].apply(alone=False), self._run_of, label)
-
-    def _record(self, members: list[Member]) -> None:
-        """Write the intents to the members' server records, all in one round trip."""
-        if not members:
-            return
-        try:
-            records.sync_many(members[0].runner.records.conn,
-                              [m.runner.records for m in members])
-        except _LOST as exc:
-            for m in members:
-                _lost(self.batch, m, exc)
-        except AgentError as exc:
-            for m in members:
-                m.failed = True
-                m.runner.step_failed(self.runs[m.name], exc, m.done_here, m.log)
-
-    def _run_of(self, m: Member) -> Any:
-        return self.runs.get(m.name)
-
-    def waiting(self, members: list[Member]) -> list[Member]:
-        """Return the members whose run was started and waits for the shared finish."""
-        return [m for m in members if m.name in self.runs and not m.failed and not m.lost
-                and not self.runs[m.name].done]
-
-    def complete(self, members: list[Member], label: str) -> None:
-        _each(self.batch, [m for m in members if not m.failed and not m.lost],
-              lambda m: self.runs[m.name].complete(), self._run_of, label)
-
-
 def _finish_once(batch: Batch, members: list[Member], runs: list[StepRun]) -> None:
     """Carry out the merged finish actions of `runs` once; a failure fails each member."""
     try:
         with members[0].runner.shared(_lock_of([r.plan for r in runs])):
             finish(batch.conn, merge_finish([r.plan for r in runs]), [r.carried for r in runs],
                    batch.shared.take_files())
-    except _LOST as exc:
+    except LOST as exc:
         for m in members:
-            _lost(batch, m, exc)
+            lost(batch, m, exc)
     except AgentError as exc:
         for m, run in zip(members, runs, strict=True):
             m.failed = True
@@ -191,18 +111,27 @@ def _prefetch(batch: Batch, wants: list[tuple[Any, str, dict | None]]) -> None:
 
 
 def _before_plans(batch: Batch, members: list[Member], spec: Any) -> None:
-    """Let the step read at once, for all members, what each of their plans reads (the
-    reused backups' checks); what it could not read, each plan reads on its own."""
-    if len(members) < 2:
+    """Let the step read at once, for all members, what each of their plans reads: its
+    `before_plans` (the reused backups' checks) and the files its `plan_reads` names
+    (held for the plans, dropped once they are made: Wave.start). What could not be read
+    here, each plan reads on its own."""
+    step = _step(members[0].runner.server.panel, spec.name) if members else None
+    if len(members) < 2 or step is None:
         return
-    hook = getattr(_step(members[0].runner.server.panel, spec.name), "before_plans", None)
-    if hook is None:
-        return
-    try:
-        hook([m.runner.context(m.case.id, spec.params, m.case.hold) for m in members],
-             batch.workers)
-    except AgentError:
-        pass  # each plan meets it again and fails (or reads) on its own
+    ctxs = [m.runner.context(m.case.id, spec.params, m.case.hold) for m in members]
+    hook = getattr(step, "before_plans", None)
+    if hook is not None:
+        try:
+            hook(ctxs, batch.workers)
+        except AgentError:
+            pass  # each plan meets it again and fails (or reads) on its own
+    reads = getattr(step, "plan_reads", None)
+    if reads is not None and not batch.dry_run:
+        paths = [p for ctx in ctxs for p in reads(ctx)]
+        try:
+            batch.shared.preload(dict(batch.conn.read_many(list(dict.fromkeys(paths)))))
+        except AgentError:
+            batch.shared.preload({})
 
 
 def _step(panel: str, name: str) -> Any:
@@ -221,42 +150,12 @@ def _lock_of(plans: list) -> str | None:
     return next(iter(locks), None)
 
 
-def _each(batch: Batch, members: list[Member], work: Callable[[Member], None],
-          run_of: Callable[[Member], Any], label: str) -> None:
-    """Run `work` for each member side by side; a step failure rolls that member back."""
-
-    def one(m: Member) -> None:
-        try:
-            work(m)
-        except _LOST as exc:
-            _lost(batch, m, exc)
-        except AgentError as exc:
-            m.failed = True
-            run = run_of(m)
-            if isinstance(run, StepRun):
-                m.runner.step_failed(run, exc, m.done_here, m.log)
-            elif isinstance(run, RevertRun):
-                m.runner.revert_failed(run, exc, m.log)
-            else:
-                m.log.errors.append({"step": None, "message": str(exc)})
-
-    batch.each(members, one, lambda m: m.name, label)
-
-
-def _lost(batch: Batch, m: Member, exc: AgentError) -> None:
-    """No rollback over a lost link: the journal keeps the intent for the next call."""
-    m.lost = True
-    m.log.errors.append({"step": None, "message": str(exc)})
-    m.log.unreachable = m.log.unreachable or isinstance(exc, Unreachable)
-    m.log.refused = m.log.refused or not isinstance(exc, Unreachable)
-
-
 def settle(batch: Batch, items: list[tuple[Runner, RunLog, str]]) -> None:
     """Bring the children's server records in step with the journal at the end of the
     call, all in one round trip (or two); a lost link is each child's error."""
     try:
         recovery.settle_many(batch.conn, [(r, log) for r, log, _n in items], batch.dry_run)
-    except _LOST as exc:
+    except LOST as exc:
         for _r, _log, name in items:
             batch._note(name, exc, unreachable=isinstance(exc, Unreachable),
                         refused=not isinstance(exc, Unreachable))
@@ -273,7 +172,7 @@ def revert_together(batch: Batch, items: list[tuple[Member, list]]) -> None:
         members = [m for m, _c in items if m.name in now]
         for m in members:
             m.failed = False
-        wave = _Wave(batch)
+        wave = Wave(batch)
         if not batch.dry_run and now:
             # Every revert of this round marked `reverting` in one transaction.
             batch.engine.journal.mark_many([c.seq for c in now.values()], "reverting",
@@ -283,16 +182,15 @@ def revert_together(batch: Batch, items: list[tuple[Member, list]]) -> None:
         wave.start(members, lambda m, now=now: RevertRun(
             m.runner, now[m.name].seq, now[m.name].step, now[m.name].case_id,
             now[m.name].undo, now[m.name].driver, premarked=True), "restoring")
-        batch.shared.preload({})  # held for the revert plans only
         waiting = wave.waiting(members)
         if waiting:
             plans = [wave.runs[m.name].plan for m in waiting]
             try:
                 with waiting[0].runner.shared(_lock_of(plans)):
                     finish(batch.conn, merge_finish(plans), [], batch.shared.take_files())
-            except _LOST as exc:
+            except LOST as exc:
                 for m in waiting:
-                    _lost(batch, m, exc)
+                    lost(batch, m, exc)
             except AgentError as exc:
                 for m in waiting:
                     m.failed = True

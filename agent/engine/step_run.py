@@ -101,6 +101,16 @@ class StepRun:
             if plan.lock is not None or not plan.finish:
                 self.complete()
 
+    def carried_out(self) -> None:
+        """The plan's actions were carried out with other accounts' (a `together` step,
+        whose apply is exactly that): its undo data is the plan's."""
+        self.undo = self.plan.undo if self.plan is not None else None
+
+    def after_carry(self) -> None:
+        """Complete the change when no shared finish is left for it."""
+        if self.plan is not None and not self.plan.finish:
+            self.complete()
+
     def finish_alone(self) -> None:
         """Carry out this plan's finish actions for this account alone."""
         _finish_alone(self, [self.carried])
@@ -160,6 +170,14 @@ class RevertRun:
     def start(self, dry_run: bool, log: Any, alone: bool = True) -> bool:
         """Plan the revert and carry out its actions (with its finish, `alone`); True when
         it was started."""
+        if not self.prepare(dry_run, log):
+            return False
+        self.apply(alone)
+        return True
+
+    def prepare(self, dry_run: bool, log: Any) -> bool:
+        """Plan the revert and journal `reverting` (unless the batch did); in a dry run
+        record the plan in `log` and return False."""
         r = self.runner
         self.step = drivers.step(self.driver or r.server.panel, self.name)
         self.ctx = r.context(self.case_id)
@@ -171,12 +189,26 @@ class RevertRun:
         if not self.premarked:
             r.journal.mark(self.seq, "reverting", r.engine.now())
         self.started = True
+        return True
+
+    def apply(self, alone: bool = True) -> None:
+        """Carry out the prepared revert's actions (with its finish, `alone`); complete it
+        when nothing is left for a shared finish."""
+        r = self.runner
+        assert self.plan is not None
         later = [] if alone else self.plan.finish
         with r.shared(self.plan.lock or (None if later else self.plan.finish_lock)):
             carry_out(r.conn, self.plan.actions + ([] if later else self.plan.finish))
             if self.plan.lock is not None or not later:
                 self.complete()
-        return True
+
+    def carried_out(self) -> None:
+        """The revert's actions were carried out with other accounts' (nothing to keep)."""
+
+    def after_carry(self) -> None:
+        """Complete the revert when no shared finish is left for it."""
+        if self.plan is not None and not self.plan.finish:
+            self.complete()
 
     def finish_alone(self) -> None:
         """Carry out this revert's finish actions for this account alone."""

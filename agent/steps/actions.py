@@ -248,15 +248,22 @@ def carry_out(conn: Connector, actions: list[Action]) -> None:
             record.extend(line for a in group for line in a.describe())
 
 
+def kind(action: Action) -> str:
+    """Return how carry_out sends the action: "batch" (a command without input, or a
+    removal: many in one batch), "write" (content: many in one write_many) or "other"."""
+    if isinstance(action, Run) and action.stdin is None or (
+            isinstance(action, Write) and not action.after.exists):
+        return "batch"
+    return "write" if isinstance(action, Write) else "other"
+
+
 def _batchable(actions: list[Action]) -> list[Action]:
     """Return the leading actions that can run as one batch (two or more, else none)."""
     group = []
     for action in actions:
-        if isinstance(action, Run) and action.stdin is None or (
-                isinstance(action, Write) and not action.after.exists):
-            group.append(action)
-        else:
+        if kind(action) != "batch":
             break
+        group.append(action)
     return group if len(group) > 1 else []
 
 

@@ -145,6 +145,12 @@ class Step(Protocol):
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         """Probe from outside; raise VerifyFailed when the effect is not what it should be."""
 
-    # Optional, for batches: `revert_reads(undo)` and `verify_reads(undo)` name the files
-    # `revert_plan` and `verify` read through `read(ctx, ...)`, so that a batch reads those
-    # of all its accounts in one round trip just before (agent/engine/batch_stage.py).
+    # Optional, for batches (agent/engine/batch_stage.py, agent/engine/wave.py):
+    # - `plan_reads(ctx)`, `revert_reads(undo)` and `verify_reads(undo)` name the files
+    #   `plan`, `revert_plan` and `verify` read through `read(ctx, ...)`, so that a batch
+    #   reads those of all its accounts in one round trip just before;
+    # - `before_plans(ctxs, workers)` does at once what every account's plan would do on
+    #   its own (the reused backups' checks), holding the results in the shared Memo;
+    # - `together = True`: `apply` and the revert carry out exactly the plan's actions, on
+    #   each account's own files, so a batch carries out all accounts' plans as one
+    #   (agent/steps/together.py).

@@ -46,23 +46,29 @@ class LandingPage:
     """Puts a cPanel account's websites behind the landing page and takes them out again."""
 
     name = "landing_page"
+    # Its apply and revert carry out exactly their plans' actions, each account's on files
+    # of its own (shared parent folders only with `install -d`): a batch carries out all
+    # accounts' plans as one (agent/steps/together.py).
+    together = True
+
+    def plan_reads(self, ctx: Context) -> list[str]:
+        """The folders and files `plan` reads (a batch reads every account's at once)."""
+        landing_dir, page_path, includes = _paths(ctx)
+        folders = [landing_dir] + [p.rsplit("/", 1)[0] for p in includes]
+        return [*_with_parents(folders), page_path, *includes]
 
     def plan(self, ctx: Context) -> Plan:
-        s = ctx.server.cpanel
         user = account_name(ctx.account)
         domains = _domains(ctx, user)
         names = all_domains(domains)
-        landing_dir = f"{s.landing_dir}/{user}"
-        page_path = f"{landing_dir}/index.html"
+        landing_dir, page_path, includes = _paths(ctx)
         page = landing.render(ctx.config.landing_pages_dir, ctx.branding,
                               ctx.params.get("language")).encode()
         conf = hook_conf(ctx.case_id, landing_dir, ctx.branding.retry_after).encode()
-        includes = include_paths(ctx)
-        folders = [landing_dir] + [p.rsplit("/", 1)[0] for p in includes]
-        wanted = _with_parents(folders)
-        # One read: which folders must be made, and the files as they are (a path that is
-        # not a regular file is refused).
-        found = ctx.conn.read_many([*wanted, page_path, *includes])
+        wanted = _with_parents([landing_dir] + [p.rsplit("/", 1)[0] for p in includes])
+        # One read (or the batch's, held): which folders must be made, and the files as
+        # they are (a path that is not a regular file is refused).
+        found = read(ctx, [*wanted, page_path, *includes])
         made = [d for d in wanted if not found[d].exists]
         before = {p: file_state(found[p], ctx.server.name) for p in (page_path, *includes)}
         actions: list = [Run(["install", "-d", "-m", "755", d]) for d in made]
@@ -110,6 +116,12 @@ class LandingPage:
                 raise VerifyFailed(f"{path} {'lacks' if suspended else 'still holds'} the "
                                    f"landing include of case {ctx.case_id}")
         probes.check_landing(ctx.server, [tuple(t) for t in undo["probe"]], suspended)
+
+
+def _paths(ctx: Context) -> tuple[str, str, list[str]]:
+    """Return the account's landing folder, its page and its two include files."""
+    landing_dir = f"{ctx.server.cpanel.landing_dir}/{account_name(ctx.account)}"
+    return landing_dir, f"{landing_dir}/index.html", include_paths(ctx)
 
 
 def _domains(ctx: Context, user: str) -> dict[str, list[str]]:

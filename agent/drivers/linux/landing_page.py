@@ -29,6 +29,10 @@ class LandingPage:
     """Puts an account's websites behind the landing page and takes them out again."""
 
     name = "landing_page"
+    # Its apply and revert carry out exactly their plans' actions, each account's on files
+    # of its own (shared parent folders only with `install -d`): a batch carries out all
+    # accounts' plans as one (agent/steps/together.py).
+    together = True
 
     def plan(self, ctx: Context) -> Plan:
         paths = ctx.server.linux
