@@ -19,7 +19,11 @@ Side by side, in the same run and over the same link:
 Every run's effect is checked (the sites come back, the logins come back), and the agent's
 replies must say ok. Prints a Markdown table; run from the repository root as root:
 
-    .venv/bin/python bench/restore_bench.py [--repeat 5]
+    .venv/bin/python bench/restore_bench.py [--repeat 5] [--layout vmail|stock]
+
+`--layout stock` runs it on the stock Debian host layout instead (system-user mailboxes
+through PAM behind the agent's Dovecot deny passdb, Pure-FTPd through Debian's wrapper:
+tests/hosts/stock.py), prepared with docs/linux-host.md's snippets before the first round.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ if str(ROOT) not in sys.path:
 
 from agent.config.servers import Server  # noqa: E402
 from agent.steps.probes import fetch, looks_suspended  # noqa: E402
+from tests.hosts import stock  # noqa: E402
 from tests.hosts.delayproxy import DelayProxy  # noqa: E402
 from tests.hosts.provision import ACCOUNTS, provision, write_config  # noqa: E402
 from tests.hosts.testhost import TestHost  # noqa: E402
@@ -239,12 +244,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--links", default="direct,50ms")
+    parser.add_argument("--layout", choices=("vmail", "stock"), default="vmail",
+                        help="the test host's mail and FTP layout (default: vmail)")
     args = parser.parse_args()
     host = TestHost("bench", int(os.environ.get("SA_TESTHOST_INDEX", "39")))
     work = Path(tempfile.mkdtemp(prefix="sa-restore-bench-"))
     try:
         host.up()
-        provision(host)
+        provision(host, layout=args.layout)
+        if args.layout == "stock":
+            stock.prepare(host)
         books = work / "playbooks"
         shutil.copytree(ROOT / "playbooks", books)
         for name, text in LADDERS.items():
@@ -253,6 +262,7 @@ def main() -> int:
         rows = []
         for link in args.links.split(","):
             rows += run(host, link, args.repeat, work, books)
+        print(f"layout: {args.layout}")
         print(table(rows))
     finally:
         host.down()

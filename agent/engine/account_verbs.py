@@ -99,6 +99,8 @@ def unsuspend(engine: Engine, server_name: str, account: str, hold: str,
 def _unsuspend_locked(engine: Engine, server: Server, target: tuple, hold: str,
                       dry_run: bool, log: RunLog) -> str:
     runner = Runner(engine, server, engine._conn(server), target)
+    if not dry_run:
+        runner.prefetch_first()  # the record and the landing page's files in one read
     taken = recovery.begin(engine, runner, dry_run)
     try:
         message = _lift(engine, runner, target, hold, dry_run, log)

@@ -15,7 +15,7 @@ from agent.engine.records import Records
 from agent.engine.step_run import RevertRun, StepRun
 from agent.errors import AgentError, AuthFailed, HostKeyRefused, Unreachable
 from agent.journal.journal import Case, Change
-from agent.steps.protocol import Context
+from agent.steps.protocol import Context, Memo
 
 # Steps whose revert goes before all others on unsuspend, newest first: what visitors see,
 # and the panel's own suspension, whose lifting (cPanel's unsuspendacct) also lifts locks of
@@ -76,6 +76,9 @@ class Runner:
         self.records = Records(conn, server.records_dir, self.journal, target)
         # Facts shared with the other accounts of a batch for this call (None alone).
         self.memo: Any = None
+        # What prefetch_first read for the first reverts (path -> FileData), used once.
+        self._first_reads: dict | None = None
+        self.one_shot: Any = None  # the Memo holding them while the first reverts run
 
     def context(self, case_id: str, params: dict | None = None,
                 hold: str | None = None) -> Context:
@@ -189,6 +192,27 @@ class Runner:
         log.reverted.append({"step": name, "at": _iso(self.engine.now())})
         self.audit("step.reverted", outcome="reverted", **self._where(case_id, name))
 
+    def prefetch_first(self) -> None:
+        """Read the server's record and the files the first reverts (the landing page's)
+        will read, all in one round trip, before anything is changed: `records.load` and
+        those revert plans use that read instead of their own (the hot path of one
+        account's unsuspend). Only while every active change is simply in effect: a change
+        left half-done is finished by `recover` first, which may change those files."""
+        changes = self.journal.active_changes(*self.target)
+        if any(c.state != "done" for c in changes):
+            return
+        first, _rest, _last = revert_order(list(reversed(changes)))
+        paths: list[str] = []
+        for change in first:
+            step = drivers.step(change.driver or self.server.panel, change.step)
+            reads = getattr(step, "revert_reads", None)
+            paths += reads(change.undo) if reads is not None else []
+        marker = f"{self.records.dir}/.created"
+        found = self.conn.read_many(list(dict.fromkeys([self.records.path, marker, *paths])))
+        self.records.prefetched = found
+        if paths:
+            self._first_reads = found
+
     def revert_all(self, log: RunLog, dry_run: bool) -> None:
         """Undo every change still in effect on the target.
 
@@ -199,9 +223,21 @@ class Runner:
         """
         changes = list(reversed(self.journal.active_changes(*self.target)))
         first, rest, last = revert_order(changes)
-        for change in first:
-            self.revert_one(change.seq, change.step, change.case_id, change.undo, log, dry_run,
-                            change.driver)
+        held, self._first_reads = self._first_reads, None
+        mine = held is not None and self.memo is None and not dry_run
+        if mine:
+            # The files prefetch_first read, for the first revert plan only (nothing was
+            # changed on the server since; RevertRun.start drops them once that plan is
+            # made): every later plan and every probe reads for itself.
+            self.memo = self.one_shot = Memo()
+            self.memo.preload(held)
+        try:
+            for change in first:
+                self.revert_one(change.seq, change.step, change.case_id, change.undo, log,
+                                dry_run, change.driver)
+        finally:
+            if mine:
+                self.memo = self.one_shot = None
         self._revert_side_by_side(rest, log, dry_run)
         for change in last:
             self.revert_one(change.seq, change.step, change.case_id, change.undo, log, dry_run,
@@ -243,6 +279,7 @@ class Runner:
                 # goes. One that finished (a revert interrupted) stays verified and reusable.
                 self._abandon_backup(change)
                 continue
+            self._first_reads = None  # the server changes: what was read before is stale
             self.revert_one(change.seq, change.step, change.case_id, change.undo, log,
                             driver=change.driver)
         return all(c.state != "stuck" for c in self.journal.active_changes(*self.target))

@@ -182,6 +182,8 @@ class RevertRun:
         self.step = drivers.step(self.driver or r.server.panel, self.name)
         self.ctx = r.context(self.case_id)
         self.plan = self.step.revert_plan(self.ctx, self.undo)
+        if self.ctx.shared is not None and self.ctx.shared is getattr(r, "one_shot", None):
+            self.ctx.shared.preload({})  # prefetched for this plan alone (Runner.prefetch_first)
         if dry_run:
             log.plans.append({"step": self.name, "revert": True,
                               "actions": self.plan.describe()})

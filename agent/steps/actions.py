@@ -202,7 +202,8 @@ CARRIED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("carr
 def carry_out(conn: Connector, actions: list[Action]) -> None:
     """Carry out actions in order; the first failure raises and stops the rest.
 
-    Consecutive commands without input (and file removals) go to the server as one batch,
+    Consecutive commands without input (file removals, and any action with an
+    `as_command()`: RemoveDirs, say) go to the server as one batch,
     one round trip, still in order and still stopping at the first failure; so do
     consecutive writes of distinct files (Connector.write_many: each file received whole
     before any is installed, then installed in order). The raised
@@ -249,10 +250,12 @@ def carry_out(conn: Connector, actions: list[Action]) -> None:
 
 
 def kind(action: Action) -> str:
-    """Return how carry_out sends the action: "batch" (a command without input, or a
-    removal: many in one batch), "write" (content: many in one write_many) or "other"."""
+    """Return how carry_out sends the action: "batch" (a command without input, a
+    removal, an action with `as_command()`: many in one batch), "write" (content: many
+    in one write_many) or "other"."""
     if isinstance(action, Run) and action.stdin is None or (
-            isinstance(action, Write) and not action.after.exists):
+            isinstance(action, Write) and not action.after.exists) or hasattr(
+            action, "as_command"):
         return "batch"
     return "write" if isinstance(action, Write) else "other"
 
@@ -305,6 +308,8 @@ def _edits(actions: list[Action]) -> list[EditLines]:
 def _as_command(action: Action) -> tuple[list[str], tuple[int, ...]]:
     if isinstance(action, Run):
         return action.argv, action.ok_codes
+    if hasattr(action, "as_command"):
+        return action.as_command()  # an action that is one command without input
     return ["rm", "-f", "--", action.after.path], (0,)  # a Write that removes
 
 

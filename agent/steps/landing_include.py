@@ -100,6 +100,11 @@ class RemoveDirs:
     def _order(self) -> list[str]:
         return sorted(set(self.paths), key=lambda p: (-p.rstrip("/").count("/"), p))
 
+    def as_command(self) -> tuple[list[str], tuple[int, ...]]:
+        """The one command (without input) doing it: it joins a batch of commands (the
+        revert's removals, configtest and graceful) as one round trip."""
+        return ["sh", "-c", _RMDIRS, "sh", *self._order()], (0,)
+
     def carry_out(self, conn: Any) -> None:
         if self.paths:
-            conn.run(["sh", "-c", _RMDIRS, "sh", *self._order()])
+            conn.run(self.as_command()[0])

@@ -29,7 +29,7 @@ SYSTEM_DRIVERS = ("pam", "passwd", "shadow", "bsdauth")
 # `doveadm auth test` prints this extra field when a deny passdb refused the login; it is
 # printed whatever password was given, so the probe needs none.
 _DISABLED = "code=user_disabled"
-_PROBE_PASSWORD = "suspension-agent-probe"  # noqa: S105 - deliberately wrong, never a secret
+PROBE_PASSWORD = "suspension-agent-probe"  # noqa: S105 - deliberately wrong, never a secret
 # One round trip: `login<TAB>denied|open` per login; exit 3 when doveadm itself fails.
 _TESTS = ('d=$1; p=$2; shift 2; for a do o=$("$d" auth test -- "$a" "$p" 2>&1); rc=$?; '
           'case $rc in 0|77) ;; *) echo "doveadm auth test failed ($rc): $o" >&2; exit 3;; '
@@ -97,7 +97,7 @@ def denied(conn: Connector, doveadm: str, logins: list[str]) -> dict[str, bool]:
     disabled (a deny passdb matched), asked with `doveadm auth test` in one round trip."""
     if not logins:
         return {}
-    out = conn.run(["sh", "-c", _TESTS, "sh", doveadm, _PROBE_PASSWORD, *logins]).text
+    out = conn.run(["sh", "-c", _TESTS, "sh", doveadm, PROBE_PASSWORD, *logins]).text
     found = dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
     missing = [a for a in logins if a not in found]
     if missing:

@@ -17,6 +17,7 @@ is shared by every account, so its edit is line-level under the server-wide "mai
 
 from __future__ import annotations
 
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,6 +39,23 @@ _SETTLE = ('d=$1; shift; m=0; for f do t=$(stat -c %Y -- "$f") || exit 3; '
            '[ "$t" -gt "$m" ] && m=$t; done; '
            'while [ "$(date +%s)" -le "$m" ]; do sleep 0.05; done; exec "$d" auth cache flush')
 DISABLED_PREFIXES = (LOCK_PREFIX, "!")
+# Unlocking a login listed in the deny passdb cannot be seen by asking for that login: a
+# login the deny passdb does not refuse goes on to the next passdb (PAM), whose failure for
+# the probe's wrong password takes pam_unix's 2 s delay (and counts as a failed login in
+# pam_faillock). So the revert also lists a fresh login nobody has (at .invalid); after
+# Dovecot's clock has left the second of the file's mtime, `doveadm auth test` of that login
+# must answer "disabled" at once: the running auth service holds this very edit (or a later
+# one), in which the account's logins are gone. Then the auth cache is flushed and the
+# probe login removed again. Exit 5: Dovecot answered from older content.
+_SETTLE_SEEN = ('d=$1; s=$2; p=$3; shift 3; m=0; for f do t=$(stat -c %Y -- "$f") || exit 3; '
+                '[ "$t" -gt "$m" ] && m=$t; done; '
+                'while [ "$(date +%s)" -le "$m" ]; do sleep 0.05; done; '
+                'o=$("$d" auth test -- "$s" "$p" 2>&1); rc=$?; case $rc in 0|77) ;; *) '
+                'echo "doveadm auth test failed ($rc): $o" >&2; exit 3;; esac; '
+                'case $o in *code=user_disabled*) ;; *) echo "Dovecot does not refuse $s: it '
+                'still answers from the deny file as it was before this edit" >&2; exit 5;; '
+                'esac; exec "$d" auth cache flush')
+PROBE_LOGIN = "suspension-agent-probe-{nonce}@probe.invalid"
 
 
 def mail_domains(ctx: Context, required: bool = True) -> list[str]:
@@ -145,9 +163,14 @@ class MailBlock:
                 f"unlock mailbox {old.split(':', 1)[0]}" for old, _new in pairs)))
         deny = undo.get("deny")
         if deny:
-            actions.append(EditLines(deny["path"], tuple((x, "") for x in deny["logins"]),
-                                     tuple(f"remove {x} (Dovecot may let it in again)"
-                                           for x in deny["logins"])))
+            # A fresh probe login, listed by the same edit (see _SETTLE_SEEN); verify, on
+            # the same context, removes it again.
+            seen = PROBE_LOGIN.format(nonce=secrets.token_hex(6))
+            ctx.params["probe_login"] = seen
+            actions.append(EditLines(
+                deny["path"], tuple((x, "") for x in deny["logins"]) + (("", seen),),
+                tuple(f"remove {x} (Dovecot may let it in again)" for x in deny["logins"])
+                + (f"list {seen} for a moment (to see Dovecot read this edit)",)))
         for d in undo["files"]:
             state = FileState.from_dict(d)
             current = snapshot(ctx.conn, [state.path])[state.path]
@@ -159,21 +182,39 @@ class MailBlock:
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         """Re-read the locks where Dovecot reads them, and ask Exim what a sender meets."""
-        paths = ctx.server.linux
         if suspended or not _settled(undo):
             self._probe(ctx, undo, suspended)
             return
         # Unlocking: Dovecot's settle-and-flush waits for its clock to turn; it depends only
-        # on the files' mtimes, so it runs beside the probes instead of after them.
-        settle = _settle(paths.doveadm, _settled(undo))
+        # on the files' mtimes, so it runs beside the probes instead of after them. With
+        # the deny passdb, the wait ends with Dovecot's own answer for the probe login.
+        seen = ctx.params.get("probe_login") if undo.get("deny") else None
         with ThreadPoolExecutor(max_workers=1) as pool:
-            waiting = pool.submit(settle.carry_out, ctx.conn)
+            waiting = pool.submit(self._settle_unlocked, ctx, undo, seen)
             try:
-                self._probe(ctx, undo, suspended)
+                self._probe(ctx, undo, suspended, seen is not None)
             finally:
                 waiting.result()
 
-    def _probe(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
+    def _settle_unlocked(self, ctx: Context, undo: dict[str, Any], seen: str | None) -> None:
+        """Wait for Dovecot's clock to turn and flush its auth cache; with a probe login,
+        see Dovecot refuse it first (the edit is loaded), then remove it again."""
+        paths = ctx.server.linux
+        if seen is None:
+            _settle(paths.doveadm, _settled(undo)).carry_out(ctx.conn)
+            return
+        deny = undo["deny"]["path"]
+        result = ctx.conn.run(["sh", "-c", _SETTLE_SEEN, "sh", paths.doveadm, seen,
+                               dovecot_auth.PROBE_PASSWORD, *_settled(undo)],
+                              timeout=30, ok_codes=(0, 5))
+        # The probe login goes whatever Dovecot answered; it refuses a login nobody has.
+        EditLines(deny, ((seen, ""),), (f"remove {seen}",)).carry_out(ctx.conn)
+        if result.rc == 5:
+            raise VerifyFailed(result.err.strip() or f"Dovecot did not read {deny} again")
+
+    def _probe(self, ctx: Context, undo: dict[str, Any], suspended: bool,
+               seen: bool = False) -> None:
+        """`seen`: the deny file's edit is checked through the probe login (unlocking)."""
         paths = ctx.server.linux
         problems = []
         deny = undo.get("deny")
@@ -192,9 +233,10 @@ class MailBlock:
             listed = file_lines(found[deny["path"]].data)
             problems += [f"{deny['path']}: {x} is {'not ' if suspended else ''}listed"
                          for x in deny["logins"] if (x in listed) != suspended]
-            # The running auth service's own answer: refused as disabled, whatever password.
-            for login, refused in dovecot_auth.denied(ctx.conn, paths.doveadm,
-                                                       deny["logins"][:3]).items():
+            # The running auth service's own answer: refused as disabled, whatever password
+            # (unlocking with the probe login: _settle_unlocked asks about that instead).
+            for login, refused in dovecot_auth.denied(
+                    ctx.conn, paths.doveadm, [] if seen else deny["logins"][:3]).items():
                 if refused != suspended:
                     problems.append(f"Dovecot {'lets' if refused is False else 'refuses'} "
                                     f"{login} {'in' if refused is False else 'as disabled'}")
