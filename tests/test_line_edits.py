@@ -9,7 +9,7 @@ import pytest
 from agent.config.servers import Server
 from agent.connector.local import LocalConnector
 from agent.errors import StepError
-from agent.steps.actions import EditLines
+from agent.steps.edit_lines import EditLines
 from agent.steps.sql import MIN_VERSION, quotable, server_kind, sql_name, sql_string
 
 

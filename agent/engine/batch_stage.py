@@ -18,7 +18,7 @@ from agent.engine.runner import RunLog, Runner
 from agent.engine.step_run import RevertRun, StepRun, finish
 from agent.engine.wave import LOST, Member, Wave, lost
 from agent.errors import AgentError, StepError, Unreachable
-from agent.steps.actions import merge_finish
+from agent.steps.together import merge_finish
 
 if TYPE_CHECKING:
     from agent.engine.batch import Batch

@@ -1,7 +1,8 @@
 """What a plan is made of: actions that say exactly what they will do, then do it (Run,
-Write, EditLines, Skipped), file-state snapshots, and how a list of actions is carried out
-(in as few round trips as it can) or merged across a batch's plans (merge_finish). The
-step protocol they serve is agent/steps/protocol.py."""
+Write, Skipped; EditLines in agent/steps/edit_lines.py), file-state snapshots, and how a
+list of actions is carried out in as few round trips as it can (several accounts' plans
+at once, and their finish actions merged: agent/steps/together.py). The step protocol
+they serve is agent/steps/protocol.py."""
 
 from __future__ import annotations
 
@@ -9,14 +10,12 @@ import base64
 import contextvars
 import difflib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
 from agent.connector import Connector, quote
 from agent.connector.base import FileData
 from agent.errors import AgentError, BatchFailed, CommandFailed, StepError, TransferError
-
-if TYPE_CHECKING:
-    from agent.steps.protocol import Plan
+from agent.steps.edit_lines import EditLines
 
 
 @dataclass(frozen=True)
@@ -37,75 +36,6 @@ class Run:
 
     def carry_out(self, conn: Connector) -> None:
         conn.run(self.argv, stdin=self.stdin, ok_codes=self.ok_codes, timeout=self.timeout)
-
-
-def file_lines(data: bytes | None) -> list[str]:
-    """Return a file's lines exactly as EditLines sees them: split on "\\n" only, so a line
-    ending in "\\r" (a file edited on Windows) keeps it and is matched as it is."""
-    if not data:
-        return []
-    lines = data.decode("utf-8", "surrogateescape").split("\n")
-    return lines[:-1] if lines[-1] == "" else lines
-
-
-@dataclass(frozen=True)
-class EditLines:
-    """Replace whole lines of a file in place, leaving every other line as it is.
-
-    Used for files shared with other accounts (/etc/ftpusers, a PureDB source file) and
-    for files holding secrets (password hashes): the edit is recomputed on the current
-    content when carried out, so a line someone else changed meanwhile is never clobbered,
-    and `summary` (not the lines) is what a dry run shows. Each pair is (old, new): an empty
-    old appends new, an empty new removes old. Carrying it out twice changes nothing.
-    """
-
-    path: str
-    pairs: tuple[tuple[str, str], ...]
-    summary: tuple[str, ...]
-
-    def describe(self) -> list[str]:
-        return [f"edit  {self.path}: {line}" for line in self.summary]
-
-    def reversed(self, summary: tuple[str, ...]) -> EditLines:
-        return EditLines(self.path, tuple((new, old) for old, new in self.pairs), summary)
-
-    @property
-    def merge_key(self) -> tuple:
-        return ("edit", self.path)
-
-    def merged_with(self, other: EditLines) -> EditLines:
-        """Return one edit of the file doing both (recomputed on the content as read)."""
-        return EditLines(self.path, self.pairs + other.pairs, self.summary + other.summary)
-
-    def carry_out(self, conn: Connector, found: FileData | None = None) -> None:
-        """Edit the file as read now (or as `found`, read whole in this same carry-out)."""
-        if found is None:
-            found = conn.read_many([self.path])[self.path]
-        if not found.exists or found.data is None:
-            raise StepError(f"{self.path} does not exist on {conn.name} as a regular file")
-        data = found.data
-        lines = data.decode("utf-8", "surrogateescape").split("\n")
-        tail = lines.pop() if lines and lines[-1] == "" else None
-        for old, new in self.pairs:
-            if old and old in lines:
-                at = lines.index(old)
-                lines[at:at + 1] = [new] if new else []
-            elif not old and new not in lines:
-                lines.append(new)
-            elif old and new and new in lines:
-                continue  # already carried out
-            elif old and not new:
-                continue  # already removed
-            elif old:
-                who = old.split(":", 1)[0]
-                raise StepError(f"{self.path}: the line of {who!r} changed since it was read; "
-                                "nothing was written")
-        # A file left without lines is empty, not one newline: an agent-managed list that
-        # starts empty (Dovecot's deny file) is byte-identical again after the round trip.
-        text = "\n".join(lines) + ("\n" if tail is not None and lines else "")
-        new_data = text.encode("utf-8", "surrogateescape")
-        if new_data != data:
-            conn.write(self.path, new_data, found.mode, f"{found.uid}:{found.gid}")
 
 
 @dataclass(frozen=True)
@@ -169,8 +99,8 @@ class Skipped:
 
 class Action(Protocol):
     """What a plan is made of: it says exactly what it will do, then does it (an open
-    protocol: Run, Write and EditLines here; ApiCall in agent.steps.api; a driver may add
-    its own)."""
+    protocol: Run and Write here, EditLines in agent.steps.edit_lines, ApiCall in
+    agent.steps.api; a driver may add its own)."""
 
     def describe(self) -> list[str]: ...
 
@@ -315,23 +245,3 @@ def _as_command(action: Action) -> tuple[list[str], tuple[int, ...]]:
 
 def _timeout(action: Action) -> float:
     return action.timeout if isinstance(action, Run) else 60.0
-
-
-def merge_finish(plans: list[Plan]) -> list[Action]:
-    """Return the finish actions of several accounts' plans as one list to carry out once:
-    equal commands once, in their first order, and edits of one file (EditLines, MapEdit:
-    anything with `merge_key` and `merged_with`) merged into one edit (one read, one write)."""
-    merged: dict[tuple, Any] = {}
-    for plan in plans:
-        for action in plan.finish:
-            key = getattr(action, "merge_key", None)
-            if key is not None:
-                have = merged.get(key)
-                merged[key] = action if have is None else have.merged_with(action)
-                continue
-            if isinstance(action, Run):
-                key = ("run", tuple(action.argv), action.stdin)
-            else:
-                key = ("other", tuple(action.describe()))
-            merged[key] = action
-    return list(merged.values())

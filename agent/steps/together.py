@@ -13,16 +13,20 @@ failure is that account's alone, with its own error and `completed` count.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 from agent.connector import Connector
 from agent.errors import AgentError, AuthFailed, HostKeyRefused, Unreachable
-from agent.steps.actions import CARRIED, Action, carry_out, kind
+from agent.steps.actions import CARRIED, Action, Run, carry_out, kind
 
 # The most plans merged into one call: commands and file lists stay well inside the
 # server's argument limits, and a big batch runs as a few calls side by side.
 PER_CALL = 32
 # The order in which kinds of action are taken when plans are at different kinds.
 _ORDER = ("batch", "write", "other")
+if TYPE_CHECKING:
+    from agent.steps.protocol import Plan
+
 _LOST = (Unreachable, AuthFailed, HostKeyRefused)
 
 Outcome = tuple[list[str], AgentError | None]
@@ -110,3 +114,23 @@ def _alone(conn: Connector, actions: list[Action], done: int, lines: list[str]) 
         return lines, exc
     finally:
         CARRIED.reset(token)
+
+
+def merge_finish(plans: list[Plan]) -> list[Action]:
+    """Return the finish actions of several accounts' plans as one list to carry out once:
+    equal commands once, in their first order, and edits of one file (EditLines, MapEdit:
+    anything with `merge_key` and `merged_with`) merged into one edit (one read, one write)."""
+    merged: dict[tuple, Any] = {}
+    for plan in plans:
+        for action in plan.finish:
+            key = getattr(action, "merge_key", None)
+            if key is not None:
+                have = merged.get(key)
+                merged[key] = action if have is None else have.merged_with(action)
+                continue
+            if isinstance(action, Run):
+                key = ("run", tuple(action.argv), action.stdin)
+            else:
+                key = ("other", tuple(action.describe()))
+            merged[key] = action
+    return list(merged.values())

@@ -21,7 +21,8 @@ from agent.drivers.linux.ftp_lock import FtpLock
 from agent.engine.checks import check_servers
 from agent.errors import StepError
 from agent.steps import ftp_sessions
-from agent.steps.actions import EditLines, Run
+from agent.steps.actions import Run
+from agent.steps.edit_lines import EditLines
 from agent.steps.protocol import Context
 from tests.fast.fakes import FakeConnector
 from tests.fast.test_cpanel_check import PRESENT

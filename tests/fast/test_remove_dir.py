@@ -47,8 +47,8 @@ def test_a_link_or_a_file_in_its_place_is_an_error(tmp_path: Path, kind: str) ->
 def test_merged_folders_of_a_batch_go_deepest_first(tmp_path: Path) -> None:
     """The shared parent is in one account's list only, listed before the other's own
     folder: merged, it still goes last (as two separate actions it stayed behind)."""
-    from agent.steps.actions import merge_finish
     from agent.steps.protocol import Plan
+    from agent.steps.together import merge_finish
 
     parent = tmp_path / "sa"
     (parent / "alice").mkdir(parents=True)

@@ -28,7 +28,8 @@ from typing import Any
 from agent.drivers.cpanel.facts import Panel, account_name
 from agent.errors import StepError, VerifyFailed
 from agent.steps import ftp_sessions
-from agent.steps.actions import EditLines, Run, Skipped, carry_out, file_lines
+from agent.steps.actions import Run, Skipped, carry_out
+from agent.steps.edit_lines import EditLines, file_lines
 from agent.steps.protocol import Context, Plan
 
 DISABLED = ("!", "*")

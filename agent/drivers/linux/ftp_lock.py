@@ -25,7 +25,8 @@ from agent.drivers import linux
 from agent.drivers.linux import service_probes
 from agent.errors import StepError, VerifyFailed
 from agent.steps import ftp_sessions
-from agent.steps.actions import EditLines, Run, carry_out, file_lines
+from agent.steps.actions import Run, carry_out
+from agent.steps.edit_lines import EditLines, file_lines
 from agent.steps.protocol import Context, Plan
 
 LOCK = "ftp"

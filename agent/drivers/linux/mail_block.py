@@ -24,7 +24,8 @@ from typing import Any
 from agent.drivers.linux import dovecot_auth
 from agent.drivers.linux import service_probes as probes
 from agent.errors import StepError, VerifyFailed
-from agent.steps.actions import EditLines, FileState, Run, Write, carry_out, file_lines, snapshot
+from agent.steps.actions import FileState, Run, Write, carry_out, snapshot
+from agent.steps.edit_lines import EditLines, file_lines
 from agent.steps.protocol import Context, Plan
 
 LOCK_PREFIX = "*LOCKED*"
