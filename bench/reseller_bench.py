@@ -72,12 +72,21 @@ from agent.connector import ssh
 counts = {"channels": 0, "commands": 0}
 real = ssh.SSHConnector._exec_one
 seen = {}
+import os, time
+trace, start = [], time.monotonic()
 def counted(self, argv, stdin, timeout):
     counts["channels"] += 1; counts["commands"] += 1
     key = " ".join(a[:70] for a in argv[:4])
     seen[key] = seen.get(key, 0) + 1
-    return real(self, argv, stdin, timeout)
-import os
+    began, size = time.monotonic() - start, sum(len(a) for a in argv)
+    try:
+        return real(self, argv, stdin, timeout)
+    finally:
+        trace.append((round(began, 3), round(time.monotonic() - start, 3), key[:160],
+                      len(argv), size + len(stdin or b"")))
+if os.environ.get("SA_BENCH_TRACE"):  # each command: start, end, words, argv count, bytes sent
+    atexit.register(lambda: open(os.environ["SA_BENCH_TRACE"], "a").write(
+        json.dumps(trace) + "\\n"))
 if os.environ.get("SA_BENCH_ARGV"):  # where to append the commands' histogram at exit
     atexit.register(lambda: open(os.environ["SA_BENCH_ARGV"], "a").write(
         json.dumps(sorted(seen.items(), key=lambda kv: -kv[1])) + "\\n"))

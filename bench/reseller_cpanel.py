@@ -146,7 +146,7 @@ def run(host: TestHost, token: str, work: Path, repeat: int, naive: bool) -> dic
         first = subprocess.run(suspend, cwd=ROOT, env=rb.ENV, capture_output=True,
                                   timeout=3600, check=False)
         if first.returncode != 0:
-            raise RuntimeError(first.stdout.decode()[-2000:])
+            raise RuntimeError((first.stdout + first.stderr).decode()[-3000:])
         add("backups (first suspend, 92 archives)", {"total": time.monotonic() - t0})
         timed(unsuspend, False)
         for _ in range(repeat):

@@ -43,22 +43,23 @@ class FileData:
 #   3. the size of each f path (`stat -L`), then its `sha256sum` line (a name holding a
 #      newline or backslash is escaped there, behind a leading backslash: one line a file);
 #   4. the f paths' contents, concatenated (one `cat`), split by the sizes of part 3.
-# Four processes whatever the number of paths. A tool that fails (a path vanished or changed
-# kind in between) ends the script with READ_FAILED and the agent reads again. A path not
-# starting with / is passed as ./PATH, so that none is taken for standard input (`-`).
-# on CLASSES CMD... -- TAGGED...: run CMD (which ends in --) on the paths whose letter is in
-# CLASSES; TAGGED are the paths, each behind its letter.
+# The letters are taken in one pass; then each tool gets its paths through `xargs -0` from a
+# pass over the arguments that keeps those whose letter is in its classes (the letters read
+# off the front of a copy of the line, one a path). Growing an argument list with
+# `set -- "$@" X` instead copies every argument each time: 554 paths took 1.2 s in dash, this
+# takes 0.17 s (bench/reseller_cpanel.py's unsuspend reads that many). Four tools, each run
+# once (xargs splits only past the system's argument limit). A tool that fails (a path
+# vanished or changed kind in between) ends the script with READ_FAILED and the agent reads
+# again. A path not starting with / is passed as ./PATH, so that none is taken for standard
+# input (`-`).
 READ_SCRIPT = (
-    'k=; n=$#; for p do '
-    'if [ -f "$p" ]; then c=f; elif [ -e "$p" ] || [ -L "$p" ]; then c=e; else c=a; fi; '
-    'k=$k$c; case $p in /*) ;; *) p=./$p;; esac; set -- "$@" "$c$p"; done; '
-    'shift "$n"; printf "%s\\n" "$k"; '
-    'on() { keep=$1; shift; n=$#; cmd=1; m=0; for a do '
-    'if [ "$cmd" = 1 ]; then set -- "$@" "$a"; [ "$a" != -- ] || cmd=0; '
-    'else case $a in [$keep]*) set -- "$@" "${a#?}"; m=$((m+1));; esac; fi; done; '
-    'shift "$n"; [ "$m" = 0 ] || "$@"; }; '
-    'on ef stat -c "%F|%a|%u|%g" -- "$@" && on f stat -L -c %s -- "$@" && '
-    'on f sha256sum -- "$@" && on f cat -- "$@" || exit 4'
+    'k=; for p do if [ -f "$p" ]; then k=${k}f; elif [ -e "$p" ] || [ -L "$p" ]; then '
+    'k=${k}e; else k=${k}a; fi; done; printf "%s\\n" "$k"; '
+    'on() { keep=$1; shift; r=$k; for p do case $r in ["$keep"]*) case $p in /*) ;; '
+    '*) p=./$p;; esac; printf "%s\\0" "$p";; esac; r=${r#?}; done; }; '
+    'on ef "$@" | xargs -0r stat -c "%F|%a|%u|%g" -- && '
+    'on f "$@" | xargs -0r stat -L -c %s -- && on f "$@" | xargs -0r sha256sum -- && '
+    'on f "$@" | xargs -0r cat -- || exit 4'
 )
 READ_FAILED = 4
 
