@@ -141,9 +141,10 @@ sys.exit(rc)
 
 
 def watch(server: Server, suspended: bool, t0: float, result: dict,
-          stop: threading.Event, names: list[str]) -> None:
+          stop: threading.Event, names: list[str], apart: frozenset = frozenset()) -> None:
     """Record the first and last moment a name showed the wanted side (HTTP every name,
-    HTTPS the first: both schemes come from the same Apache configuration).
+    HTTPS the first: both schemes come from the same Apache configuration); the names in
+    `apart` are watched as well, and their last flip is reported on its own ("apart").
 
     Through the probes' lean path (keep-alive HTTP, one shared SSL context) on few threads,
     each round at least WATCH_ROUND long: the watcher shares the machine's two cores with
@@ -151,6 +152,7 @@ def watch(server: Server, suspended: bool, t0: float, result: dict,
     """
     pending = {(d, False) for d in names} | {(names[0], True)}
     flips: list[float] = []
+    apart_flips: list[float] = []
 
     def probe(visitor: Visitor, item: tuple[str, bool]) -> float | None:
         """Return when `item` answered the wanted side, or None (not yet, or mid-reload)."""
@@ -169,10 +171,12 @@ def watch(server: Server, suspended: bool, t0: float, result: dict,
         for item, when in zip(items, found, strict=True):
             if when is not None:
                 pending.discard(item)
-                flips.append(when)
+                (apart_flips if item[0] in apart else flips).append(when)
         stop.wait(max(0.0, WATCH_ROUND - (time.monotonic() - started)))
     if not pending:
         result["first"], result["last"] = min(flips), max(flips)
+        if apart_flips:
+            result["apart"] = max(apart_flips)
 
 
 def reloads(host: TestHost) -> int:
@@ -196,9 +200,10 @@ def backups_done(audit: Path | None, since: float) -> float | None:
 
 def timed(host: TestHost, argv: list[str], suspended: bool, proxy: DelayProxy,
           stdin: bytes = b"", audit: Path | None = None, names: list[str] | None = None,
-          counters: object = None) -> dict:
-    """Run `argv` with the outside watcher on `names` (default: the linux workload's);
-    `counters(host) -> dict` adds the difference of its counts over the run."""
+          counters: object = None, apart: frozenset = frozenset()) -> dict:
+    """Run `argv` with the outside watcher on `names` (default: the linux workload's) and
+    `apart` (reported on their own); `counters(host) -> dict` adds the difference of its
+    counts over the run."""
     names = many.domains() if names is None else names
     server = Server("t", "linux", "ssh", host=host.address)
     result: dict = {}
@@ -209,7 +214,8 @@ def timed(host: TestHost, argv: list[str], suspended: bool, proxy: DelayProxy,
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=ROOT, env=ENV)
-    watcher = threading.Thread(target=watch, args=(server, suspended, t0, result, stop, names))
+    watcher = threading.Thread(target=watch, args=(server, suspended, t0, result, stop,
+                                                   names, apart))
     watcher.start()
     out, err = proc.communicate(stdin, timeout=1800)
     result["total"] = time.monotonic() - t0
@@ -326,15 +332,19 @@ def run(host: TestHost, work: Path, repeat: int, naive: bool = True
     return results
 
 
-def table(results: dict[str, list[dict]], extra: tuple[str, ...] = ()) -> str:
-    """The results as a Markdown table (medians), with the `extra` counts as columns."""
+def table(results: dict[str, list[dict]], extra: tuple[str, ...] = (),
+          apart: str = "") -> str:
+    """The results as a Markdown table (medians), with the `extra` counts as columns and,
+    when named, the last flip of the names watched apart (`apart`: its column's title)."""
     def med(rows: list[dict], key: str) -> float:
         values = [r[key] for r in rows if key in r]
         return statistics.median(values) if values else float("nan")
 
-    lines = ["| run | last domain flipped | first flipped | backups done | last flip after "
-             "the backups | process total | SSH connections | channels | commands | reloads "
-             "| peak RSS |" + "".join(f" {e} |" for e in extra), "|" + "---|" * (11 + len(extra))]
+    cols = 11 + len(extra) + bool(apart)
+    lines = ["| run | last domain flipped | first flipped |" + (f" {apart} |" if apart else "")
+             + " backups done | last flip after the backups | process total | SSH connections "
+             "| channels | commands | reloads | peak RSS |" + "".join(f" {e} |" for e in extra),
+             "|" + "---|" * cols]
 
     def opt(rows: list[dict], key: str) -> str:
         value = med(rows, key)
@@ -350,6 +360,7 @@ def table(results: dict[str, list[dict]], extra: tuple[str, ...] = ()) -> str:
             checks.append(f"{name}: {sum(r['ok'] for r in rows)} of {len(rows)} rounds")
             continue
         lines.append(f"| {name} | {med(rows, 'last'):.2f} s | {med(rows, 'first'):.2f} s | "
+                     + (f"{opt(rows, 'apart')} | " if apart else "") +
                      f"{opt(rows, 'backups')} | {opt(rows, 'after backups')} | "
                      f"{med(rows, 'total'):.2f} s | {med(rows, 'connections'):.0f} | "
                      f"{med(rows, 'channels'):.0f} | {med(rows, 'commands'):.0f} | "
@@ -367,6 +378,9 @@ def table(results: dict[str, list[dict]], extra: tuple[str, ...] = ()) -> str:
                      f"({floor:.2f} s)" + ("" if math.isnan(naive) else
                                           f"; the naive baseline {naive:.1f} s = "
                                           f"{naive / agent:.0f}x the agent"))
+        if apart:
+            lines.append(f"\n{side}: {apart}, last flip at "
+                         f"{med(results.get(f'agent {side}', []), 'apart'):.2f} s")
     return "\n".join(lines)
 
 

@@ -16,9 +16,10 @@ from agent.connector.many import (
     WRITE_STOPPED,
     FileData,
     installed,
+    read_command,
     write_operands,
 )
-from agent.connector.many import READ_SCRIPT as _READ_SCRIPT
+from agent.connector.many import READ_SCRIPT as _READ_SCRIPT  # noqa: F401 - the fast tier's fake
 from agent.connector.many import WRITE_SCRIPT as _WRITE_MANY_SCRIPT
 from agent.connector.many import parse_reads as _parse_reads
 from agent.errors import BatchFailed, CommandFailed, StepError, TransferError
@@ -198,7 +199,7 @@ class Connector(ABC):
         """
         if not paths:
             return {}
-        argv = ["sh", "-c", _READ_SCRIPT, "sh", *paths]
+        argv = read_command(paths)
         for attempt in range(1, _READ_ATTEMPTS + 1):
             result = self.run(argv, ok_codes=(0, READ_FAILED))
             try:

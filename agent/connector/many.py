@@ -63,6 +63,12 @@ READ_SCRIPT = (
 )
 READ_FAILED = 4
 
+
+def read_command(paths: list[str]) -> list[str]:
+    """Return the command that reads `paths` (what read_many sends; a batch may send it
+    ahead among others: agent/connector/each.py)."""
+    return ["sh", "-c", READ_SCRIPT, "sh", *paths]
+
 # Write. Operands: a token naming this command's temporary files (random, new each time), the
 # SHA-256 of all the files' bytes concatenated, then `path mode owner size` for each file;
 # the bytes on stdin, concatenated in the same order.

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.connector import base
+from agent.connector import base, each
 from agent.connector.base import Connector, Result
 
 Argv = list[str]
@@ -108,6 +108,8 @@ class FakeConnector(Connector):
                                          lambda: self._write_many(args, stdin))
                 if script == base._BATCH_SCRIPT:
                     return self._batch(args)
+                if script == each.EACH_SCRIPT:
+                    return self._each(args)
             return self._checked(list(argv), lambda: self._command(list(argv), stdin))
 
     def _checked(self, logical: Argv, body: Callable[[], Result]) -> Result:
@@ -181,6 +183,17 @@ class FakeConnector(Connector):
                 return Result(base.BATCH_FAILED, b"", f"SA-BATCH-FAILED {index} {rc}\n".encode())
             index += 1
         return Result(0, b"", b"")
+
+    def _each(self, operands: list[str]) -> Result:
+        results = []
+        while operands:
+            n = int(operands[0])
+            argv, operands = operands[1:1 + n], operands[1 + n:]
+            results.append(self._checked(argv, lambda a=argv: self._command(a, None)))
+        head = "".join(f"{r.rc} " for r in results) + "\n"
+        sizes = "".join(f"{len(r.stdout)}\n{len(r.stderr)}\n" for r in results)
+        body = b"".join(r.stdout + r.stderr for r in results)
+        return Result(0, (head + sizes).encode() + body, b"")
 
     def _command(self, argv: Argv, stdin: bytes | None) -> Result:
         if argv[0].endswith("getent") and argv[1:2] == ["passwd"]:

@@ -70,11 +70,16 @@ class Panel:
     def act(self, call: ApiCall) -> whm.PanelCall:
         return whm.PanelCall(call, self.channel)
 
+    def read_calls(self, user: str, *names: str) -> list[ApiCall]:
+        """Return the calls the reads `names` (summary, suspended, resellers, mailboxes,
+        db_users) make for `user`, as they make them: a batch sends them at once."""
+        return [_READS[name](self, user) for name in names]
+
     # -- account facts ----------------------------------------------------------------------
     def summary(self, user: str) -> dict[str, Any]:
         """Return accountsummary's record of `user` (A5); BadInput when there is none."""
         try:
-            data = self.query(self.whm("accountsummary", [("user", user)]))
+            data = self.query(_READS["summary"](self, user))
         except ApiRefused as exc:
             if "does not exist" in str(exc).lower():
                 raise BadInput(f"account {user!r} does not exist on {self.server.name}"
@@ -89,7 +94,7 @@ class Panel:
 
     def suspended_entry(self, user: str) -> dict[str, Any] | None:
         """Return `user`'s listsuspended entry (A5: bandwidth-limited users are listed too)."""
-        data = self.query(self.whm("listsuspended"))
+        data = self.query(_READS["suspended"](self, user))
         for entry in _records(data, "account", "listsuspended"):
             if entry.get("user") == user:
                 return entry
@@ -127,7 +132,7 @@ class Panel:
 
     def mailboxes(self, user: str) -> list[dict[str, Any]]:
         """Return each mailbox as {email, login_suspended, incoming_suspended} (A6)."""
-        data = self.query(self.uapi(user, "Email::list_pops", [("skip_main", "1")]))
+        data = self.query(_READS["mailboxes"](self, user))
         boxes = []
         for entry in _records(data, None, "Email::list_pops"):
             email = str(entry.get("email") or "")
@@ -148,7 +153,7 @@ class Panel:
         """Return the account's MySQL users (Mysql::list_users) that carry its prefix: the
         first 8 characters of the user name and '_' (A13), and the account's own MySQL user
         (named as the account) if listed; any other name is refused."""
-        data = self.query(self.uapi(user, "Mysql::list_users"))
+        data = self.query(_READS["db_users"](self, user))
         names = [str(e.get("user") or "") for e in _records(data, None, "Mysql::list_users")]
         prefix = user[:8] + "_"
         # The account's own MySQL user is locked by db_lock anyway; whether cPanel lists it
@@ -164,6 +169,16 @@ class Panel:
         data = self.query(self.uapi(user, "Mysql::list_databases"))
         return sorted(ids.database(str(e.get("database") or ""))
                       for e in _records(data, None, "Mysql::list_databases"))
+
+
+# The reads whose calls a batch may send ahead (Panel.read_calls), each as its method makes it.
+_READS: dict[str, Any] = {
+    "summary": lambda p, u: p.whm("accountsummary", [("user", u)]),
+    "suspended": lambda p, _u: p.whm("listsuspended"),
+    "resellers": lambda p, _u: p.whm("listresellers"),
+    "mailboxes": lambda p, u: p.uapi(u, "Email::list_pops", [("skip_main", "1")]),
+    "db_users": lambda p, u: p.uapi(u, "Mysql::list_users"),
+}
 
 
 def account_facts(panel: Panel, user: str) -> dict[str, Any]:

@@ -11,9 +11,11 @@ unsuspendacct lifts is only known afterwards.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from agent.connector import each
 from agent.drivers.cpanel import db_lock
 from agent.drivers.cpanel.facts import Panel, flag
 from agent.drivers.cpanel.mail_block import OUTGOING
@@ -21,6 +23,20 @@ from agent.drivers.cpanel.panel_lock import login_state
 from agent.errors import AgentError
 from agent.steps.actions import Run, carry_out
 from agent.steps.protocol import Context
+
+
+def ahead(ctx: Context, *reads: str, login: bool = False) -> Context:
+    """Return `ctx` with a connector holding, read in one round trip, the panel reads
+    `reads` of the account (Panel.read_calls; when the channel is the CLI, whose calls are
+    commands) and with `login` its passwd and shadow entries, so that the step's reads that
+    follow are answered from there. For a phase that only reads: never for an action that
+    changes, then reads (it would see the state from before its change)."""
+    panel = Panel(ctx.server, ctx.conn)
+    argvs = ([c.argv() for c in panel.read_calls(ctx.account, *reads)]
+             if panel.channel.via == "cli" else [])
+    if login:
+        argvs += [[ctx.server.cpanel.getent, db, ctx.account] for db in ("passwd", "shadow")]
+    return dataclasses.replace(ctx, conn=each.held(ctx.conn, argvs))
 
 
 def _db_locked(ctx: Context, panel: Panel) -> list[list[str]]:
@@ -96,8 +112,12 @@ class Reapply:
 
     def carry_out(self, conn: Any) -> None:
         ctx, s = self.ctx, self.ctx.server.cpanel
+        # The reads in one round trip; the changes after them go through `conn` itself.
+        reads = ahead(dataclasses.replace(ctx, conn=conn), "summary", "mailboxes",
+                      *(["db_users"] if self.before["db_locked"] else []), login=True)
+        panel = Panel(ctx.server, reads.conn)
+        gone = _missing(reads, panel, panel.summary(ctx.account), self.before)
         panel = Panel(ctx.server, conn)
-        gone = _missing(ctx, panel, panel.summary(ctx.account), self.before)
         user = ctx.account
         actions: list = [panel.act(panel.whm(OUTGOING[m][0], [("user", user)]))
                          for m in gone["outgoing"]]

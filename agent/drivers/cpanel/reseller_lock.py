@@ -41,7 +41,7 @@ from typing import Any
 from agent.drivers.cpanel.facts import Panel, account_name, flag
 from agent.drivers.cpanel.panel_lock import login_state
 from agent.drivers.cpanel.panel_suspend import BANDWIDTH, marker, own_panel_lock
-from agent.drivers.cpanel.reapply import Reapply, before_state, differences
+from agent.drivers.cpanel.reapply import Reapply, ahead, before_state, differences
 from agent.drivers.cpanel.reseller_tree import resellers
 from agent.errors import BadInput, VerifyFailed
 from agent.steps.actions import Run, carry_out
@@ -70,6 +70,9 @@ class ResellerLock:
 
     def plan(self, ctx: Context) -> Plan:
         user = account_name(ctx.account)
+        # Every read below in one round trip (what before_state reads too).
+        ctx = ahead(ctx, "resellers", "summary", "suspended", "mailboxes", "db_users",
+                    login=True)
         panel = Panel(ctx.server, ctx.conn)
         if user not in resellers(panel):
             raise BadInput(f"{user!r} is not a reseller on {ctx.server.name} (WHM "
@@ -118,8 +121,9 @@ class ResellerLock:
         if not undo.get("suspended_here"):
             return Plan(self.name, note="the reseller was suspended before the case; left so",
                         undo=undo)
-        panel = Panel(ctx.server, ctx.conn)
         user = account_name(ctx.account)
+        reads = ahead(ctx, "summary", "suspended", "resellers")
+        panel = Panel(ctx.server, reads.conn)
         summary = panel.summary(user)
         reasons = _reasons(panel, user, summary)
         actions: list = []
@@ -142,6 +146,9 @@ class ResellerLock:
         lock of before the case in effect again."""
         if not undo.get("suspended_here"):
             return
+        ctx = ahead(ctx, "summary", "suspended", *([] if suspended else ["mailboxes"]),
+                    *(["db_users"] if not suspended and undo["before"]["db_locked"] else []),
+                    login=True)
         panel = Panel(ctx.server, ctx.conn)
         summary = panel.summary(ctx.account)
         reasons = _reasons(panel, ctx.account, summary)

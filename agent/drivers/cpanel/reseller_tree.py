@@ -26,7 +26,7 @@ from agent.errors import BadInput, StepError
 
 def resellers(panel: Panel) -> set[str]:
     """Return the server's reseller names (listresellers, A5; root-level WHM access)."""
-    data = panel.query(panel.whm("listresellers"))
+    data = panel.query(panel.read_calls("", "resellers")[0])
     names = data.get("reseller") if isinstance(data, dict) else None
     if names is None:
         return set()

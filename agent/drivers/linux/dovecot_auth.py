@@ -92,12 +92,17 @@ def read(conn: Connector, paths: LinuxPaths) -> DovecotAuth:
     return DovecotAuth(paths.dovecot_deny_file, vmail, deny_first, system, others)
 
 
+def tests_command(doveadm: str, logins: list[str]) -> list[str]:
+    """Return the command `denied` runs (a step may send it ahead: each.held)."""
+    return ["sh", "-c", _TESTS, "sh", doveadm, PROBE_PASSWORD, *logins]
+
+
 def denied(conn: Connector, doveadm: str, logins: list[str]) -> dict[str, bool]:
     """Return, for each login, whether Dovecot's running auth service refuses it as
     disabled (a deny passdb matched), asked with `doveadm auth test` in one round trip."""
     if not logins:
         return {}
-    out = conn.run(["sh", "-c", _TESTS, "sh", doveadm, PROBE_PASSWORD, *logins]).text
+    out = conn.run(tests_command(doveadm, logins)).text
     found = dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
     missing = [a for a in logins if a not in found]
     if missing:

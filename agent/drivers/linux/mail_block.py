@@ -21,7 +21,7 @@ import secrets
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from agent.drivers.linux import dovecot_auth
+from agent.drivers.linux import dovecot_auth, mail_verify
 from agent.drivers.linux import service_probes as probes
 from agent.errors import StepError, VerifyFailed
 from agent.steps.actions import FileState, Run, Write, carry_out, snapshot
@@ -172,11 +172,9 @@ class MailBlock:
                 deny["path"], tuple((x, "") for x in deny["logins"]) + (("", seen),),
                 tuple(f"remove {x} (Dovecot may let it in again)" for x in deny["logins"])
                 + (f"list {seen} for a moment (to see Dovecot read this edit)",)))
-        for d in undo["files"]:
-            state = FileState.from_dict(d)
-            current = snapshot(ctx.conn, [state.path])[state.path]
-            if current != state:
-                actions.append(Write(current, state))
+        states = [FileState.from_dict(d) for d in undo["files"]]
+        now = snapshot(ctx.conn, [st.path for st in states]) if states else {}
+        actions += [Write(now[st.path], st) for st in states if now[st.path] != st]
         # Dovecot's settle-and-flush comes at the end of `verify`, after the probes, so the
         # wait for its clock to turn overlaps with them (it depends only on file mtimes).
         return Plan(self.name, actions, undo=undo, lock=LOCK if deny else None)
@@ -184,7 +182,7 @@ class MailBlock:
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         """Re-read the locks where Dovecot reads them, and ask Exim what a sender meets."""
         if suspended or not _settled(undo):
-            self._probe(ctx, undo, suspended)
+            mail_verify.probe(ctx, undo, suspended)
             return
         # Unlocking: Dovecot's settle-and-flush waits for its clock to turn; it depends only
         # on the files' mtimes, so it runs beside the probes instead of after them. With
@@ -193,7 +191,7 @@ class MailBlock:
         with ThreadPoolExecutor(max_workers=1) as pool:
             waiting = pool.submit(self._settle_unlocked, ctx, undo, seen)
             try:
-                self._probe(ctx, undo, suspended, seen is not None)
+                mail_verify.probe(ctx, undo, suspended, seen is not None)
             finally:
                 waiting.result()
 
@@ -213,64 +211,6 @@ class MailBlock:
         if result.rc == 5:
             raise VerifyFailed(result.err.strip() or f"Dovecot did not read {deny} again")
 
-    def _probe(self, ctx: Context, undo: dict[str, Any], suspended: bool,
-               seen: bool = False) -> None:
-        """`seen`: the deny file's edit is checked through the probe login (unlocking)."""
-        paths = ctx.server.linux
-        problems = []
-        deny = undo.get("deny")
-        if suspended and (undo["locked"] or deny):
-            auth = dovecot_auth.read(ctx.conn, paths)
-            if undo["locked"] and not auth.vmail:
-                problems.append(f"Dovecot's passdb does not read {paths.vmail_dir}/%d/shadow")
-            problems += [f"Dovecot also authenticates through {o}" for o in auth.uncovered()]
-            if deny and not auth.deny_first:
-                problems.append(f"Dovecot does not consult {deny['path']} (deny = yes) first")
-        # One read for every edited file and hook file, one call for the mailbox lookups.
-        found = ctx.conn.read_many([e["path"] for e in undo["edits"]]
-                                   + [d["path"] for d in undo["files"]]
-                                   + ([deny["path"]] if deny else []))
-        if deny:
-            listed = file_lines(found[deny["path"]].data)
-            problems += [f"{deny['path']}: {x} is {'not ' if suspended else ''}listed"
-                         for x in deny["logins"] if (x in listed) != suspended]
-            # The running auth service's own answer: refused as disabled, whatever password
-            # (unlocking with the probe login: _settle_unlocked asks about that instead).
-            for login, refused in dovecot_auth.denied(
-                    ctx.conn, paths.doveadm, [] if seen else deny["logins"][:3]).items():
-                if refused != suspended:
-                    problems.append(f"Dovecot {'lets' if refused is False else 'refuses'} "
-                                    f"{login} {'in' if refused is False else 'as disabled'}")
-        for edit in undo["edits"]:
-            lines = file_lines(found[edit["path"]].data)
-            for old, new in edit["pairs"]:
-                user = old.split(":", 1)[0]
-                if (new if suspended else old) not in lines:
-                    problems.append(f"{edit['path']}: {user} is "
-                                    f"{'not locked' if suspended else 'still locked'}")
-        plain = [a for a in undo["locked"] if probes.dovecot_login_name(a)]
-        for address in probes.dovecot_unknown(ctx.conn, paths.doveadm, plain[:3]):
-            problems.append(f"Dovecot does not know mailbox {address}")
-        for d in undo["files"]:
-            if found[d["path"]].exists != suspended:
-                problems.append(f"{d['path']} should {'' if suspended else 'not '}exist")
-        # Exim's ACL keys on the domain's owner, so any plain address of the account will do;
-        # with none, the hook files read above are what Exim's ACL reads.
-        mailbox = [a for a in undo["locked"] + undo["already_disabled"]
-                   if probes.plain_address(a)][:1]
-        if not mailbox and deny and ctx.account in deny["logins"]:
-            # A system user's mail arrives as account@<a local domain>; Exim's primary
-            # hostname is one (Debian's local_domains start with "@").
-            mailbox = [f"{ctx.account}@{probes.exim_primary_hostname(ctx.conn, paths.exim)}"]
-        if mailbox:
-            want = {"accept": 250, "reject": 550, "defer": 451}[
-                undo["incoming"] if suspended else "accept"]
-            code = probes.exim_rcpt(ctx.conn, paths.exim, mailbox[0])
-            if code != want:
-                problems.append(f"Exim answers RCPT TO:<{mailbox[0]}> with {code}, "
-                                f"expected {want}")
-        if problems:
-            raise VerifyFailed("; ".join(problems))
 
 
 def _refuse(paths: Any, auth: dovecot_auth.DovecotAuth) -> None:

@@ -32,11 +32,16 @@ _LOOKUPS = ('d=$1; shift; for a do "$d" auth lookup -- "$a" >/dev/null 2>&1; rc=
             'case $rc in 0) ;; 67|68) echo "$a";; *) echo "error $rc $a" >&2; exit 3;; esac; done')
 
 
+def lookups_command(doveadm: str, addresses: list[str]) -> list[str]:
+    """Return the command dovecot_unknown runs (a step may send it ahead: each.held)."""
+    return ["sh", "-c", _LOOKUPS, "sh", doveadm, *addresses]
+
+
 def dovecot_unknown(conn: Connector, doveadm: str, addresses: list[str]) -> list[str]:
     """Return the addresses Dovecot's running auth service does not find (one round trip)."""
     if not addresses:
         return []
-    return conn.run(["sh", "-c", _LOOKUPS, "sh", doveadm, *addresses]).text.split()
+    return conn.run(lookups_command(doveadm, addresses)).text.split()
 
 
 def dovecot_passdbs(conn: Connector, doveconf: str) -> list[dict[str, str]]:
@@ -122,12 +127,31 @@ def exim_foreign_authenticators(conn: Connector, exim: str) -> list[str]:
     return found
 
 
+def hostname_command(exim: str) -> list[str]:
+    """Return the command exim_primary_hostname runs (a step may send it ahead)."""
+    return [exim, "-bP", "-n", "primary_hostname"]
+
+
 def exim_primary_hostname(conn: Connector, exim: str) -> str:
     """Return Exim's primary_hostname (its live configuration's value)."""
-    name = conn.run([exim, "-bP", "-n", "primary_hostname"]).text.strip()
+    name = conn.run(hostname_command(exim)).text.strip()
     if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", name):
         raise VerifyFailed(f"Exim's primary_hostname {name[:80]!r} is not a host name")
     return name
+
+
+# The SMTP dialogue goes in as an operand, so that the command needs no input (and can be
+# sent ahead with others: each.held).
+_RCPT = 'printf "%s" "$1" | "$2" -bh "$3"'
+
+
+def rcpt_command(exim: str, address: str) -> list[str]:
+    """Return the command exim_rcpt runs for `address`; VerifyFailed for an odd address."""
+    if not _ADDRESS.fullmatch(address):
+        raise VerifyFailed(f"cannot probe odd mail address {address!r}")
+    dialogue = (f"EHLO probe.invalid\r\nMAIL FROM:<>\r\nRCPT TO:<{address}>\r\n"
+                "QUIT\r\n")
+    return ["sh", "-c", _RCPT, "sh", dialogue, exim, PROBE_CLIENT]
 
 
 def exim_rcpt(conn: Connector, exim: str, address: str) -> int:
@@ -136,11 +160,7 @@ def exim_rcpt(conn: Connector, exim: str, address: str) -> int:
     `exim -bh` runs a real SMTP session through the live configuration and ACLs without
     accepting a message or opening a socket.
     """
-    if not _ADDRESS.fullmatch(address):
-        raise VerifyFailed(f"cannot probe odd mail address {address!r}")
-    dialogue = (f"EHLO probe.invalid\r\nMAIL FROM:<>\r\nRCPT TO:<{address}>\r\n"
-                "QUIT\r\n").encode()
-    out = conn.run([exim, "-bh", PROBE_CLIENT], stdin=dialogue, ok_codes=(0, 1)).text
+    out = conn.run(rcpt_command(exim, address), ok_codes=(0, 1)).text
     finals = [int(line[:3]) for line in out.splitlines()
               if len(line) > 3 and line[:3].isdigit() and line[3] == " "]
     # Replies in order: banner, EHLO, MAIL, RCPT, QUIT.
