@@ -4,7 +4,7 @@ its own status and output; and a connector that answers from such a read.
 A step that must read many facts before it may decide (a reseller's summary, suspension
 list, passwd and shadow entries, mailboxes, database users) pays one round trip for each
 when it reads them one by one: on a 50 ms link with the panel's own CLI that is most of a
-reseller login lock (bench/reseller_cpanel.py). `Connector.run_each` sends them at once;
+reseller login lock (bench/reseller_cpanel.py). `run_each` sends them at once;
 `Held` lets the step's own code read them as before, from what that one trip brought back.
 """
 
@@ -14,13 +14,13 @@ import re
 from typing import Any
 
 from agent.connector.base import Connector, Result
-from agent.errors import TransferError
+from agent.errors import AgentError, TransferError
 
 # Operands: groups `N ARG1..ARGN`. Each command runs in the background with stdin from
 # /dev/null and its stdout, stderr and status in files of a private temporary folder
 # (mktemp -d: 0700), so that no command can see or change another's. Once all are done:
-# one line with the statuses, one with each command's stdout and stderr sizes (one `stat`),
-# then every stdout and stderr in that order (one `cat`). `eval` sees only references built
+# one line with the statuses, then a line per stdout and per stderr with its size (one
+# `stat`), then every stdout and stderr in that order (one `cat`). `eval` sees only references built
 # from numbers ("${3}"), never an argument's text. The folder goes on every exit.
 EACH_SCRIPT = (
     'd=$(mktemp -d) || exit 1; trap \'rm -rf -- "$d"\' EXIT; trap "exit 91" HUP INT TERM PIPE; '
@@ -83,8 +83,6 @@ def run_each(conn: Connector, commands: list[list[str]], timeout: float = 300.0
 def held(conn: Connector, commands: list[list[str]]) -> Held:
     """Return `conn` holding what `commands` answer now, read in one round trip; when that
     read fails, holding nothing (each command then runs on its own and meets its error)."""
-    from agent.errors import AgentError
-
     try:
         results = run_each(conn, commands)
     except AgentError:
