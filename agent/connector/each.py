@@ -20,8 +20,9 @@ from agent.errors import AgentError, TransferError
 # /dev/null and its stdout, stderr and status in files of a private temporary folder
 # (mktemp -d: 0700), so that no command can see or change another's. Once all are done:
 # one line with the statuses, then a line per stdout and per stderr with its size (one
-# `stat`), then every stdout and stderr in that order (one `cat`). `eval` sees only references built
-# from numbers ("${3}"), never an argument's text. The folder goes on every exit.
+# `stat`), then every stdout and stderr in that order (one `cat`). `eval` sees only
+# references built from numbers ("${3}"), never an argument's text. The folder goes on
+# every exit.
 EACH_SCRIPT = (
     'd=$(mktemp -d) || exit 1; trap \'rm -rf -- "$d"\' EXIT; trap "exit 91" HUP INT TERM PIPE; '
     'i=0; while [ "$#" -gt 0 ]; do n=$1; shift; c=; k=1; '

@@ -39,8 +39,8 @@ def probe(ctx: Context, undo: dict[str, Any], suspended: bool, seen: bool = Fals
                      for x in deny["logins"] if (x in listed) != suspended]
         # The running auth service's own answer: refused as disabled, whatever password
         # (unlocking with the probe login: _settle_unlocked asks about that instead).
-        for login, refused in dovecot_auth.denied(
-                conn, paths.doveadm, [] if seen else deny["logins"][:3]).items():
+        for login, refused in dovecot_auth.denied(conn, paths.doveadm,
+                                                  _tested(undo, seen)).items():
             if refused != suspended:
                 problems.append(f"Dovecot {'lets' if refused is False else 'refuses'} "
                                 f"{login} {'in' if refused is False else 'as disabled'}")
@@ -51,8 +51,7 @@ def probe(ctx: Context, undo: dict[str, Any], suspended: bool, seen: bool = Fals
             if (new if suspended else old) not in lines:
                 problems.append(f"{edit['path']}: {user} is "
                                 f"{'not locked' if suspended else 'still locked'}")
-    plain = [a for a in undo["locked"] if probes.dovecot_login_name(a)]
-    for address in probes.dovecot_unknown(conn, paths.doveadm, plain[:3]):
+    for address in probes.dovecot_unknown(conn, paths.doveadm, _plain(undo)):
         problems.append(f"Dovecot does not know mailbox {address}")
     for d in undo["files"]:
         if found[d["path"]].exists != suspended:
@@ -82,6 +81,18 @@ def _read_paths(undo: dict[str, Any]) -> list[str]:
             + ([deny["path"]] if deny else []))
 
 
+def _tested(undo: dict[str, Any], seen: bool) -> list[str]:
+    """The deny file's logins Dovecot is asked about (none when the probe login shows the
+    edit instead: mail_block's _settle_unlocked)."""
+    deny = undo.get("deny")
+    return [] if seen or not deny else deny["logins"][:3]
+
+
+def _plain(undo: dict[str, Any]) -> list[str]:
+    """The locked mailboxes Dovecot is asked to look up (as many as three)."""
+    return [a for a in undo["locked"] if probes.dovecot_login_name(a)][:3]
+
+
 def _mailbox(undo: dict[str, Any]) -> list[str]:
     """The address Exim is asked about, when the account has a plain one (Exim's ACL keys
     on the domain's owner, so any of them will do)."""
@@ -94,13 +105,13 @@ def _ahead(ctx: Context, undo: dict[str, Any], seen: bool) -> Any:
     that need nothing read first (Dovecot's answers, Exim's RCPT) sent ahead at once."""
     paths, deny = ctx.server.linux, undo.get("deny")
     commands = [read_command(_read_paths(undo))]
-    if deny and not seen and deny["logins"]:
-        commands.append(dovecot_auth.tests_command(paths.doveadm, deny["logins"][:3]))
-    plain = [a for a in undo["locked"] if probes.dovecot_login_name(a)][:3]
-    if plain:
-        commands.append(probes.lookups_command(paths.doveadm, plain))
-    if _mailbox(undo):
-        commands.append(probes.rcpt_command(paths.exim, _mailbox(undo)[0]))
+    if _tested(undo, seen):
+        commands.append(dovecot_auth.tests_command(paths.doveadm, _tested(undo, seen)))
+    if _plain(undo):
+        commands.append(probes.lookups_command(paths.doveadm, _plain(undo)))
+    mailbox = _mailbox(undo)
+    if mailbox:
+        commands.append(probes.rcpt_command(paths.exim, mailbox[0]))
     elif deny and ctx.account in deny["logins"]:
         commands.append(probes.hostname_command(paths.exim))  # the address is built from it
     return each.held(ctx.conn, commands) if len(commands) > 1 else ctx.conn
