@@ -25,6 +25,9 @@ _DOMAIN = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)*{_LABEL}$")
 REASON_MAX = 500
 # Why an account is held; each hold is lifted on its own (billing pays, abuse is cleared).
 HOLDS = ("billing", "abuse", "manual")
+# Target kinds whose case has child cases (one per account): a reseller's tree, a whole
+# server (agent/engine/batch.py). The name of a "server" target is the server's own.
+TREE_KINDS = ("reseller", "server")
 
 
 def _show(value: str) -> str:

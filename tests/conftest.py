@@ -80,10 +80,14 @@ def agent_env(host, tmp_path):
     # anything still different from the provisioned host (a stuck revert, a killed run).
     try:
         _rc, reply, _out = agent("status", timeout=60)
-        for target in (reply or {}).get("targets", []):
+        targets = (reply or {}).get("targets", [])
+        # Trees first (their children's cases close with them), then the accounts.
+        for target in sorted(targets, key=lambda t: t["target"]["kind"] == "account"):
+            kind, name = target["target"]["kind"], target["target"]["name"]
+            which = {"server": ["--whole-server"], "reseller": ["--reseller", name]}.get(
+                kind, [name])
             for hold in target["holds"] or ["billing"]:
-                agent("unsuspend", host.name, target["target"]["name"], "--hold", hold,
-                      timeout=60)
+                agent("unsuspend", host.name, *which, "--hold", hold, timeout=60)
     except subprocess.TimeoutExpired:
         pass
     leftovers = host.baseline.restore(host)

@@ -263,3 +263,49 @@ def test_a_hostile_reseller_name_is_exit_2_and_nothing_changes(cp, tmp_path, nam
     rc, reply, out = agent("status")
     assert rc == 0 and reply["targets"] == [], out
     assert snapshot(host) == before
+
+
+def test_whole_server_round_trip_on_cpanel(cp, tmp_path):
+    """`suspend --whole-server` (issue 17, item 1): every reseller's login locked first
+    (res1, then the sub-resellers it owns), then every account of the server behind the
+    landing page with one rebuild and one restart; the admin's own suspension of cust4 is
+    kept; `unsuspend --whole-server` gives back the host byte for byte."""
+    host, _cpanel, tokens = cp
+    agent = agent_for(cp, tmp_path, "cli")
+    everyone = tuple(ACCOUNTS)
+    calls.whmapi1(host, "suspendacct", user=ADMIN, reason=ADMIN_REASON)
+    before = snapshot(host)
+    try:
+        rc, reply, out = agent("check", host.name)
+        assert any(line.startswith("whole server: would lock the logins res1, sub1, sub2 "
+                                   f"first, then {len(everyone)} account(s)")
+                   for line in reply["servers"][0]["lines"]), out
+        runs = calls.script_runs(host)
+        rc, reply, out = agent("suspend", host.name, "--whole-server", "--playbook",
+                               "web-now", "--reason", "server rent")
+        assert rc == 0 and reply["state"] == "suspended", out
+        assert rebuilds(host, runs) == (1, 1), out
+        kids = {c["account"]: c for c in reply["children"]}
+        assert sorted(kids) == sorted(everyone), out
+        assert {r: kids[r]["role"] for r in RESELLERS} == dict.fromkeys(RESELLERS,
+                                                                          "login+account")
+        seen = shows(host, *everyone)
+        assert set(seen.values()) == {"landing"}, seen
+        refused = reseller_logins(host, tokens)
+        assert [k for k, v in refused.items() if v == "ok"] == ["imap alice"], refused
+
+        runs = calls.script_runs(host)
+        rc, reply, out = agent("unsuspend", host.name, "--whole-server")
+        assert rc == 0 and reply["state"] == "active", out
+        assert rebuilds(host, runs) == (1, 1), out
+        back = [u for u in everyone if u != ADMIN]
+        assert shows(host, *back, ADMIN) == {**dict.fromkeys(keys(*back), "own"),
+                                             **dict.fromkeys(keys(ADMIN), "cpanel")}
+        assert set(reseller_logins(host, tokens).values()) == {"ok"}
+        state = summary(host, ADMIN)
+        assert (state["suspended"], state["suspendreason"]) == (1, ADMIN_REASON), state
+        assert snapshot(host) == before
+    finally:
+        agent("unsuspend", host.name, "--whole-server")
+        calls.reset(host)
+        calls.whmapi1(host, "unsuspendacct", user=ADMIN)

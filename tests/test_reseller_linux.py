@@ -25,19 +25,25 @@ TREE = ("    resellers:\n"
         "      sam: {accounts: [bob]}\n")
 
 
-@pytest.fixture(scope="module")
-def logins(host):
-    """The reseller logins as unix users of the host (removed again afterwards)."""
-    for name in LOGINS:
+def unix_users(host, users: dict[str, str]):
+    """Make `users` (name -> password) unix users of the host, part of its baseline, for
+    the length of a module; remove them again afterwards (a generator for a fixture)."""
+    for name in users:
         host.run(["useradd", "--create-home", "--shell", "/bin/bash", name])
-    host.run(["chpasswd"], input="".join(f"{n}:{p}\n" for n, p in LOGINS.items()).encode())
+    host.run(["chpasswd"], input="".join(f"{n}:{p}\n" for n, p in users.items()).encode())
     host.baseline = type(host.baseline).take(host)  # the users are part of "before" now
-    yield LOGINS
-    for name in LOGINS:
+    yield users
+    for name in users:
         host.run(["userdel", "--remove", name], check=False)
     host.run(["rm", "-f", "/etc/passwd-", "/etc/shadow-", "/etc/group-", "/etc/gshadow-"],
              check=False)
     host.baseline = type(host.baseline).take(host)
+
+
+@pytest.fixture(scope="module")
+def logins(host):
+    """The reseller logins as unix users of the host (removed again afterwards)."""
+    yield from unix_users(host, LOGINS)
 
 
 @pytest.fixture

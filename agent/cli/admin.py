@@ -16,46 +16,50 @@ from agent.cli.base import (
     _engine,
     _exit_for,
     _exit_for_many,
+    _which,
     cli,
 )
 from agent.cli.render import history_text, ladder_text, outcome_dict, outcome_text, tree_plan_text
 from agent.config import config as config_mod
 from agent.engine import recovery, tree_verbs
 from agent.engine.ladder import ladder
-from agent.errors import BadInput
 
 
-def _one_of(account: str | None, reseller: str | None) -> None:
-    if (account is None) == (reseller is None):
-        raise BadInput("name an ACCOUNT or --reseller NAME (exactly one)")
+def _tree_of(account: str | None, reseller: str | None, whole_server: bool) -> str | None:
+    """Return the tree kind named ("reseller", "server") or None for an account; exactly
+    one target must be named."""
+    kind, _name = _which(account, reseller, whole_server)
+    return None if kind == "account" else kind
 
 
 @cli.command()
 @click.argument("server")
 @click.argument("account", required=False)
 @click.option("--reseller", metavar="NAME", help="The reseller's whole tree.")
+@click.option("--whole-server", is_flag=True, help="Every admin login and account of SERVER.")
 @click.option("--playbook", metavar="NAME")
 @click.pass_obj
 def plan(g: Globals, server: str, account: str | None, reseller: str | None,
-         playbook: str | None) -> None:
+         whole_server: bool, playbook: str | None) -> None:
     """Print the whole ladder with the exact commands of each step; change nothing."""
-    _one_of(account, reseller)
+    kind = _tree_of(account, reseller, whole_server)
+    name = reseller if kind == "reseller" else server
     engine = _engine(g)
     try:
-        if reseller is not None:
-            found = tree_verbs.plan(engine, server, reseller, playbook)
+        if kind is not None:
+            found = tree_verbs.plan(engine, server, name, playbook, kind)
         else:
             stages = ladder(engine, server, account, playbook)
     finally:
         engine.close()
-    if reseller is not None:
+    if kind is not None:
         errors = [{"step": e["step"], "account": e["account"], "message": e["error"]}
                   for e in found["logins"] if "error" in e]
         errors += [{"step": e["step"], "account": c["account"], "message": e["error"]}
                    for c in found["children"] for st in c["stages"] for e in st["steps"]
                    if "error" in e]
-        _emit(g, {"ok": not errors, "target": {"server": server, "kind": "reseller",
-                                               "name": reseller}, **found, "errors": errors},
+        _emit(g, {"ok": not errors, "target": {"server": server, "kind": kind,
+                                               "name": name}, **found, "errors": errors},
               tree_plan_text(found))
         sys.exit(EXIT_FAILED if errors else EXIT_OK)
     errors = [{"step": e["step"], "message": e["error"]}
@@ -69,18 +73,20 @@ def plan(g: Globals, server: str, account: str | None, reseller: str | None,
 @click.argument("server")
 @click.argument("account", required=False)
 @click.option("--reseller", metavar="NAME", help="The reseller's case and its accounts' cases.")
+@click.option("--whole-server", is_flag=True,
+              help="The whole server's case and its accounts' cases.")
 @click.pass_obj
-def history(g: Globals, server: str, account: str | None, reseller: str | None) -> None:
-    """Show every recorded event of an account (or of a reseller and its tree)."""
-    _one_of(account, reseller)
+def history(g: Globals, server: str, account: str | None, reseller: str | None,
+            whole_server: bool) -> None:
+    """Show every recorded event of an account (or of a tree: a reseller, a whole server)."""
+    kind = _tree_of(account, reseller, whole_server)
     engine = _engine(g)
     try:
-        events = (tree_verbs.history(engine, server, reseller) if reseller is not None
-                  else engine.history(server, account))
+        events = (tree_verbs.history(engine, server, reseller or server, kind)
+                  if kind is not None else engine.history(server, account))
     finally:
         engine.close()
     _emit(g, {"ok": True, "events": events}, history_text(events))
-
 
 
 @cli.command()

@@ -110,16 +110,17 @@ def _target_options(f):  # noqa: ANN001, ANN202
                      help="Target a reseller: its own and its sub-resellers' logins, then "
                           "every account of its tree.")(f)
     return click.option("--whole-server", is_flag=True,
-                        help="Target the whole server (not available yet).")(f)
+                        help="Target the whole server: its admins' and resellers' logins, "
+                             "then every account on it.")(f)
 
 
 def _which(account: str | None, reseller: str | None, whole_server: bool) -> tuple[str, str]:
-    """Return ("account" | "reseller", name) for the target the caller named, exactly one."""
+    """Return ("account" | "reseller" | "server", name) for the target the caller named,
+    exactly one (a whole server's name is filled in by the verb: the server's)."""
+    if sum(x is not None for x in (account, reseller)) + whole_server > 1:
+        raise BadInput("name one target: an ACCOUNT, --reseller NAME or --whole-server")
     if whole_server:
-        raise BadInput("whole-server targets are not available on any driver yet; "
-                       "nothing was changed")
-    if reseller is not None and account is not None:
-        raise BadInput("name an ACCOUNT or --reseller NAME, not both")
+        return "server", ""
     if reseller is not None:
         return "reseller", reseller
     if account is None:

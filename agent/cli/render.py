@@ -99,10 +99,13 @@ def ladder_text(stages: list[dict]) -> str:
 
 
 def tree_plan_text(found: dict) -> str:
-    """Return `plan --reseller` for a person: the tree, the login locks, each ladder."""
+    """Return `plan --reseller` / `--whole-server` for a person: the tree, the login
+    locks, each ladder."""
     tree = found["tree"]
-    lines = [f"reseller {tree['reseller']}: resellers {', '.join(tree['resellers'])}; "
-             f"{len(tree['accounts'])} account(s)"]
+    head = (f"whole server {tree['server']}" if "server" in tree
+            else f"reseller {tree['reseller']}")
+    lines = [f"{head}: resellers {', '.join(tree['resellers']) or 'none'}; logins "
+             f"{', '.join(tree['logins']) or 'none'}; {len(tree['accounts'])} account(s)"]
     lines += [f"  note: {n}" for n in tree["notes"]]
     lines.append("first, the logins:")
     for entry in found["logins"]:

@@ -50,6 +50,8 @@ def suspend(g: Globals, server: str, account: str | None, reseller: str | None,
     engine = _engine(g)
     _watch(g, engine)
     try:
+        if kind == "server":
+            _finish(g, engine.suspend_server(server, playbook, hold, reason, g.dry_run))
         verb = engine.suspend if kind == "account" else engine.suspend_reseller
         _finish(g, verb(server, name, playbook, hold, reason, g.dry_run))
     finally:
@@ -69,6 +71,8 @@ def unsuspend(g: Globals, server: str, account: str | None, reseller: str | None
     engine = _engine(g)
     _watch(g, engine)
     try:
+        if kind == "server":
+            _finish(g, engine.unsuspend_server(server, hold, g.dry_run))
         verb = engine.unsuspend if kind == "account" else engine.unsuspend_reseller
         _finish(g, verb(server, name, hold, g.dry_run))
     finally:
@@ -79,20 +83,23 @@ def unsuspend(g: Globals, server: str, account: str | None, reseller: str | None
 @click.argument("server", required=False)
 @click.argument("account", required=False)
 @click.option("--reseller", metavar="NAME", help="Show a reseller's case and its accounts.")
+@click.option("--whole-server", is_flag=True,
+              help="Show the whole server's case and its accounts.")
 @click.pass_obj
 def status(g: Globals, server: str | None, account: str | None,
-           reseller: str | None) -> None:
+           reseller: str | None, whole_server: bool) -> None:
     """Show the state of one account, or of every tracked target.
 
     With SERVER, the server's own case records are read too: a record naming a case the
     journal does not know is reported as an error (exit 1) that names `recover`.
     """
-    if reseller is not None:
-        if server is None or account is not None:
-            raise BadInput("status --reseller NAME needs SERVER and no ACCOUNT")
+    if reseller is not None or whole_server:
+        kind, name = _which(account, reseller, whole_server)
+        if server is None:
+            raise BadInput("status --reseller NAME / --whole-server needs SERVER")
         engine = _engine(g)
         try:
-            _finish(g, engine.report(tree_verbs.target(engine, server, reseller)[1]))
+            _finish(g, engine.report(tree_verbs.target(engine, server, name, kind)[1]))
         finally:
             engine.close()
     engine = _engine(g)

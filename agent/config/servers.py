@@ -8,11 +8,13 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from agent import ids
 from agent.config import resellers
 from agent.config.resellers import ResellerEntry
 from agent.config.validate import Problems, boolean, integer, join, mapping, string, string_list
 from agent.drivers.cpanel import settings as cpanel_settings
 from agent.drivers.cpanel.settings import CpanelSettings
+from agent.errors import BadInput
 from agent.files import private_file_problem
 
 PANELS = ("linux", "cpanel", "directadmin")
@@ -101,6 +103,9 @@ class Server:
     # Reseller trees declared in config (panels without a tree of their own:
     # agent/config/resellers.py).
     resellers: dict[str, ResellerEntry] = field(default_factory=dict)
+    # The server's own panel admins (linux: logins the customer renting the whole server
+    # uses), locked first by `suspend --whole-server`; cPanel's are its resellers.
+    admins: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
@@ -110,7 +115,7 @@ class Server:
 
 _SERVER = {"panel", "transport", "host", "port", "user", "key_file", "known_hosts",
            "connect_timeout", "sudo", "probe_address", "records_dir", "http_port",
-           "https_port", "protected_accounts", "linux", "cpanel", "resellers"}
+           "https_port", "protected_accounts", "linux", "cpanel", "resellers", "admins"}
 _LINUX = {f.name for f in fields(LinuxPaths)}
 
 
@@ -159,4 +164,26 @@ def parse(name: str, doc: object, problems: Problems, base: Path) -> Server | No
     kw["cpanel"] = cpanel_settings.parse(d.get("cpanel"), join(path, "cpanel"), problems, base)
     kw["resellers"] = resellers.parse(d.get("resellers"), join(path, "resellers"),
                                       kw["panel"], problems)
+    kw["admins"] = _admins(d, path, kw["panel"], kw["user"] or "root", problems)
     return Server(**kw)
+
+
+def _admins(d: dict, path: str, panel: str, user: str, problems: Problems) -> tuple[str, ...]:
+    """Return the server's `admins:` (linux only), each a valid account name that is
+    neither root nor the login the agent itself connects as."""
+    names = string_list(d, "admins", path, problems)
+    if names and panel != "linux":
+        problems.add(join(path, "admins"), f"only for panel linux: a {panel} server's admins "
+                     "are the ones its panel lists (its resellers)")
+        return ()
+    for i, name in enumerate(names):
+        where = join(join(path, "admins"), i)
+        try:
+            ids.account(name, panel)
+        except BadInput as exc:
+            problems.add(where, str(exc))
+            continue
+        if name in ("root", user):
+            problems.add(where, f"{name!r} is the login the agent itself uses on this server "
+                         "(or root); it is never locked")
+    return tuple(dict.fromkeys(names))

@@ -65,6 +65,18 @@ def reseller_tree(server: Any, conn: Any, name: str) -> Any:
     return found.reseller_tree(server, conn, name)
 
 
+def server_tree(server: Any, conn: Any, min_uid: int, protected: set[str]) -> Any:
+    """Return the whole server's Tree (agent.drivers.tree), by its driver: its admins' and
+    resellers' logins, then every customer account on it but the `protected` ones (root
+    and the agent's own login are never in it); BadInput when the driver has no
+    whole-server target."""
+    found = driver(server.panel)
+    if found is None or not hasattr(found, "server_tree"):
+        raise BadInput(f"whole-server targets are not available on the {server.panel} "
+                       "driver yet; nothing was changed")
+    return found.server_tree(server, conn, min_uid, protected)
+
+
 def batch_files(server: Any) -> list[str]:
     """Return the files a batch of the server's accounts reads up front for its shared
     finish (none unless the driver names some)."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from agent import ids
 from agent.engine import recovery
+from agent.engine.outcome import hold_label
 from agent.engine.runner import RunLog, Runner
 from agent.errors import BadInput, Unreachable
 from agent.journal.journal import Case
@@ -57,7 +58,7 @@ def _suspend_steps(engine: Engine, runner: Runner, server: Server, target: tuple
                    log: RunLog) -> str:
     if not dry_run and not runner.recover(log):
         return "a change could not be undone earlier and still cannot; nothing new was applied"
-    # The account's own case: one it carries as a child of a reseller's case is not it.
+    # The account's own case: one it carries as a child of a tree's case is not it.
     case = next((c for c in engine.journal.open_cases(*target)
                  if c.hold == hold and c.parent is None), None)
     message = ""
@@ -114,10 +115,9 @@ def _lift(engine: Engine, runner: Runner, target: tuple, hold: str, dry_run: boo
     if not dry_run:
         runner.recover(log, retry_stuck=False)  # revert_all below retries those
     cases = engine.journal.open_cases(*target)
-    # Only the account's own cases: a reseller's case over it is lifted with the reseller.
+    # Only the account's own cases: a tree's case over it is lifted with the tree.
     lifted = [c for c in cases if c.hold == hold and c.parent is None]
-    remaining = sorted({c.hold + (" (a reseller case)" if c.parent else "")
-                        for c in cases if c not in lifted})
+    remaining = sorted({hold_label(engine.journal, c) for c in cases if c not in lifted})
     if remaining:
         message = (f"hold {hold} lifted; still held by {', '.join(remaining)}, "
                    "services stay suspended" if lifted else

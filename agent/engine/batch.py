@@ -1,16 +1,17 @@
-"""Batch targets: a reseller's whole tree as one case, with a child case per account.
+"""Batch targets: a reseller's whole tree, or a whole server, as one case, with a child
+case per account.
 
-The reseller's case lives on the target (server, "reseller", NAME); each account of the
-tree gets a child case on its own account target (parent = the reseller's case), so every
-change is journaled, recorded on the server and recovered per account exactly as for a
-single account, and an account's own cases (another hold, an admin's) stay beside it: an
-account comes back only when no case of any kind is left on it.
+The tree's case lives on the target (server, "reseller", NAME) or (server, "server",
+SERVER); each account of the tree gets a child case on its own account target (parent =
+the tree's case), so every change is journaled, recorded on the server and recovered per
+account exactly as for a single account, and an account's own cases (another hold, an
+admin's) stay beside it: an account comes back only when no case of any kind is left on it.
 
-Order: the logins of the reseller and its sub-resellers are locked first (the driver's
-`login_step`), then the playbook's due stages run for every account side by side over
-the server's one connection, with as many workers as sshd lets that connection run
-sessions (`Connector.channels`). One failing child is rolled back on its own and named in
-the reply; the others go on.
+Order: the logins of the reseller and its sub-resellers (of a whole server: its admins and
+every reseller) are locked first (the driver's `login_step`), then the playbook's due stages
+run for every account side by side over the server's one connection, with as many workers as
+sshd lets that connection run sessions (`Connector.channels`). One failing child is rolled
+back on its own and named in the reply; the others go on.
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ class Batch:
         self.workers = 0  # until start_pool has asked the connection
         # Children locked and read before the lift (agent/engine/batch_lift.py lock_ahead).
         self.ahead: tuple | None = None
+        # Files read with the children's records for the first wave's revert plans (path
+        # -> FileData): used by that wave alone, when they cover every plan's reads.
+        self.first_reads: dict = {}
 
     def log(self, name: str) -> RunLog:
         with self._logs_lock:
@@ -146,31 +150,45 @@ class _Lazy:
         return getattr(self._conn, name)
 
 
-def find_tree(engine: Engine, server: Server, name: str) -> Tree:
-    """Return the reseller's tree as the driver finds it now (nothing is checked yet)."""
-    return drivers.reseller_tree(server, _Lazy(engine, server), name)
+def find_tree(engine: Engine, server: Server, target: tuple) -> Tree:
+    """Return the target's tree as the driver finds it now (nothing is checked yet): a
+    reseller's, or the whole server's (its protected accounts left out)."""
+    if target[1] == "server":
+        protected = set(engine.config.protected_accounts) | set(server.protected_accounts)
+        return drivers.server_tree(server, _Lazy(engine, server), engine.config.min_uid,
+                                   protected)
+    return drivers.reseller_tree(server, _Lazy(engine, server), target[2])
 
 
-def tree_of(engine: Engine, server: Server, name: str, tree: Tree | None = None,
+def tree_of(engine: Engine, server: Server, target: tuple, tree: Tree | None = None,
             names: Iterable[str] | None = None) -> Tree:
-    """Return the reseller's tree, refusing (before any case opens) protected accounts,
+    """Return the target's tree, refusing (before any case opens) protected accounts,
     and accounts the server lacks or keeps for the system: exit 78 naming the config entry
     when the tree comes from config, else exit 2. `names` limits the check to those."""
-    tree = tree or find_tree(engine, server, name)
+    tree = tree or find_tree(engine, server, target)
+    what = ("the whole server" if target[1] == "server"
+            else f"the tree of reseller {target[2]!r}")
     conn = _Lazy(engine, server)
     protected = set(engine.config.protected_accounts) | set(server.protected_accounts)
     if bad := [n for n in tree.children if n in protected]:
-        raise BadInput(f"the tree of reseller {name!r} holds protected account(s) "
-                       f"{', '.join(bad)}, which may never be suspended; nothing was changed")
+        raise BadInput(f"{what} holds protected account(s) {', '.join(bad)}, which may "
+                       "never be suspended; nothing was changed")
     wanted = list(tree.children) if names is None else [n for n in tree.children if n in names]
     problems = drivers.check_accounts(server, conn, wanted, engine.config.min_uid)
     if problems:
-        if server.resellers:
+        prefix = f"servers.{server.name}"
+        if server.resellers or server.admins:
             raise ConfigError(engine.config.path, [
-                f"{config_where(server.resellers, n, f'servers.{server.name}.resellers')}: "
-                f"{why}" for n, why in problems.items()])
+                f"{_config_where(server, n, prefix)}: {why}" for n, why in problems.items()])
         raise BadInput("; ".join(problems.values()) + "; nothing was changed")
     return tree
+
+
+def _config_where(server: Server, name: str, prefix: str) -> str:
+    """Return the config path that puts `name` in a tree (an admin, a reseller entry)."""
+    if name in server.admins:
+        return f"{prefix}.admins[{server.admins.index(name)}]"
+    return config_where(server.resellers, name, f"{prefix}.resellers")
 
 
 def login_stage(panel: str) -> Stage:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent import drivers
 from agent.engine import batch_stage, records, recovery, wave
+from agent.engine.outcome import hold_label
 from agent.engine.runner import RunLog, Runner, revert_order
 from agent.errors import Busy
 from agent.journal.journal import Case, Change
@@ -73,8 +74,8 @@ def lift_children(batch: Batch, children: list[Case], status: str) -> None:
             work = _Work(case, runner, log, lock)
             others = [c for c in journal.open_cases(*target) if c.id != case.id]
             if others:
-                holds = ", ".join(sorted({c.hold + (" (another reseller case)" if c.parent
-                                                    else "") for c in others}))
+                holds = ", ".join(sorted({hold_label(journal, c, "another")
+                                          for c in others}))
                 batch.messages[case.name] = (f"still held by {holds}; this account stays "
                                              "suspended")
             else:
@@ -162,18 +163,43 @@ def _lock_and_read(batch: Batch, children: list[Case], also: list[str] | None = 
     if not children and not also:
         return children, locks, None
     rdir = batch.server.records_dir
-    # With them, the files the driver's shared finish will start from (the host map).
+    # With them, the files the driver's shared finish will start from (the host map), and
+    # the files the first wave's revert plans will read (the landing pages').
     extra = drivers.batch_files(batch.server)
+    first = [] if batch.dry_run else _first_reads(batch, children)
     try:
-        found = batch.conn.read_many(
+        found = batch.conn.read_many(list(dict.fromkeys(
             [records.path_for(rdir, (batch.server.name, "account", c.name)) for c in children]
-            + [f"{rdir}/.created", *extra, *(also or [])])
+            + [f"{rdir}/.created", *extra, *(also or []), *first])))
     except BaseException:
         for lock in locks.values():
             lock.__exit__(None, None, None)
         raise
     batch.shared.saw({path: found[path] for path in extra})
+    batch.first_reads.update({path: found[path] for path in first})
     return children, locks, found
+
+
+def _first_reads(batch: Batch, children: list[Case]) -> list[str]:
+    """Return the files the first wave's revert plans of `children` will read, for the
+    children whose every active change is simply in effect: for them nothing runs on the
+    server between this read (under their locks) and those plans. A child with a change
+    left half-done is finished by `recover` first, which may change its files: its plans
+    read for themselves (batch_stage.revert_together reads whatever is not held)."""
+    journal = batch.engine.journal
+    paths: list[str] = []
+    for case in children:
+        target = (batch.server.name, "account", case.name)
+        changes = journal.active_changes(*target)
+        if any(c.state != "done" for c in changes) or any(
+                c.id != case.id for c in journal.open_cases(*target)):
+            continue  # half-done (recover runs first), or kept for another case
+        first, _rest, _last = revert_order(list(reversed(changes)))
+        for change in first:
+            step = drivers.step(change.driver or batch.server.panel, change.step)
+            reads = getattr(step, "revert_reads", None)
+            paths += reads(change.undo) if reads is not None else []
+    return paths
 
 
 def _name(work: _Work) -> str:

@@ -91,18 +91,23 @@ def _finish_once(batch: Batch, members: list[Member], runs: list[StepRun]) -> No
                                                 "account(s))"), m.done_here, m.log)
 
 
-def _prefetch(batch: Batch, wants: list[tuple[Any, str, dict | None]]) -> None:
+def _prefetch(batch: Batch, wants: list[tuple[Any, str, dict | None]],
+              held: dict | None = None) -> None:
     """Read, in one round trip, the files each (step, "revert_reads"|"verify_reads", undo)
     says its next phase reads, and hold them for it (Memo.preload; with fewer than two,
     nothing is read here and any held before are dropped). A failed read holds nothing:
-    each account then reads its own and meets the error on its own."""
+    each account then reads its own and meets the error on its own. `held`: files read
+    earlier under the accounts' locks with nothing changed since; when they cover every
+    path, they are used and nothing is read."""
     paths: list[str] = []
     for step, which, undo in wants:
         reads = getattr(step, which, None)
         if reads is not None and undo is not None:
             paths += reads(undo)
     found: dict = {}
-    if len(wants) > 1 and paths and not batch.dry_run:
+    if held and paths and all(p in held for p in paths):
+        found = {p: held[p] for p in paths}
+    elif len(wants) > 1 and paths and not batch.dry_run:
         try:
             found = dict(batch.conn.read_many(list(dict.fromkeys(paths))))
         except AgentError:
@@ -165,6 +170,8 @@ def revert_together(batch: Batch, items: list[tuple[Member, list]]) -> None:
     """Revert each member's changes (newest first), sharing the finish actions: all
     members' first changes start, one finish, all complete; then the next ones."""
     depth = max((len(changes) for _m, changes in items), default=0)
+    # What was read with the children's records is for the first round of the first wave.
+    early, batch.first_reads = batch.first_reads, {}
     for i in range(depth):
         # A revert that failed (stuck) does not stop the member's other reverts, as on its
         # own; only a lost link does.
@@ -178,7 +185,8 @@ def revert_together(batch: Batch, items: list[tuple[Member, list]]) -> None:
             batch.engine.journal.mark_many([c.seq for c in now.values()], "reverting",
                                            batch.engine.now())
         _prefetch(batch, [(_step(c.driver or m.runner.server.panel, c.step), "revert_reads",
-                           c.undo) for m in members for c in [now[m.name]]])
+                           c.undo) for m in members for c in [now[m.name]]],
+                  early if i == 0 else None)
         wave.start(members, lambda m, now=now: RevertRun(
             m.runner, now[m.name].seq, now[m.name].step, now[m.name].case_id,
             now[m.name].undo, now[m.name].driver, premarked=True), "restoring")

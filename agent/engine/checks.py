@@ -22,6 +22,7 @@ def check_servers(engine: Any, only: str | None) -> list[dict[str, Any]]:
             conn.run(["true"])
             lines.append("reachable")
             ok = drivers.check(server, conn, lines) and ok
+            lines.append(_whole_server(engine, server, conn))
         except Unreachable as exc:
             ok, unreachable = False, True
             lines.append(f"unreachable: {exc}")
@@ -30,3 +31,19 @@ def check_servers(engine: Any, only: str | None) -> list[dict[str, Any]]:
             lines.append(f"error: {exc}")
         reports.append({"server": name, "ok": ok, "unreachable": unreachable, "lines": lines})
     return reports
+
+
+def _whole_server(engine: Any, server: Any, conn: Any) -> str:
+    """Return the line saying which logins `suspend --whole-server` would lock first, and
+    how many accounts it would take (the tree as the driver finds it now)."""
+    protected = set(engine.config.protected_accounts) | set(server.protected_accounts)
+    try:
+        tree = drivers.server_tree(server, conn, engine.config.min_uid, protected)
+    except Unreachable:
+        raise
+    except AgentError as exc:
+        return f"whole server: cannot build the tree: {exc}"
+    logins = ", ".join(tree.logins) or "none"
+    return (f"whole server: would lock the logins {logins} first, then "
+            f"{len(tree.accounts)} account(s); never root nor the agent's own login "
+            f"{server.user!r}")

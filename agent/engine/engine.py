@@ -162,12 +162,12 @@ class Engine:
         """
         outcomes = []
         trees = self.journal.open_tree_cases()
-        due = [c for c in self.journal.due_cases(self.now()) if c.kind != "reseller"]
+        due = [c for c in self.journal.due_cases(self.now()) if c.kind not in ids.TREE_KINDS]
         for case in due + trees:
             target = (case.server, case.kind, case.name)
             log = RunLog()
             try:
-                if case.kind == "reseller":
+                if case.kind in ids.TREE_KINDS:
                     found = tree_verbs.tick_case(self, case, dry_run)
                     outcomes += [found] if found is not None else []
                     continue
@@ -201,7 +201,7 @@ class Engine:
 
     def report(self, target: tuple, log: RunLog | None = None, message: str = "") -> Outcome:
         """Return the current state of `target`, with what this call did."""
-        if target[1] == "reseller":
+        if target[1] in ids.TREE_KINDS:
             return batch.report(self, target, None, message)
         return outcome.build(self.journal, self.book, target, log or RunLog(), message)
 
@@ -224,7 +224,7 @@ class Engine:
                    outcome="failed", error=str(exc))
         return self.report(target, log)
 
-    # -- reseller targets (agent/engine/tree_verbs.py) ------------------------------------
+    # -- tree targets: a reseller, a whole server (agent/engine/tree_verbs.py) -------------
     def suspend_reseller(self, server_name: str, name: str, playbook: str | None, hold: str,
                          reason: str | None, dry_run: bool) -> Outcome:
         """Ensure reseller `name`'s tree is under `hold` (logins first, then the stages)."""
@@ -234,6 +234,18 @@ class Engine:
                            dry_run: bool) -> Outcome:
         """Lift `hold` from reseller `name`'s tree, websites first, its logins last."""
         return tree_verbs.unsuspend(self, server_name, name, hold, dry_run)
+
+    def suspend_server(self, server_name: str, playbook: str | None, hold: str,
+                       reason: str | None, dry_run: bool) -> Outcome:
+        """Ensure the whole server is under `hold`: its admins' and resellers' logins
+        locked first, then the playbook's due stages for every account on it."""
+        return tree_verbs.suspend(self, server_name, server_name, playbook, hold, reason,
+                                  dry_run, kind="server")
+
+    def unsuspend_server(self, server_name: str, hold: str, dry_run: bool) -> Outcome:
+        """Lift `hold` from the whole server, websites first, the admin logins last."""
+        return tree_verbs.unsuspend(self, server_name, server_name, hold, dry_run,
+                                    kind="server")
 
     def history(self, server_name: str, account: str) -> list[dict[str, Any]]:
         _server, target = self.account_target(server_name, account)

@@ -88,3 +88,13 @@ def target_dict(target: tuple) -> dict:
 
 def iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def hold_label(journal: Journal, case: Case, article: str = "a") -> str:
+    """Return how a reply names the hold of `case`: the hold, and for a child case whose
+    tree it belongs to ("billing (a reseller case)", "billing (a whole-server case)")."""
+    if case.parent is None:
+        return case.hold
+    server = journal.has_case(case.parent) and journal.case(case.parent).kind == "server"
+    kind = "whole-server" if server else "reseller"
+    return f"{case.hold} ({article} {kind} case)"

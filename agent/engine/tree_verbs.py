@@ -1,9 +1,9 @@
-"""The verbs on a reseller target: suspend, unsuspend, a tick's pass, plan and history.
+"""The verbs on a tree target: suspend, unsuspend, a tick's pass, plan and history.
 
-A reseller's case is (server, "reseller", NAME) with one child case per account of its
-tree (agent/engine/batch.py). Every verb validates its input and builds the tree (refusing bad
-config entries, protected or missing accounts) before any case opens or anything on the
-server changes.
+A reseller's case is (server, "reseller", NAME), a whole server's (server, "server",
+SERVER), with one child case per account of the tree (agent/engine/batch.py). Every verb
+validates its input and builds the tree (refusing bad config entries, protected or missing
+accounts) before any case opens or anything on the server changes.
 """
 
 from __future__ import annotations
@@ -25,17 +25,21 @@ if TYPE_CHECKING:
     from agent.engine.engine import Engine
 
 
-def target(engine: Engine, server_name: str, name: str) -> tuple[Server, tuple]:
-    """Return the server and the reseller target; BadInput for a bad name."""
+def target(engine: Engine, server_name: str, name: str, kind: str = "reseller"
+           ) -> tuple[Server, tuple]:
+    """Return the server and the tree target (a reseller, or the whole server: `name` is
+    then the server's); BadInput for a bad name."""
     server = engine.server(server_name)
+    if kind == "server":
+        return server, (server.name, "server", server.name)
     ids.account(name, server.panel)
     return server, (server.name, "reseller", name)
 
 
 def suspend(engine: Engine, server_name: str, name: str, playbook: str | None, hold: str,
-            reason: str | None, dry_run: bool) -> Outcome:
-    """Ensure the reseller's tree is under `hold`: logins locked, due stages applied."""
-    server, tgt = target(engine, server_name, name)
+            reason: str | None, dry_run: bool, kind: str = "reseller") -> Outcome:
+    """Ensure the tree is under `hold`: logins locked, due stages applied."""
+    server, tgt = target(engine, server_name, name, kind)
     if hold not in ids.HOLDS:
         raise BadInput(f"unknown hold {hold!r} (use {', '.join(ids.HOLDS)})")
     reason = ids.reason(reason)
@@ -43,7 +47,7 @@ def suspend(engine: Engine, server_name: str, name: str, playbook: str | None, h
     with engine._lock(tgt):
         work = batch.Batch(engine, server, dry_run, tgt)
         try:
-            tree = batch.tree_of(engine, server, name)
+            tree = batch.tree_of(engine, server, tgt)
             runner, taken = _begin(engine, server, tgt, dry_run)
             message = ""
             rcase = next((c for c in engine.journal.open_cases(*tgt) if c.hold == hold), None)
@@ -130,9 +134,9 @@ def _progress(engine: Engine, work: batch.Batch, rcase: Case, tree: Any) -> None
 
 
 def unsuspend(engine: Engine, server_name: str, name: str, hold: str,
-              dry_run: bool) -> Outcome:
-    """Lift `hold` from the reseller: each account comes back once no case is left on it."""
-    server, tgt = target(engine, server_name, name)
+              dry_run: bool, kind: str = "reseller") -> Outcome:
+    """Lift `hold` from the tree: each account comes back once no case is left on it."""
+    server, tgt = target(engine, server_name, name, kind)
     if hold not in ids.HOLDS:
         raise BadInput(f"unknown hold {hold!r} (use {', '.join(ids.HOLDS)})")
     with engine._lock(tgt):
@@ -167,7 +171,7 @@ def unsuspend(engine: Engine, server_name: str, name: str, hold: str,
 
 
 def tick_case(engine: Engine, rcase: Case, dry_run: bool) -> Outcome | None:
-    """One tick's pass over an open reseller case: the due stages for the whole tree when
+    """One tick's pass over an open tree case: the due stages for the whole tree when
     the case is due, else only for accounts new in the tree (None: nothing to do)."""
     server = engine.server(rcase.server)
     tgt = (rcase.server, rcase.kind, rcase.name)
@@ -178,12 +182,12 @@ def tick_case(engine: Engine, rcase: Case, dry_run: bool) -> Outcome | None:
             return None
         work = batch.Batch(engine, server, dry_run, tgt)
         try:
-            tree = batch.find_tree(engine, server, rcase.name)
+            tree = batch.find_tree(engine, server, tgt)
             known = {c.name for c in engine.journal.children(rcase.id, status=None)}
             only = None if due else set(tree.children) - known
             if only == set():
                 return None
-            batch.tree_of(engine, server, rcase.name, tree, only)
+            batch.tree_of(engine, server, tgt, tree, only)
             runner, taken = _begin(engine, server, tgt, dry_run)
             pb = engine.book(fresh.playbook)
             batch.run_tree(work, fresh, pb, tree, only)
@@ -205,19 +209,21 @@ def _lost(engine: Engine, tgt: tuple, work: batch.Batch, exc: Unreachable) -> Ou
     return batch.report(engine, tgt, work, "")
 
 
-def history(engine: Engine, server_name: str, name: str) -> list[dict]:
-    """Return the reseller's events and those of every child case it ever had."""
-    _server, tgt = target(engine, server_name, name)
+def history(engine: Engine, server_name: str, name: str, kind: str = "reseller"
+            ) -> list[dict]:
+    """Return the tree target's events and those of every child case it ever had."""
+    _server, tgt = target(engine, server_name, name, kind)
     own = engine.journal.events(*tgt)
     kids = [c.id for rc in engine.journal.cases_of(*tgt)
             for c in engine.journal.children(rc.id, status=None)]
     return sorted(own + engine.journal.case_events(kids), key=lambda e: e["seq"])
 
 
-def plan(engine: Engine, server_name: str, name: str, playbook: str | None) -> dict:
+def plan(engine: Engine, server_name: str, name: str, playbook: str | None,
+         kind: str = "reseller") -> dict:
     """Return the tree and, per account, the whole ladder with exact actions (read-only)."""
-    server, _tgt = target(engine, server_name, name)
-    tree = batch.tree_of(engine, server, name)
+    server, tgt = target(engine, server_name, name, kind)
+    tree = batch.tree_of(engine, server, tgt)
     workers = engine._conn(server).channels(server.linux.sshd)
 
     def one(account: str) -> dict:
@@ -226,7 +232,7 @@ def plan(engine: Engine, server_name: str, name: str, playbook: str | None) -> d
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         accounts = list(pool.map(one, tree.accounts))
         logins = list(pool.map(lambda n: _login_plan(engine, server, n), tree.logins))
-    return {"tree": {"reseller": name, "resellers": list(tree.resellers),
+    return {"tree": {tgt[1]: tgt[2], "resellers": list(tree.resellers),
                      "logins": list(tree.logins), "accounts": list(tree.accounts),
                      "notes": list(tree.notes)},
             "logins": logins, "children": accounts}

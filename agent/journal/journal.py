@@ -184,9 +184,11 @@ class Journal:
         return [_case(r) for r in rows]
 
     def open_tree_cases(self) -> list[Case]:
-        """Return every open reseller case: `tick` looks at each one (a child added to the
-        tree gets the stages already reached), whether a stage is due or not."""
-        rows = self.db.execute("SELECT * FROM cases WHERE status='open' AND kind='reseller' "
+        """Return every open tree case (a reseller's, a whole server's): `tick` looks at
+        each one (a child added to the tree gets the stages already reached), whether a
+        stage is due or not."""
+        rows = self.db.execute("SELECT * FROM cases WHERE status='open' "
+                               "AND kind IN ('reseller', 'server') "
                                "ORDER BY started_at").fetchall()
         return [_case(r) for r in rows]
 

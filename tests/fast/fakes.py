@@ -59,6 +59,7 @@ class FakeConnector(Connector):
         self.name = name
         self.accounts = accounts if accounts is not None else {"alice": "/home/alice",
                                                                 "bob": "/home/bob"}
+        self.uids: dict[str, int] = {}  # an account's uid when it is not 1000
         self.files: dict[str, FakeFile] = {}
         self.log: list[Argv] = []
         self.failures: list[Failure] = []
@@ -197,9 +198,11 @@ class FakeConnector(Connector):
 
     def _command(self, argv: Argv, stdin: bytes | None) -> Result:
         if argv[0].endswith("getent") and argv[1:2] == ["passwd"]:
-            names = argv[3:] if argv[2:3] == ["--"] else argv[2:3]
+            # No name: the whole database, as `getent passwd` lists it.
+            names = argv[3:] if argv[2:3] == ["--"] else argv[2:3] or list(self.accounts)
             found = [n for n in names if n in self.accounts]
-            out = "".join(f"{n}:x:1000:1000::{self.accounts[n]}:/bin/bash\n" for n in found)
+            out = "".join(f"{n}:x:{self.uids.get(n, 1000)}:1000::{self.accounts[n]}:/bin/bash\n"
+                          for n in found)
             return Result(0 if len(found) == len(names) else 2, out.encode(), b"")
         if argv[0] == "tar" and argv[1] == "--create":
             self.files[argv[2].removeprefix("--file=")] = FakeFile(f"tar of {argv[3]}".encode())

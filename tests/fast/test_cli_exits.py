@@ -60,7 +60,7 @@ def test_a_stuck_revert_is_3_and_so_is_every_call_until_it_is_undone(world: Worl
     ["suspend", "web1", "root"],
     ["suspend", "web1", "eve"],
     ["suspend", "web1", "--reseller", "r1"],
-    ["unsuspend", "web1", "--whole-server"],
+    ["unsuspend", "web1", "alice", "--whole-server"],
     ["suspend", "web1"],
     ["suspend", "web1", "alice", "--playbook", "nope"],
     ["suspend", "web1", "alice", "--playbook", "../ladder"],

@@ -16,6 +16,7 @@ from agent.drivers.cpanel.panel_lock import PanelLock
 from agent.drivers.cpanel.panel_suspend import PanelSuspend
 from agent.drivers.cpanel.reseller_lock import ResellerLock
 from agent.drivers.cpanel.reseller_tree import tree_of
+from agent.drivers.cpanel.server_tree import tree_of as server_tree_of
 from agent.drivers.cpanel.settings import CpanelSettings
 from agent.drivers.tree import Tree
 from agent.errors import BadInput
@@ -66,6 +67,12 @@ class CpanelDriver:
         an owner loop never repeats an account.
         """
         return tree_of(server, conn, name, self.login_step)
+
+    def server_tree(self, server: Any, conn: Any, min_uid: int, protected: set[str]) -> Tree:
+        """Return the whole server's tree: every reseller's login first (an owner before
+        the resellers it owns), then every account, none protected (server_tree.py);
+        the panel decides who is a customer, so `min_uid` is not consulted."""
+        return server_tree_of(server, conn, self.login_step, protected)
 
     def check(self, server: Any, conn: Any, lines: list[str]) -> bool:
         return cpanel_check(server, conn, lines)

@@ -136,13 +136,36 @@ def vhosts(conn: Connector, paths: LinuxPaths, account: str,
 
     With `shared` (a batch of accounts), the vhost files are read once for all of them.
     """
+    return hooked(_blocks(conn, paths, shared), hook_dir(paths, account) + "/")
+
+
+def _blocks(conn: Connector, paths: LinuxPaths, shared: Memo | None
+            ) -> list[tuple[VHost, tuple[str, ...]]]:
     def read() -> dict[str, str]:
         raw = conn.run(["sh", "-c", _DUMP_FILES, "sh", paths.apache_sites_dir]).stdout
         return {path: data.decode("utf-8", "replace") for path, data in split_dump(raw).items()}
 
-    blocks = memo(shared, ("vhost blocks", paths.apache_sites_dir),
-                  lambda: parse_blocks(read()))
-    return hooked(blocks, hook_dir(paths, account) + "/")
+    return memo(shared, ("vhost blocks", paths.apache_sites_dir),
+                lambda: parse_blocks(read()))
+
+
+def unhooked(conn: Connector, paths: LinuxPaths, account: str, home: str,
+             shared: Memo | None = None) -> list[VHost]:
+    """Return the enabled vhosts that look like the account's but do not include its hook
+    folder: a DocumentRoot at or under its home, the home anywhere in the block (an alias,
+    a proxy socket), or the account named by SuexecUserGroup or AssignUserID. Empty: this
+    host serves no website of the account (a mail-only customer, an admin login)."""
+    prefix, inside = hook_dir(paths, account) + "/", home.rstrip("/") + "/"
+    owner = re.compile(rf"^\s*(SuexecUserGroup|AssignUserID)\s+{re.escape(account)}\b",
+                       re.I | re.M)
+    found = []
+    for vh, includes in _blocks(conn, paths, shared):
+        if any(v.startswith(prefix) for v in includes):
+            continue
+        if ((vh.docroot or "") + "/").startswith(inside) or inside in vh.text \
+                or owner.search(vh.text):
+            found.append(vh)
+    return found
 
 
 def split_dump(raw: bytes) -> dict[str, bytes]:

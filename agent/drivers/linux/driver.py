@@ -15,6 +15,7 @@ from agent.drivers.linux.ftp_lock import FtpLock
 from agent.drivers.linux.landing_page import LandingPage
 from agent.drivers.linux.mail_block import MailBlock
 from agent.drivers.linux.panel_lock import PanelLock
+from agent.drivers.linux.server_tree import server_tree
 from agent.drivers.tree import Tree
 from agent.errors import BadInput
 from agent.steps.protocol import Step
@@ -77,6 +78,11 @@ class LinuxDriver:
                     tuple(e.name for e in entries),
                     ("the reseller logins are locked with panel_lock (password, shell, SSH) "
                      "before any account's stage",))
+
+    def server_tree(self, server: Any, conn: Any, min_uid: int, protected: set[str]) -> Tree:
+        """Return the whole host's tree: the config's admins and reseller logins first,
+        then every passwd account from `min_uid` on (agent/drivers/linux/server_tree.py)."""
+        return server_tree(server, conn, min_uid, protected)
 
     def check(self, server: Any, conn: Any, lines: list[str]) -> bool:
         return linux_check(conn, server.linux, lines)

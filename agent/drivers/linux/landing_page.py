@@ -15,7 +15,7 @@ from typing import Any
 from agent import landing
 from agent.drivers import linux
 from agent.drivers.linux import host_map
-from agent.errors import StepError
+from agent.errors import StepError, VerifyFailed
 from agent.steps.actions import FileState, Run, Write, carry_out, file_state
 from agent.steps.landing_include import HOOK_FILE, RemoveDirs, hook_conf
 from agent.steps.map_edit import MapEdit
@@ -38,10 +38,7 @@ class LandingPage:
         paths = ctx.server.linux
         hosts = linux.vhosts(ctx.conn, paths, ctx.account, ctx.shared)
         if not hosts:
-            raise StepError(
-                f"no enabled vhost of {ctx.account!r} includes {linux.hook_dir(paths, ctx.account)}"
-                "/*.conf; add that IncludeOptional line to each of the account's vhosts once"
-            )
+            return self._no_site_plan(ctx)
         language = ctx.params.get("language")
         if language and language != ctx.branding.language:
             why, present = "the playbook asks for a language other than branding.language", None
@@ -51,6 +48,25 @@ class LandingPage:
         if why is None and present is not None:
             return self._map_plan(ctx, hosts, present, targets)
         return self._include_plan(ctx, hosts, targets, why)
+
+    def _no_site_plan(self, ctx: Context) -> Plan:
+        """An account no enabled vhost includes the hook of: nothing to do when no vhost
+        looks like its own either (a mail-only customer, an admin login); a vhost that
+        does (its home, its user) but lacks the include is refused, never left serving."""
+        paths = ctx.server.linux
+        home = linux.home(ctx.conn, paths, ctx.account)
+        if found := linux.unhooked(ctx.conn, paths, ctx.account, home, ctx.shared):
+            names = ", ".join(sorted({f"{vh.file} ({', '.join(vh.names) or 'no name'})"
+                                      for vh in found}))
+            raise StepError(
+                f"no enabled vhost of {ctx.account!r} includes "
+                f"{linux.hook_dir(paths, ctx.account)}/*.conf, but {names} serve(s) from its "
+                "home or as its user; add that IncludeOptional line to each of the "
+                "account's vhosts once")
+        return Plan(self.name, [], facts={"domains": [], "vhosts": 0, "mechanism": "none"},
+                    undo={"mode": "none", "home": home, "probe": []},
+                    note=f"no website: no enabled vhost includes the hook folder of "
+                         f"{ctx.account!r} or serves from {home}")
 
     def _map_plan(self, ctx: Context, hosts: list, present: set[str],
                   targets: list) -> Plan:
@@ -103,11 +119,13 @@ class LandingPage:
 
     def revert_reads(self, undo: dict[str, Any]) -> list[str]:
         """The files and folders an include revert reads (a batch reads all at once)."""
-        if undo.get("mode") == "map":
+        if undo.get("mode") in ("map", "none"):
             return []
         return [d["path"] for d in undo["before"]] + list(undo["created_dirs"])
 
     def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
+        if undo.get("mode") == "none":
+            return Plan(self.name, [], undo=undo, note="no website was put behind the page")
         if undo.get("mode") == "map":
             # The hot path with the host map: one read and one write, no reload.
             finish = [MapEdit(undo["map"], remove=tuple(undo["added"]))] if undo["added"] else []
@@ -133,6 +151,15 @@ class LandingPage:
                     finish=([gone] if gone.paths else []) + _reload_actions(ctx.server.linux))
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
+        if undo.get("mode") == "none":
+            # Nothing was put up; while suspended, a website that appeared since (a vhost
+            # of the account's, hooked or not) is not behind the page: that is a failure.
+            if suspended and (linux.vhosts(ctx.conn, ctx.server.linux, ctx.account) or
+                              linux.unhooked(ctx.conn, ctx.server.linux, ctx.account,
+                                             undo["home"])):
+                raise VerifyFailed(f"{ctx.account!r} has a website now, which is not behind "
+                                   "the landing page")
+            return
         from agent.steps import probes  # the probe machinery loads only when a probe runs
 
         probes.check_landing(ctx.server, [tuple(t) for t in undo["probe"]], suspended)
