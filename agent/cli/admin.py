@@ -58,6 +58,8 @@ def plan(g: Globals, server: str, account: str | None, reseller: str | None,
         errors += [{"step": e["step"], "account": c["account"], "message": e["error"]}
                    for c in found["children"] for st in c["stages"] for e in st["steps"]
                    if "error" in e]
+        errors += [{"step": e["step"], "message": e["error"]}
+                   for e in found.get("server_steps", []) if "error" in e]
         _emit(g, {"ok": not errors, "target": {"server": server, "kind": kind,
                                                "name": name}, **found, "errors": errors},
               tree_plan_text(found))

@@ -107,6 +107,10 @@ def tree_plan_text(found: dict) -> str:
     lines = [f"{head}: resellers {', '.join(tree['resellers']) or 'none'}; logins "
              f"{', '.join(tree['logins']) or 'none'}; {len(tree['accounts'])} account(s)"]
     lines += [f"  note: {n}" for n in tree["notes"]]
+    for entry in found.get("server_steps", []):
+        lines.append(f"server step {entry['step']} (stage {entry['stage']}, after "
+                     f"{entry['delay']}, once the accounts reached it):")
+        lines += [f"    {a}" for a in entry["actions"]]
     lines.append("first, the logins:")
     for entry in found["logins"]:
         lines.append(f"  {entry['account']} {entry['step']}:")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from agent.errors import BadInput, ConfigError
 # registry (agent.steps) must cover exactly these names; a test keeps the two in step.
 _DUR = "duration"
 _SIZE = "size like 500M or 20G"
+_PORTS = "a list of TCP ports (1-65535)"
 STEP_PARAMS: dict[str, dict[str, Any]] = {
     "backup": {"reuse_if_newer_than": _DUR, "databases": bool, "max_size": _SIZE,
                "max_time": _DUR},
@@ -25,10 +26,15 @@ STEP_PARAMS: dict[str, dict[str, Any]] = {
     "ftp_lock": {},
     "db_lock": {},
     "panel_lock": {"kill_processes": bool},
-    "firewall_block": {"close_smtp": bool},
+    # ports: the TCP ports closed (default: the driver's mail client ports); close_smtp
+    # also closes 25 (by default it stays open, so mail for the domains still arrives).
+    "firewall_block": {"close_smtp": bool, "ports": _PORTS},
     "panel_suspend": {},
 }
 NON_RESTRICTIVE = {"backup"}
+# Steps that act on the server itself, once per whole-server case (its own changes, not a
+# child's): a playbook holding one is for `--whole-server` targets only.
+SERVER_STEPS = frozenset({"firewall_block"})
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,17 @@ class Playbook:
     def step_names(self) -> list[str]:
         return [s.name for st in self.stages for s in st.steps]
 
+    def server_steps(self) -> list[str]:
+        """Return the names of the steps that act on the server itself (SERVER_STEPS)."""
+        return [n for n in self.step_names() if n in SERVER_STEPS]
+
+    def split(self, server: bool) -> Playbook:
+        """Return this playbook with only its server steps (`server`) or only its account
+        steps in each stage (a stage left empty stays, so indexes and delays hold)."""
+        return replace(self, stages=tuple(
+            replace(st, steps=tuple(s for s in st.steps if (s.name in SERVER_STEPS) == server))
+            for st in self.stages))
+
 
 def _param_ok(kind: Any, value: Any) -> bool:
     if kind == _DUR:
@@ -68,6 +85,9 @@ def _param_ok(kind: Any, value: Any) -> bool:
         return size(value) is not None
     if kind is bool:
         return isinstance(value, bool)
+    if kind == _PORTS:
+        return isinstance(value, list) and bool(value) and all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 < v < 65536 for v in value)
     return value in kind
 
 

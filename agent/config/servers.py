@@ -3,6 +3,7 @@ driver finds things there."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -74,6 +75,9 @@ class LinuxPaths:
     sshd: str = "/usr/sbin/sshd"
     sshd_config_dir: str = "/etc/ssh/sshd_config.d"
     sshd_pid_file: str = "/run/sshd.pid"
+    # firewall_block: the nft binary and the agent's own folder for its table's file.
+    nft: str = "/usr/sbin/nft"
+    nft_dir: str = "/var/lib/suspension-agent/nft"
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,9 @@ class Server:
     # The server's own panel admins (linux: logins the customer renting the whole server
     # uses), locked first by `suspend --whole-server`; cPanel's are its resellers.
     admins: tuple[str, ...] = ()
+    # Addresses and networks firewall_block leaves open (the hoster's monitoring, its NOC):
+    # IPv4 and IPv6, with or without a prefix length; loopback is always left open.
+    firewall_exempt: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
@@ -115,7 +122,8 @@ class Server:
 
 _SERVER = {"panel", "transport", "host", "port", "user", "key_file", "known_hosts",
            "connect_timeout", "sudo", "probe_address", "records_dir", "http_port",
-           "https_port", "protected_accounts", "linux", "cpanel", "resellers", "admins"}
+           "https_port", "protected_accounts", "linux", "cpanel", "resellers", "admins",
+           "firewall_exempt"}
 _LINUX = {f.name for f in fields(LinuxPaths)}
 
 
@@ -165,7 +173,20 @@ def parse(name: str, doc: object, problems: Problems, base: Path) -> Server | No
     kw["resellers"] = resellers.parse(d.get("resellers"), join(path, "resellers"),
                                       kw["panel"], problems)
     kw["admins"] = _admins(d, path, kw["panel"], kw["user"] or "root", problems)
+    kw["firewall_exempt"] = _networks(d, path, problems)
     return Server(**kw)
+
+
+def _networks(d: dict, path: str, problems: Problems) -> tuple[str, ...]:
+    """Return `firewall_exempt:` as normalised networks (192.0.2.7 -> 192.0.2.7/32)."""
+    found = []
+    for i, text in enumerate(string_list(d, "firewall_exempt", path, problems)):
+        try:
+            found.append(str(ipaddress.ip_network(text, strict=False)))
+        except ValueError:
+            problems.add(join(join(path, "firewall_exempt"), i),
+                         f"{text!r} is not an IPv4 or IPv6 address or network")
+    return tuple(dict.fromkeys(found))
 
 
 def _admins(d: dict, path: str, panel: str, user: str, problems: Problems) -> tuple[str, ...]:

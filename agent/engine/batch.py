@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 from agent import drivers
 from agent.config.playbooks import Playbook, Stage, StepSpec
 from agent.config.resellers import where as config_where
-from agent.engine import batch_lift, batch_stage
+from agent.engine import batch_lift, batch_stage, server_steps
 from agent.engine.batch_open import opened
 from agent.engine.outcome import Outcome
-from agent.engine.runner import RunLog
+from agent.engine.runner import RunLog, Runner
 from agent.errors import (
     AgentError,
     AuthFailed,
@@ -197,9 +197,11 @@ def login_stage(panel: str) -> Stage:
 
 
 def run_tree(batch: Batch, rcase: Case, pb: Playbook, tree: Tree,
-             only: set[str] | None = None) -> None:
+             only: set[str] | None = None, own: Runner | None = None) -> None:
     """Ensure every child of `tree` (or just those in `only`) has its case under `rcase`,
-    its login locked when it is a login, and the due stages of `pb` applied."""
+    its login locked when it is a login, and the due stages of `pb` applied; then, with
+    `own` (the tree target's runner), the server steps of the due stages that every
+    account has reached (agent/engine/server_steps.py)."""
     engine = batch.engine
     logins = [n for n in tree.logins if only is None or n in only]
     accounts = [n for n in tree.accounts if only is None or n in only]
@@ -218,7 +220,9 @@ def run_tree(batch: Batch, rcase: Case, pb: Playbook, tree: Tree,
                 # A login-only child has nothing further: no stage of the playbook is its.
                 engine.journal.set_stage(m.case.id, pb.stages[-1].index, None)
     with opened(batch, rcase, pb, accounts, tree, "reading accounts") as members:
-        batch_stage.advance(batch, members, pb)
+        batch_stage.advance(batch, members, pb.split(server=False))
+    if own is not None and only is None and pb.server_steps():
+        server_steps.apply_due(batch, own, rcase, pb, tree)
 
 
 def lift(batch: Batch, rcases: list[Case], status: str, left: Sequence[Case] = ()

@@ -32,6 +32,13 @@ def build(engine: Engine, target: tuple, logs: dict[str, RunLog], message: str,
     own = own or RunLog()
     children, errors, plans, applied = [], list(own.errors), [], {}
     partial, unreachable, refused = own.partial, own.unreachable, own.refused
+    # The tree target's own changes (a whole server's firewall_block): listed with
+    # `scope: server` and no accounts; a stuck one makes the tree partial.
+    mine = outcome.build(journal, engine.book, target, own, "")
+    for a in mine.applied:
+        applied[(a["step"], a["stage"])] = {**a, "accounts": 0, "scope": "server"}
+    plans += [{**p, "scope": "server"} for p in own.plans]
+    partial = partial or mine.partial
     for name in names:
         child_target = (target[0], "account", name)
         o = outcome.build(journal, engine.book, child_target, logs.get(name, RunLog()), "")

@@ -72,10 +72,15 @@ class Engine:
             raise BadInput(f"account {account!r} is protected and may never be suspended")
         return server, (server.name, "account", account)
 
-    def playbook(self, server: Server, name: str | None) -> Playbook:
+    def playbook(self, server: Server, name: str | None, kind: str = "account") -> Playbook:
+        """Return the playbook a suspend of a `kind` target follows; BadInput for one that
+        names server steps (firewall_block) on a target other than a whole server."""
         if name is not None and not name:
             raise BadInput("--playbook is empty (leave it out for the default)")
         pb = playbooks.load(self.config.playbooks_dir, name or self.config.default_playbook)
+        if pb.server_steps() and kind != "server":
+            raise BadInput(f"playbook {pb.name!r} has {', '.join(pb.server_steps())}, which "
+                           "acts on the whole server: use --whole-server; nothing was changed")
         missing = [s for s in pb.step_names() if not drivers.available(server.panel, s)]
         if missing:
             raise StepUnavailable(
@@ -120,6 +125,9 @@ class Engine:
                 dry_run: bool) -> None:
         """Apply every stage of the case that is due now, in order, stopping at a failure."""
         now = self.now()
+        # An account's case never runs a server step (suspend refuses such a playbook; one
+        # edited since keeps its account steps).
+        pb = pb.split(server=False) if pb.server_steps() else pb
         for stage in pb.stages:
             if case.started_at + stage.after > now:
                 continue

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 def ladder(engine: Engine, server_name: str, account: str, playbook: str | None) -> list[dict]:
     """Return every stage of the playbook with the exact actions of each step; change nothing.
 
-    Steps the server's driver does not implement are listed as not available.
+    Steps the server's driver does not implement are listed as not available; server
+    steps (firewall_block) are listed with `scope: server`, planned by `server_plan`.
     """
     server, target = engine.account_target(server_name, account)
     pb = engine.playbook(server, playbook) if playbook == "" else playbooks.load(
@@ -28,6 +29,13 @@ def ladder(engine: Engine, server_name: str, account: str, playbook: str | None)
     for stage in pb.stages:
         entries = []
         for spec in stage.steps:
+            if spec.name in playbooks.SERVER_STEPS:
+                entries.append({"step": spec.name, "scope": "server",
+                                "available": drivers.available(server.panel, spec.name),
+                                "actions": ["acts on the whole server, once: only in a "
+                                            "--whole-server case (plan SERVER "
+                                            "--whole-server)"]})
+                continue
             if not drivers.available(server.panel, spec.name):
                 entries.append({"step": spec.name, "available": False,
                                 "actions": [f"not available on the {server.panel} driver yet"]})
@@ -46,4 +54,27 @@ def ladder(engine: Engine, server_name: str, account: str, playbook: str | None)
                                 "actions": [f"cannot plan: {exc}"], "error": str(exc)})
         out.append({"stage": stage.index, "after": stage.after,
                     "delay": human_duration(stage.after), "steps": entries})
+    return out
+
+
+def server_plan(engine: Engine, server_name: str, playbook: str | None) -> list[dict]:
+    """Return the server steps of the playbook (a whole-server case's own), each stage's
+    with its exact actions, planned on the server target; change nothing."""
+    server = engine.server(server_name)
+    pb = playbooks.load(engine.config.playbooks_dir, playbook or engine.config.default_playbook)
+    runner = Runner(engine, server, engine._conn(server), (server.name, "server", server.name))
+    out = []
+    for stage in pb.split(server=True).stages:
+        for spec in stage.steps:
+            entry = {"stage": stage.index, "delay": human_duration(stage.after),
+                     "step": spec.name}
+            try:
+                plan = drivers.step(server.panel, spec.name).plan(
+                    runner.context("plan", spec.params))
+                entry |= {"actions": plan.describe(), "facts": plan.facts}
+            except AgentError as exc:
+                if isinstance(exc, BadInput | Busy | HostKeyRefused | AuthFailed):
+                    raise
+                entry |= {"actions": [f"cannot plan: {exc}"], "error": str(exc)}
+            out.append(entry)
     return out

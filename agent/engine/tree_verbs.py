@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from agent import drivers, ids
-from agent.engine import batch, batch_lift, recovery
-from agent.engine.ladder import ladder
+from agent.engine import batch, batch_lift, recovery, server_steps
+from agent.engine.ladder import ladder, server_plan
 from agent.engine.outcome import Outcome
 from agent.engine.runner import Runner
 from agent.engine.schedule import retry_delay
@@ -43,7 +43,7 @@ def suspend(engine: Engine, server_name: str, name: str, playbook: str | None, h
     if hold not in ids.HOLDS:
         raise BadInput(f"unknown hold {hold!r} (use {', '.join(ids.HOLDS)})")
     reason = ids.reason(reason)
-    pb = engine.playbook(server, playbook)
+    pb = engine.playbook(server, playbook, kind)
     with engine._lock(tgt):
         work = batch.Batch(engine, server, dry_run, tgt)
         try:
@@ -58,7 +58,9 @@ def suspend(engine: Engine, server_name: str, name: str, playbook: str | None, h
                     message = (f"case {rcase.id} under hold {hold} follows playbook "
                                f"{rcase.playbook!r}; it was kept")
                 pb = engine.book(rcase.playbook)
-            batch.run_tree(work, rcase, pb, tree)
+            if not dry_run:
+                runner.recover(work.own)  # a server step a killed run left under way
+            batch.run_tree(work, rcase, pb, tree, own=runner)
             if not dry_run:
                 _progress(engine, work, rcase, tree)
             recovery.settle(runner, work.own, dry_run)
@@ -111,6 +113,8 @@ def _progress(engine: Engine, work: batch.Batch, rcase: Case, tree: Any) -> None
     reached = due[-1].index if due else -1
     kids = {c.name: c for c in engine.journal.children(rcase.id)}
     behind = [n for n in tree.accounts if n not in kids or kids[n].stage < reached]
+    # A server step held back or failed (agent/engine/server_steps.py) is retried too.
+    own_failed = bool(work.own.errors) and not work.own.unreachable
     later = [s for s in pb.stages if s.index > reached]
     next_due = rcase.started_at + later[0].after if later else None
     lost = any(log.unreachable or log.refused for log in work.logs.values())
@@ -118,12 +122,13 @@ def _progress(engine: Engine, work: batch.Batch, rcase: Case, tree: Any) -> None
         batch.lift(work, [rcase], "failed")
         engine.journal.close_case(rcase.id, "failed", engine.caller, engine.now())
         return
-    if behind:
+    if behind or own_failed:
         failures = rcase.failures + 1
         retry = now + retry_delay(failures)
         next_due = min(next_due, retry) if next_due is not None else retry
-        errors = "; ".join(f"{n}: {e['message']}" for n in behind
-                           for e in work.log(n).errors)[:500]
+        errors = "; ".join([f"{n}: {e['message']}" for n in behind
+                            for e in work.log(n).errors]
+                           + [e["message"] for e in work.own.errors])[:500]
         engine.journal.set_progress(rcase.id, reached, next_due, failures,
                                     errors or f"behind: {', '.join(behind)}")
         engine.audit("stage.retry_later", server=rcase.server, kind=rcase.kind,
@@ -152,6 +157,8 @@ def unsuspend(engine: Engine, server_name: str, name: str, hold: str,
             lifted = [c for c in cases if c.hold == hold]
             remaining = sorted({c.hold for c in cases if c.hold != hold})
             batch.lift(work, lifted, "lifted", left)
+            if not remaining:
+                server_steps.revert_all(work, runner)  # the server's own, after every site
             if not dry_run:
                 for case in lifted:
                     engine.journal.close_case(case.id, "lifted", engine.caller, engine.now())
@@ -190,7 +197,9 @@ def tick_case(engine: Engine, rcase: Case, dry_run: bool) -> Outcome | None:
             batch.tree_of(engine, server, tgt, tree, only)
             runner, taken = _begin(engine, server, tgt, dry_run)
             pb = engine.book(fresh.playbook)
-            batch.run_tree(work, fresh, pb, tree, only)
+            if not dry_run:
+                runner.recover(work.own)
+            batch.run_tree(work, fresh, pb, tree, only, own=runner)
             if not dry_run:
                 _progress(engine, work, engine.journal.case(rcase.id), tree)
             recovery.settle(runner, work.own, dry_run)
@@ -232,10 +241,13 @@ def plan(engine: Engine, server_name: str, name: str, playbook: str | None,
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         accounts = list(pool.map(one, tree.accounts))
         logins = list(pool.map(lambda n: _login_plan(engine, server, n), tree.logins))
-    return {"tree": {tgt[1]: tgt[2], "resellers": list(tree.resellers),
-                     "logins": list(tree.logins), "accounts": list(tree.accounts),
-                     "notes": list(tree.notes)},
-            "logins": logins, "children": accounts}
+    found = {"tree": {tgt[1]: tgt[2], "resellers": list(tree.resellers),
+                      "logins": list(tree.logins), "accounts": list(tree.accounts),
+                      "notes": list(tree.notes)},
+             "logins": logins, "children": accounts}
+    if kind == "server":
+        found["server_steps"] = server_plan(engine, server_name, playbook)
+    return found
 
 
 def _login_plan(engine: Engine, server: Server, account: str) -> dict:

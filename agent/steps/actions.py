@@ -107,6 +107,16 @@ class Action(Protocol):
     def carry_out(self, conn: Connector) -> None: ...
 
 
+def with_parents(folders: list[str]) -> list[str]:
+    """Return the folders and all their parents (but /), each once, parents first: what a
+    plan reads to know which folders it makes, and so must remove again."""
+    wanted: list[str] = []
+    for folder in folders:
+        parts = folder.rstrip("/").split("/")
+        wanted += ["/".join(parts[:i]) for i in range(2, len(parts) + 1)]
+    return list(dict.fromkeys(wanted))
+
+
 def file_state(found: FileData, server: str) -> FileState:
     """Return a verified read as a FileState; a path that is not a regular file is refused."""
     if not found.exists:

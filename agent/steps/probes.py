@@ -99,6 +99,9 @@ def looks_suspended(resp: _Reply) -> bool:
 
 # -- the landing page check ------------------------------------------------------------------
 
+# What Apache adds to its own error text when the ErrorDocument itself failed.
+_ERRORDOC_FAILED = "error was encountered while trying to use an ErrorDocument"
+
 def _problems(server: Server, targets: list[tuple], suspended: bool) -> list[str]:
     token = secrets.token_hex(4)
     wanted = [t for t in targets if not t[0].startswith("*")]
@@ -118,6 +121,12 @@ def _one(visitor: Visitor, target: tuple, suspended: bool, token: str) -> list[s
             want = "the landing page (503)" if suspended else "the site, not the landing page"
             problems.append(f"{'https' if tls else 'http'}://{domain}/ answered "
                             f"{resp.status_code}, expected {want}")
+        elif suspended and _ERRORDOC_FAILED in resp.text:
+            # The 503 and its headers, but Apache could not serve the page itself (a
+            # folder it cannot read): the visitor gets Apache's bare error text.
+            problems.append(f"{'https' if tls else 'http'}://{domain}/ answered 503 without "
+                            "the landing page: Apache could not serve it as the "
+                            "ErrorDocument (check the landing folder's permissions)")
         if suspended:
             # The ACME exemption covers only files that exist: a missing challenge name is
             # the landing page too (else a customer's .htaccess could serve the site there).

@@ -30,6 +30,8 @@ WORKERS = 8
 # A body beyond this is not read to the end: the connection is closed instead (a customer's
 # page can be large; the checks are on status and headers, and reading it all costs CPU).
 BODY_LIMIT = 256 * 1024
+# How much of a body a Reply keeps (the landing page check reads its start).
+HEAD_BYTES = 4096
 _HEADERS = {"Accept": "*/*", "User-Agent": "suspension-agent-probe"}
 
 
@@ -59,10 +61,17 @@ class Headers(Mapping[str, str]):
 
 @dataclass(frozen=True)
 class Reply:
-    """The status and headers of one answer (the body was read, or its connection closed)."""
+    """The status and headers of one answer (the body was read, or its connection closed),
+    and the start of its body (`head`, up to HEAD_BYTES: what tells a landing page from
+    Apache's own error text)."""
 
     status_code: int
     headers: Headers
+    head: bytes = b""
+
+    @property
+    def text(self) -> str:
+        return self.head.decode("utf-8", "replace")
 
 
 # -- the lean path ---------------------------------------------------------------------------
@@ -179,19 +188,20 @@ class Visitor:
         try:
             conn.request("GET", path, headers={"Host": domain, **_HEADERS})
             resp = conn.getresponse()
-            reply = Reply(resp.status, Headers(resp.msg))
-            if not _consume(resp):
+            head = bytearray()
+            if not _consume(resp, head):
                 conn.close()  # a large body: cheaper to reconnect than to read it all
-            return reply
+            return Reply(resp.status, Headers(resp.msg), bytes(head))
         except BaseException:
             conn.close()  # its state is unknown: never reuse it
             raise
 
 
-def _consume(resp: http.client.HTTPResponse) -> bool:
-    """Read a reply's body to its end, so its connection can carry the next request; return
-    False (nothing more read) once it is longer than BODY_LIMIT. A body cut short by the
-    server raises IncompleteRead: a reply that broke off is not an answer."""
+def _consume(resp: http.client.HTTPResponse, head: bytearray) -> bool:
+    """Read a reply's body to its end, so its connection can carry the next request, its
+    first HEAD_BYTES into `head`; return False (nothing more read) once it is longer than
+    BODY_LIMIT. A body cut short by the server raises IncompleteRead: a reply that broke
+    off is not an answer."""
     if resp.length is not None and resp.length > BODY_LIMIT:
         return False
     left = BODY_LIMIT
@@ -199,6 +209,7 @@ def _consume(resp: http.client.HTTPResponse) -> bool:
         if left <= 0:
             return False
         chunk = resp.read(min(left, 64 * 1024))
+        head += chunk[:max(0, HEAD_BYTES - len(head))]
         left -= len(chunk)
         if not chunk and not resp.isclosed():
             return False

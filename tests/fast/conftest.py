@@ -39,6 +39,9 @@ PLAYBOOKS = {
     "reuse": "stages:\n  - after: 0s\n    steps: [{backup: {reuse_if_newer_than: 1h}}, "
              "landing_page]\n",
     "firewall": "stages:\n  - after: 0s\n    steps: [backup, firewall_block]\n",
+    # A whole server's: mail ports a day after the websites.
+    "server": "stages:\n  - after: 0s\n    steps: [backup, landing_page]\n"
+              "  - after: 24h\n    steps: [firewall_block]\n",
     "broken": "stages: [\n",
 }
 

@@ -120,6 +120,8 @@ def install(monkeypatch: pytest.MonkeyPatch) -> None:
     """Put the fake steps in the registry for one test (monkeypatch undoes it)."""
     registry = linux_driver.DRIVER.steps
     monkeypatch.setitem(registry, "backup", FakeBackup())
+    # The whole server's own step: a file of the server target ("web1").
+    monkeypatch.setitem(registry, "firewall_block", FileStep("firewall_block"))
     for name in LOGIN_STEPS:
         # ftp_lock edits a file shared by accounts: it takes the server-wide lock.
         monkeypatch.setitem(registry, name,

@@ -60,7 +60,8 @@ def test_plan_shows_the_whole_ladder_and_changes_nothing(world: World) -> None:
     assert [[s["step"] for s in st["steps"]] for st in reply["stages"]] == [
         ["backup", "landing_page"], ["mail_block"], ["ftp_lock", "db_lock", "panel_lock"]]
     rc, reply, out = world.cli("plan", "web1", "alice", "--playbook", "firewall")
-    assert rc == EXIT_OK and reply["stages"][0]["steps"][1]["available"] is False, out
+    fw = reply["stages"][0]["steps"][1]
+    assert rc == EXIT_OK and fw["scope"] == "server" and "--whole-server" in fw["actions"][0]
     world.fake.fail(is_("read", LANDING))
     rc, reply, out = world.cli("plan", "web1", "alice")
     assert rc == EXIT_FAILED and reply["errors"][0]["step"] == "landing_page", out

@@ -7,7 +7,7 @@ import pytest
 
 from agent.cli.render import outcome_text
 from agent.engine.engine import RETRY_MAX, retry_delay
-from agent.errors import BadInput, StepUnavailable
+from agent.errors import BadInput
 from tests.fast.conftest import HOUR, ORIGINAL_LANDING, START, World
 from tests.fast.fake_steps import step_path
 from tests.fast.fakes import is_
@@ -163,7 +163,7 @@ def test_a_recent_verified_backup_is_reused(world: World) -> None:
     (lambda e: e.suspend("web1", "root", None, "billing", None, False), BadInput, "protected"),
     (lambda e: e.suspend("web1", "backup", None, "billing", None, False), BadInput, "protected"),
     (lambda e: e.suspend("web1", "eve", None, "billing", None, False), BadInput, "not exist"),
-    (lambda e: e.suspend("web1", "alice", "firewall", "billing", None, False), StepUnavailable,
+    (lambda e: e.suspend("web1", "alice", "firewall", "billing", None, False), BadInput,
      "firewall_block"),
     (lambda e: e.suspend("web1", "alice", "nope", "billing", None, False), BadInput, "nope"),
 ])

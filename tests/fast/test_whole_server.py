@@ -201,3 +201,92 @@ def test_a_caller_without_whole_server_rights_is_refused(server: World) -> None:
         "SSH_ORIGINAL_COMMAND": "suspend web1 --whole-server"})
     assert code == 2 and "whole server" in reply["errors"][0]["message"], reply
     assert server.rows("cases") == []
+
+
+FIREWALL = step_path("firewall_block", "web1")
+
+
+def test_a_server_step_runs_once_for_the_server_after_every_account_and_comes_off_last(
+        server: World) -> None:
+    pristine = server.step_files()
+    o = server.engine().suspend_server("web1", "server", "billing", None, False)
+    assert o.ok and FIREWALL not in server.fake.files, o
+    server.clock.t = START + 24 * HOUR
+    server.fake.log.clear()
+    (o,) = server.engine().tick()
+    assert o.ok and FIREWALL in server.fake.files, o
+    (fw,) = [a for a in o.applied if a["step"] == "firewall_block"]
+    assert (fw["scope"], fw["accounts"], fw["stage"], fw["changed"]) == ("server", 0, 1, True)
+    assert [r["name"] for r in server.rows("changes") if r["step"] == "firewall_block"] == [
+        "web1"]
+    # Run twice: nothing more.
+    server.fake.log.clear()
+    again = server.engine().suspend_server("web1", "server", "billing", None, False)
+    assert again.ok and server.fake.changing() == []
+    server.fake.log.clear()
+    o = server.engine().unsuspend_server("web1", "billing", False)
+    assert o.ok and o.state == "active", o
+    order = [s for s, _n in reloads(server)]
+    assert order[-1] == "firewall_block" and order.index("landing_page") < order.index(
+        "firewall_block")
+    assert server.step_files() == pristine
+
+
+def test_a_server_step_waits_for_an_account_behind_and_a_failed_one_is_retried(
+        server: World) -> None:
+    from tests.fast.fakes import is_
+
+    server.engine().suspend_server("web1", "server", "billing", None, False)
+    server.clock.t = START + 24 * HOUR
+    server.fake.fail(is_("write", FIREWALL), 1)
+    (o,) = server.engine().tick()
+    assert not o.ok and FIREWALL not in server.fake.files
+    assert o.errors[0]["step"] == "firewall_block", o.errors
+    (parent,) = [c for c in server.rows("cases") if c["kind"] == "server"]
+    assert parent["failures"] == 1 and parent["next_due_at"] == server.clock.t + 60
+    server.clock.t += 61
+    (o,) = server.engine().tick()
+    assert o.ok and FIREWALL in server.fake.files, o
+    assert server.engine().unsuspend_server("web1", "billing", False).ok
+    assert FIREWALL not in server.fake.files
+
+
+def test_a_server_step_is_held_back_while_an_account_has_not_reached_its_stage(
+        server: World) -> None:
+    from tests.fast.fakes import is_
+
+    book = server.tmp / "playbooks" / "server-now.yaml"
+    book.write_text("stages:\n  - after: 0s\n    steps: [backup, landing_page, "
+                    "firewall_block]\n")
+    server.fake.fail(is_("write", step_path("landing_page", "bob")), 1)
+    o = server.engine().suspend_server("web1", "server-now", "billing", None, False)
+    assert not o.ok and FIREWALL not in server.fake.files
+    assert any(e["step"] == "firewall_block" and "bob" in e["message"] for e in o.errors), o
+    server.clock.t += 61
+    (o,) = server.engine().tick()
+    assert o.ok and FIREWALL in server.fake.files, o
+
+
+def test_a_playbook_with_a_server_step_is_refused_for_an_account_or_reseller(
+        server: World) -> None:
+    text = server.config_path.read_text().replace(
+        ADMINS, ADMINS + "    resellers:\n      rita: {accounts: [alice]}\n")
+    server.config_path.write_text(text)
+    server.fake.accounts["rita"] = "/home/rita"
+    for args in (("suspend", "web1", "alice", "--playbook", "server"),
+                 ("suspend", "web1", "--reseller", "rita", "--playbook", "server")):
+        code, reply, _ = server.cli(*args)
+        assert code == 2 and "--whole-server" in reply["errors"][0]["message"], reply
+    assert server.fake.changing() == [] and server.rows("cases") == []
+
+
+def test_plan_of_the_whole_server_lists_its_server_steps(server: World) -> None:
+    code, reply, _ = server.cli("plan", "web1", "--whole-server", "--playbook", "server")
+    assert code == 0, reply
+    assert [(e["stage"], e["step"]) for e in reply["server_steps"]] == [(1, "firewall_block")]
+    ladder = reply["children"][0]["stages"]
+    assert [s["step"] for s in ladder[1]["steps"]] == ["firewall_block"]
+    assert ladder[1]["steps"][0]["scope"] == "server"
+    code, _reply, text = server.cli("plan", "web1", "--whole-server", "--playbook", "server",
+                                    as_json=False)
+    assert "server step firewall_block (stage 1" in text, text

@@ -22,7 +22,7 @@ from typing import Any
 from agent import landing
 from agent.drivers.cpanel.facts import Panel, account_name, all_domains
 from agent.errors import VerifyFailed
-from agent.steps.actions import FileState, Run, Write, carry_out, file_state
+from agent.steps.actions import FileState, Run, Write, carry_out, file_state, with_parents
 from agent.steps.landing_include import HOOK_FILE, hook_conf, put_back
 from agent.steps.protocol import Context, Plan, memo, read
 
@@ -55,7 +55,7 @@ class LandingPage:
         """The folders and files `plan` reads (a batch reads every account's at once)."""
         landing_dir, page_path, includes = _paths(ctx)
         folders = [landing_dir] + [p.rsplit("/", 1)[0] for p in includes]
-        return [*_with_parents(folders), page_path, *includes]
+        return [*with_parents(folders), page_path, *includes]
 
     def plan(self, ctx: Context) -> Plan:
         user = account_name(ctx.account)
@@ -65,7 +65,7 @@ class LandingPage:
         page = landing.render(ctx.config.landing_pages_dir, ctx.branding,
                               ctx.params.get("language")).encode()
         conf = hook_conf(ctx.case_id, landing_dir, ctx.branding.retry_after).encode()
-        wanted = _with_parents([landing_dir] + [p.rsplit("/", 1)[0] for p in includes])
+        wanted = with_parents([landing_dir] + [p.rsplit("/", 1)[0] for p in includes])
         # One read (or the batch's, held): which folders must be made, and the files as
         # they are (a path that is not a regular file is refused).
         found = read(ctx, [*wanted, page_path, *includes])
@@ -137,8 +137,3 @@ def _domains(ctx: Context, user: str) -> dict[str, list[str]]:
     return panel.domains(user)
 
 
-def _with_parents(folders: list[str]) -> list[str]:
-    """Return the folders and all their parents, shallowest first."""
-    every = {f.rstrip("/")[:end] for f in folders for end in
-             [i for i, c in enumerate(f.rstrip("/") + "/") if c == "/" and i > 0]}
-    return sorted(every, key=lambda d: (d.count("/"), d))

@@ -18,6 +18,7 @@ from agent.drivers.linux.panel_lock import PanelLock
 from agent.drivers.linux.server_tree import server_tree
 from agent.drivers.tree import Tree
 from agent.errors import BadInput
+from agent.steps.firewall_block import FirewallBlock
 from agent.steps.protocol import Step
 
 
@@ -31,7 +32,8 @@ class LinuxDriver:
 
     def __init__(self) -> None:
         self.steps: dict[str, Step] = {step.name: step for step in (
-            Backup(), LandingPage(), MailBlock(), FtpLock(), DbLock(), PanelLock())}
+            Backup(), LandingPage(), MailBlock(), FtpLock(), DbLock(), PanelLock(),
+            FirewallBlock())}
 
     def ensure_suspendable(self, server: Any, conn: Any, account: str, min_uid: int) -> None:
         """Raise BadInput when `account` has no passwd entry or home, or is a system account

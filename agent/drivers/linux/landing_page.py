@@ -16,7 +16,7 @@ from agent import landing
 from agent.drivers import linux
 from agent.drivers.linux import host_map
 from agent.errors import StepError, VerifyFailed
-from agent.steps.actions import FileState, Run, Write, carry_out, file_state
+from agent.steps.actions import FileState, Run, Write, carry_out, file_state, with_parents
 from agent.steps.landing_include import HOOK_FILE, RemoveDirs, hook_conf
 from agent.steps.map_edit import MapEdit
 from agent.steps.protocol import Context, Plan, read
@@ -91,7 +91,7 @@ class LandingPage:
         page = landing.render(ctx.config.landing_pages_dir, ctx.branding,
                               ctx.params.get("language")).encode()
         conf = hook_conf(ctx.case_id, landing_dir, ctx.branding.retry_after).encode()
-        wanted = _with_parents([landing_dir, hook_dir])
+        wanted = with_parents([landing_dir, hook_dir])
         # One read: which folders must be made, and the two files as they are (a path that
         # is not a regular file is refused).
         found = ctx.conn.read_many([*wanted, page_path, hook_path])
@@ -163,15 +163,6 @@ class LandingPage:
         from agent.steps import probes  # the probe machinery loads only when a probe runs
 
         probes.check_landing(ctx.server, [tuple(t) for t in undo["probe"]], suspended)
-
-
-def _with_parents(folders: list[str]) -> list[str]:
-    """Return the folders and all their parents, parents first."""
-    wanted: list[str] = []
-    for folder in folders:
-        parts = folder.rstrip("/").split("/")
-        wanted += ["/".join(parts[:i]) for i in range(2, len(parts) + 1)]
-    return list(dict.fromkeys(wanted))
 
 
 def _reload_actions(paths) -> list[Run]:  # noqa: ANN001 - LinuxPaths

@@ -1,0 +1,137 @@
+"""The firewall_block step (server scope): the agent's nftables table (agent/steps/firewall.py)
+loaded, verified in the kernel and from outside, and removed again exactly.
+
+Provenance: a table of that name already loaded that no case of this server's journal put
+there (or another case did) is refused, never replaced: the agent cannot know what it did.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+from agent.errors import StepError, VerifyFailed
+from agent.steps import firewall
+from agent.steps.actions import FileState, Run, Write, file_state, with_parents
+from agent.steps.landing_include import RemoveDirs
+from agent.steps.protocol import Context, Plan
+
+_PROBE_TIMEOUT = 3.0
+
+
+def _listing(ctx: Context) -> dict:
+    """Return the agent's table as nft lists it (JSON), or {} when it is not loaded."""
+    result = ctx.conn.run([ctx.server.linux.nft, "-j", "list", "table", "inet", firewall.TABLE],
+                          ok_codes=(0, 1))
+    if result.rc == 1:
+        return {}
+    try:
+        return firewall.table_state(json.loads(result.text))
+    except json.JSONDecodeError as exc:
+        raise StepError(f"nft -j list table printed no JSON ({exc})") from None
+
+
+class FirewallBlock:
+    """Closes the server's mail client ports (or the playbook's `ports`) with one table."""
+
+    name = "firewall_block"
+
+    def __init__(self, default_ports: tuple[int, ...] = firewall.MAIL_CLIENT_PORTS) -> None:
+        self.default_ports = default_ports
+
+    def plan(self, ctx: Context) -> Plan:
+        paths = ctx.server.linux
+        ports = firewall.ports_for(ctx.params, self.default_ports)
+        if ctx.server.transport == "ssh" and ctx.server.port in ports:
+            raise StepError(f"port {ctx.server.port} is the agent's own SSH port on "
+                            f"{ctx.server.name}; it is never closed")
+        exempt = list(ctx.server.firewall_exempt)
+        path = f"{paths.nft_dir}/active.nft"
+        folders = with_parents([paths.nft_dir])
+        found = ctx.conn.read_many([*folders, path])
+        loaded = _listing(ctx)
+        if loaded and loaded.get("case") != ctx.case_id:
+            owner = (f"case {loaded['case']}" if loaded.get("case") else
+                     "something other than the agent")
+            raise StepError(f"table inet {firewall.TABLE} is already loaded on "
+                            f"{ctx.server.name}, put there by {owner}; remove it (nft delete "
+                            f"table inet {firewall.TABLE}) or finish that case first")
+        before = file_state(found[path], ctx.server.name)
+        text = firewall.ruleset(ctx.case_id, ports, exempt).encode()
+        made = [d for d in folders if not found[d].exists]
+        # Only the table's own folder is private: a parent made here (/var/lib/suspension-
+        # agent) is shared with the landing pages, which Apache must be able to read.
+        actions: list = [Run(["install", "-d", "-m", "700" if d == paths.nft_dir else "755",
+                              d]) for d in made]
+        actions += [Write(before, FileState(path, True, text, 0o600, "0:0")),
+                    Run([paths.nft, "-c", "-f", path]), Run([paths.nft, "-f", path])]
+        if ctx.conn.stat(paths.doveadm).exists:
+            # Open IMAP/POP sessions end now (their next segment would get a reset anyway).
+            actions.append(Run([paths.doveadm, "kick", "*"], ok_codes=(0, 68)))
+        smtp = "25 stays open (mail for the domains still arrives)" if 25 not in ports \
+            else "25 is closed too: no mail arrives"
+        return Plan(self.name, actions,
+                    facts={"ports": ports, "exempt": exempt, "table": f"inet {firewall.TABLE}"},
+                    undo={"case": ctx.case_id, "file": path, "before": before.to_dict(),
+                          "created_dirs": made, "ports": ports, "exempt": exempt},
+                    note=f"closes TCP {', '.join(map(str, ports))}; {smtp}")
+
+    def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
+        from agent.steps.actions import carry_out
+
+        carry_out(ctx.conn, plan.actions)
+        return plan.undo
+
+    def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
+        before = FileState.from_dict(undo["before"])
+        found = ctx.conn.read_many([before.path, *undo["created_dirs"]])
+        current = file_state(found[before.path], ctx.server.name)
+        nft = ctx.server.linux.nft
+        # The table goes first (one transaction, present or not), then the agent's file.
+        actions: list = [Run([nft, "-f", "-"], stdin=firewall.removal().encode())]
+        if current != before:
+            actions.append(Write(current, before))
+        gone = RemoveDirs(tuple(d for d in undo["created_dirs"] if found[d].exists))
+        return Plan(self.name, actions + ([gone] if gone.paths else []), undo=undo)
+
+    def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
+        """Suspended: the kernel holds exactly the agent's table as planned, and each
+        closed port refuses a connection from the agent (unless its address is exempt,
+        where the kernel's table is the whole proof). Back: no such table is loaded."""
+        loaded = _listing(ctx)
+        if not suspended:
+            if loaded:
+                raise VerifyFailed(f"table inet {firewall.TABLE} is still loaded")
+            return
+        want = firewall.expected(undo["case"], undo["ports"], undo["exempt"])
+        if loaded != want:
+            raise VerifyFailed(f"table inet {firewall.TABLE} is not as planned: loaded "
+                               f"{loaded or 'nothing'}, planned {want}")
+        address = ctx.server.address
+        for port in undo["ports"]:
+            if _answers(address, port):
+                if _exempt(ctx, undo["exempt"]):
+                    return  # the agent's own address is exempt: it cannot see the grade
+                raise VerifyFailed(f"{address}:{port} still accepts connections")
+
+
+def _answers(address: str, port: int) -> bool:
+    """Return True when a TCP connection to address:port is accepted."""
+    try:
+        with socket.create_connection((address, port), timeout=_PROBE_TIMEOUT):
+            return True
+    except OSError:
+        return False
+
+
+def _exempt(ctx: Context, exempt: list[str]) -> bool:
+    """Return True when the address the server sees the agent come from is exempt."""
+    import ipaddress
+
+    seen = ctx.conn.run(["sh", "-c", 'printf %s "${SSH_CONNECTION%% *}"']).text.strip()
+    try:
+        me = ipaddress.ip_address(seen)
+    except ValueError:
+        return False
+    return any(me in ipaddress.ip_network(n) for n in exempt)
