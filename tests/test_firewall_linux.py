@@ -3,7 +3,8 @@
 `server-mail-first` with the injected clock: at once the mail client ports are refused from
 outside (an IMAP session opened before is cut), port 25 still takes mail for the domains,
 and from an exempt address (a second address on the outside end of the host's link) every
-port still answers; the websites follow at the tick a day later. After `unsuspend
+port still answers; a `flush ruleset` meanwhile is undone by the next tick; the websites
+follow at the tick a day later. After `unsuspend
 --whole-server` the kernel's ruleset (`nft -s list ruleset`) and every file are as before.
 """
 
@@ -88,6 +89,16 @@ def test_mail_ports_closed_from_outside_port_25_open_and_back_exactly(host, fw_a
     rc, again, out = agent("suspend", host.name, "--whole-server", "--playbook",
                            "server-mail-first")
     assert rc == 0 and not any(a["changed"] for a in again["applied"]), out
+    # Something flushes the ruleset (a reload of nftables.service does): the next tick,
+    # due or not, puts the table back and says so.
+    host.run(["/usr/sbin/nft", "flush", "ruleset"])
+    assert all(answers(host, p) for p in MAIL_PORTS)
+    agent.now = START + 60
+    rc, ticked, out = agent("tick")
+    assert rc == 0 and "put back: firewall_block" in out, out
+    assert [p for p in MAIL_PORTS if answers(host, p)] == []
+    rc, ticked, out = agent("tick")
+    assert rc == 0 and ticked["processed"] == [], out  # nothing undone, nothing due
     agent.now = START + 24 * 3600 + 1
     rc, ticked, out = agent("tick")
     assert rc == 0, out

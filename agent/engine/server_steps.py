@@ -7,15 +7,19 @@ every account of the tree has reached it, as a restrictive step comes only after
 (a child whose backup failed must not have its mail ports closed before it is saved). A
 stage held back that way, or whose server step failed (and was rolled back), is the case's
 error: `tick` retries it with the usual pause. On unsuspend they are reverted after every
-account came back, once no case is left on the server target.
+account came back, once no case is left on the server target. Each `tick` checks those
+in effect and puts back what something undid meanwhile (`repair`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from agent import drivers
 from agent.config.playbooks import Playbook
+from agent.errors import AgentError, Unreachable
 from agent.journal.journal import Case
+from agent.steps.actions import carry_out
 
 if TYPE_CHECKING:
     from agent.drivers.tree import Tree
@@ -48,3 +52,41 @@ def revert_all(batch: Batch, own: Runner) -> None:
     if not batch.dry_run:
         own.recover(batch.own, retry_stuck=False)  # revert_all retries the stuck ones
     own.revert_all(batch.own, batch.dry_run)
+
+
+def repair(batch: Batch, own: Runner, rcase: Case) -> list[str]:
+    """Ensure every server step in effect is still in effect on the server: one that
+    something undid behind the agent's back (a firewall table flushed) is carried out again
+    from its journaled undo data, verified and audited. Returns the steps put back; a step
+    that cannot be put back is the tree's error (and `tick` exits non-zero)."""
+    engine = batch.engine
+    repaired = []
+    for change in engine.journal.active_changes(*own.target):
+        step = drivers.step(own.server.panel, change.step)
+        if change.state != "done" or not hasattr(step, "repair_plan"):
+            continue
+        ctx = own.context(change.case_id, hold=rcase.hold)
+        try:
+            plan = step.repair_plan(ctx, change.undo)
+            if plan is None:
+                continue
+            if batch.dry_run:
+                batch.own.plans.append({"step": change.step, "repair": True,
+                                        "actions": plan.describe()})
+                continue
+            carry_out(ctx.conn, plan.actions)
+            step.verify(ctx, change.undo, True)
+        except AgentError as exc:
+            if isinstance(exc, Unreachable):
+                raise
+            batch.own.errors.append({"step": change.step,
+                                     "message": f"found undone and not put back: {exc}"})
+            engine.audit("step.drift", server=own.target[0], kind=own.target[1],
+                         name=own.target[2], case_id=change.case_id, step=change.step,
+                         outcome="failed", error=str(exc))
+            continue
+        repaired.append(change.step)
+        engine.audit("step.drift", server=own.target[0], kind=own.target[1],
+                     name=own.target[2], case_id=change.case_id, step=change.step,
+                     outcome="repaired", note=plan.note)
+    return repaired

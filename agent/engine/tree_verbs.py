@@ -192,10 +192,20 @@ def tick_case(engine: Engine, rcase: Case, dry_run: bool) -> Outcome | None:
             tree = batch.find_tree(engine, server, tgt)
             known = {c.name for c in engine.journal.children(rcase.id, status=None)}
             only = None if due else set(tree.children) - known
+            begun = None
+            if engine.journal.active_changes(*tgt):
+                # A server step in effect (a whole server's firewall table) is checked at
+                # every tick, due or not: something may have undone it since.
+                begun = _begin(engine, server, tgt, dry_run)
+                repaired = server_steps.repair(work, begun[0], fresh)
+                if only == set():
+                    return (batch.report(engine, tgt, work, begun[1] or (
+                        f"put back: {', '.join(repaired)}" if repaired else ""))
+                            if repaired or work.own.errors or work.own.plans else None)
             if only == set():
                 return None
             batch.tree_of(engine, server, tgt, tree, only)
-            runner, taken = _begin(engine, server, tgt, dry_run)
+            runner, taken = begun or _begin(engine, server, tgt, dry_run)
             pb = engine.book(fresh.playbook)
             if not dry_run:
                 runner.recover(work.own)

@@ -95,6 +95,35 @@ class FirewallBlock:
         gone = RemoveDirs(tuple(d for d in undo["created_dirs"] if found[d].exists))
         return Plan(self.name, actions + ([gone] if gone.paths else []), undo=undo)
 
+    def repair_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan | None:
+        """Return the actions that load the table again, as it was planned, when something
+        removed or changed it while the case is open (a `flush ruleset`, a reload of
+        nftables.service); None when it is loaded as planned. A table of that name that
+        another case or something else loaded is refused, never replaced."""
+        loaded = _listing(ctx)
+        if loaded == firewall.expected(undo["case"], undo["ports"], undo["exempt"]):
+            return None
+        if loaded and loaded.get("case") != undo["case"]:
+            raise StepError(f"table inet {firewall.TABLE} on {ctx.server.name} was replaced "
+                            "by one this case did not load; it is left as it is")
+        paths = ctx.server.linux
+        path = undo["file"]
+        wanted = FileState(path, True,
+                           firewall.ruleset(undo["case"], undo["ports"], undo["exempt"]).encode(),
+                           0o600, "0:0")
+        folders = with_parents([paths.nft_dir])
+        found = ctx.conn.read_many([*folders, path])
+        actions: list = [Run(["install", "-d", "-m", "700" if d == paths.nft_dir else "755",
+                              d]) for d in folders if not found[d].exists]
+        current = file_state(found[path], ctx.server.name)
+        if current != wanted:
+            actions.append(Write(current, wanted))
+        actions += [Run([paths.nft, "-c", "-f", path]), Run([paths.nft, "-f", path])]
+        if ctx.conn.stat(paths.doveadm).exists:
+            actions.append(Run([paths.doveadm, "kick", "*"], ok_codes=(0, 68)))
+        return Plan(self.name, actions, undo=undo,
+                    note=f"table inet {firewall.TABLE} was {'changed' if loaded else 'gone'}")
+
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         """Suspended: the kernel holds exactly the agent's table as planned, and each
         closed port refuses a connection from the agent (unless its address is exempt,

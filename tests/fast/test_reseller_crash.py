@@ -1,6 +1,7 @@
-"""A reseller suspend and unsuspend over a small tree (3 accounts, 2 logins), killed after
-every journal transition and after every command in turn: the next call converges to what
-an uncut run gives, and the reversal puts every file back byte for byte."""
+"""A reseller suspend and unsuspend over a small tree (3 accounts, 2 logins), and a whole
+server's (its admin and every account, with its own firewall_block), killed after every
+journal transition and after every command in turn: the next call converges to what an
+uncut run gives, and the reversal puts every file back byte for byte."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from agent.connector import base
 from tests.fast.conftest import HOUR, START, World, crash_at, make_world
 from tests.fast.fakes import Crash
 from tests.fast.test_reseller import with_tree
+from tests.fast.test_whole_server import on_server
+
+SERVER_BOOK = ("stages:\n  - after: 0s\n    steps: [backup, landing_page, firewall_block]\n"
+               "  - after: 72h\n    steps: [mail_block, ftp_lock, db_lock, panel_lock]\n")
 
 
 def world_at(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> World:
@@ -20,14 +25,33 @@ def world_at(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     monkeypatch.setattr(base, "LOCAL_CHANNELS", 1)
     world = make_world(tmp, monkeypatch)
     with_tree(world)
+    if TARGET["kind"] == "server":
+        on_server(world)
+        (world.tmp / "playbooks" / "server-now.yaml").write_text(SERVER_BOOK)
     return world
 
 
+# The tree under test: a reseller's (rita), or the whole server (its admin, every account
+# and its own firewall_block); set per test by the `target` fixture.
+TARGET = {"kind": "reseller"}
+
+
+@pytest.fixture(params=["reseller", "server"], autouse=True)
+def target(request: pytest.FixtureRequest):  # noqa: ANN201
+    TARGET["kind"] = request.param
+    yield request.param
+    TARGET["kind"] = "reseller"
+
+
 def suspend(world: World):  # noqa: ANN201
+    if TARGET["kind"] == "server":
+        return world.engine().suspend_server("web1", "server-now", "billing", None, False)
     return world.engine().suspend_reseller("web1", "rita", "ladder", "billing", None, False)
 
 
 def unsuspend(world: World):  # noqa: ANN201
+    if TARGET["kind"] == "server":
+        return world.engine().unsuspend_server("web1", "billing", False)
     return world.engine().unsuspend_reseller("web1", "rita", "billing", False)
 
 
