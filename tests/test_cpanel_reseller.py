@@ -309,3 +309,31 @@ def test_whole_server_round_trip_on_cpanel(cp, tmp_path):
         agent("unsuspend", host.name, "--whole-server")
         calls.reset(host)
         calls.whmapi1(host, "unsuspendacct", user=ADMIN)
+
+
+def test_whole_server_firewall_block_on_cpanel(cp, tmp_path):
+    """`server-mail-first` on the cPanel simulator: the mail client and webmail ports the
+    host answers on are refused from outside at once, 25 still answers, the sites stay up
+    until the next stage; `unsuspend --whole-server` brings back the ruleset and every file
+    exactly."""
+    from tests.test_firewall_linux import answers, ruleset
+
+    host = cp[0]
+    agent = agent_for(cp, tmp_path, "cli")
+    ports = [p for p in (110, 143, 465, 587, 993, 995, 2095, 2096) if answers(host, p)]
+    assert len(ports) >= 2, ports
+    before, rules = snapshot(host), ruleset(host)
+    try:
+        rc, reply, out = agent("suspend", host.name, "--whole-server", "--playbook",
+                               "server-mail-first")
+        assert rc == 0, out
+        assert [p for p in ports if answers(host, p)] == [] and answers(host, 25), ports
+        assert set(shows(host, "bob").values()) == {"own"}
+        rc, reply, out = agent("unsuspend", host.name, "--whole-server")
+        assert rc == 0 and reply["state"] == "active", out
+        assert [p for p in ports if not answers(host, p)] == []
+        assert ruleset(host) == rules
+        assert snapshot(host) == before
+    finally:
+        agent("unsuspend", host.name, "--whole-server")
+        calls.reset(host)

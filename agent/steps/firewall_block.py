@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from agent.errors import StepError, VerifyFailed
@@ -37,8 +38,12 @@ class FirewallBlock:
 
     name = "firewall_block"
 
-    def __init__(self, default_ports: tuple[int, ...] = firewall.MAIL_CLIENT_PORTS) -> None:
+    def __init__(self, default_ports: tuple[int, ...] = firewall.MAIL_CLIENT_PORTS,
+                 doveadm: Callable[[Any], str] = lambda server: server.linux.doveadm) -> None:
+        # The driver's defaults: its mail client ports (cPanel adds webmail's), and where
+        # its settings say doveadm is.
         self.default_ports = default_ports
+        self.doveadm = doveadm
 
     def plan(self, ctx: Context) -> Plan:
         paths = ctx.server.linux
@@ -66,9 +71,7 @@ class FirewallBlock:
                               d]) for d in made]
         actions += [Write(before, FileState(path, True, text, 0o600, "0:0")),
                     Run([paths.nft, "-c", "-f", path]), Run([paths.nft, "-f", path])]
-        if ctx.conn.stat(paths.doveadm).exists:
-            # Open IMAP/POP sessions end now (their next segment would get a reset anyway).
-            actions.append(Run([paths.doveadm, "kick", "*"], ok_codes=(0, 68)))
+        actions += self._kick(ctx)
         smtp = "25 stays open (mail for the domains still arrives)" if 25 not in ports \
             else "25 is closed too: no mail arrives"
         return Plan(self.name, actions,
@@ -76,6 +79,13 @@ class FirewallBlock:
                     undo={"case": ctx.case_id, "file": path, "before": before.to_dict(),
                           "created_dirs": made, "ports": ports, "exempt": exempt},
                     note=f"closes TCP {', '.join(map(str, ports))}; {smtp}")
+
+    def _kick(self, ctx: Context) -> list[Run]:
+        """Open IMAP/POP sessions end now (their next segment would get a reset anyway);
+        nothing when the server has no doveadm."""
+        doveadm = self.doveadm(ctx.server)
+        return [Run([doveadm, "kick", "*"], ok_codes=(0, 68))] \
+            if ctx.conn.stat(doveadm).exists else []
 
     def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
         from agent.steps.actions import carry_out
@@ -119,8 +129,7 @@ class FirewallBlock:
         if current != wanted:
             actions.append(Write(current, wanted))
         actions += [Run([paths.nft, "-c", "-f", path]), Run([paths.nft, "-f", path])]
-        if ctx.conn.stat(paths.doveadm).exists:
-            actions.append(Run([paths.doveadm, "kick", "*"], ok_codes=(0, 68)))
+        actions += self._kick(ctx)
         return Plan(self.name, actions, undo=undo,
                     note=f"table inet {firewall.TABLE} was {'changed' if loaded else 'gone'}")
 

@@ -20,6 +20,8 @@ from agent.drivers.cpanel.server_tree import tree_of as server_tree_of
 from agent.drivers.cpanel.settings import CpanelSettings
 from agent.drivers.tree import Tree
 from agent.errors import BadInput
+from agent.steps.firewall import MAIL_CLIENT_PORTS
+from agent.steps.firewall_block import FirewallBlock
 from agent.steps.protocol import Step
 
 
@@ -37,7 +39,10 @@ class CpanelDriver:
     def __init__(self) -> None:
         self.steps: dict[str, Step] = {step.name: step for step in (
             Backup(), LandingPage(), MailBlock(), FtpLock(), DbLock(), PanelLock(),
-            PanelSuspend(), ResellerLock())}
+            PanelSuspend(), ResellerLock(),
+            # cPanel's webmail ports too (2095, 2096: lockouts.md 1.8), doveadm from its
+            # settings.
+            FirewallBlock(MAIL_CLIENT_PORTS + (2095, 2096), lambda s: s.cpanel.doveadm))}
 
     def ensure_suspendable(self, server: Any, conn: Any, account: str, min_uid: int) -> None:
         """Raise BadInput unless `account` is a cPanel user name (A13) that the panel knows
