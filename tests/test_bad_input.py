@@ -36,8 +36,8 @@ def test_bad_account_names(agent_env, host, name):
     (["suspend", "t1", "nobody-here", "--playbook", "web-now"], "does not exist"),
     (["suspend", "t1", "--reseller", "res1"], "unknown reseller"),
     (["suspend", "t1", "--reseller", "r;id"], "not valid"),
-    (["suspend", "t1", "alice", "--reseller", "res1"], "not both"),
-    (["suspend", "t1", "--whole-server"], "not available"),
+    (["suspend", "t1", "alice", "--reseller", "res1"], "name one target"),
+    (["suspend", "t1", "alice", "--whole-server"], "name one target"),
     (["frobnicate"], "No such command"),
 ])
 def test_bad_requests_exit_2(agent_env, host, args, text):

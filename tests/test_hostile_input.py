@@ -40,7 +40,7 @@ CLI: list[tuple[list[str], int]] = [
     (["suspend", S, "alice", "--reason", "ok\n2026-01-01 case.lifted forged"], 2),
     (["suspend", S, "alice", "--reason", "tab\there"], 2),
     (["suspend", S, "alice", "--reason", "rtl\u202eoverride"], 2),
-    (["suspend", S, "--whole-server"], 2), (["suspend", S, "--reseller", "res1"], 2),
+    (["suspend", S, "alice", "--whole-server"], 2), (["suspend", S, "--reseller", "res1"], 2),
     (["suspend", "no such server", "alice"], 2), (["suspend", "../srv", "alice"], 2),
     (["frobnicate"], 2), (["suspend"], 2), (["suspend", S, "alice", "--bogus"], 2),
 ]

@@ -105,11 +105,16 @@ def test_dry_run_and_plan_change_nothing(agent_env, host):
 def test_unavailable_steps_are_refused(agent_env, host):
     before = tree_state(host, *WATCHED)
     books = agent_env.config.parent.parent / "playbooks"
+    (books / "cpanel-only.yaml").write_text(
+        "stages:\n  - after: 0s\n    steps: [backup, landing_page, panel_suspend]\n")
+    rc, reply, out = agent_env("suspend", host.name, "alice", "--playbook", "cpanel-only")
+    assert rc == 2, out
+    assert "not available on the linux driver yet" in reply["errors"][0]["message"]
+    # A server step on an account: refused before anything, the whole server is its target.
     (books / "firewall.yaml").write_text(
         "stages:\n  - after: 0s\n    steps: [backup, landing_page, firewall_block]\n")
     rc, reply, out = agent_env("suspend", host.name, "alice", "--playbook", "firewall")
-    assert rc == 2, out
-    assert "not available on the linux driver yet" in reply["errors"][0]["message"]
+    assert rc == 2 and "use --whole-server" in reply["errors"][0]["message"], out
     assert tree_state(host, *WATCHED) == before
 
 
