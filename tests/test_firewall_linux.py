@@ -118,6 +118,9 @@ def test_dry_run_shows_the_nft_commands_and_a_foreign_table_is_refused(host, fw_
                                                                        ) -> None:
     agent = fw_agent
     rules_before = ruleset(host)
+    rc, reply, out = agent("check", host.name)
+    assert "firewall_block (whole-server playbooks): /usr/sbin/nft present" in \
+        reply["servers"][0]["lines"], out
     rc, reply, out = agent("--dry-run", "suspend", host.name, "--whole-server", "--playbook",
                            "server-mail-first")
     assert rc == 0, out

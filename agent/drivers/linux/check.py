@@ -30,6 +30,10 @@ def linux_check(conn: Connector, p: LinuxPaths, lines: list[str]) -> bool:
         if not st.exists:
             ok = False
             lines.append(f"missing: {path}")
+    # Only whole-server playbooks need it: said, but not a problem of this host.
+    has_nft = conn.stat(p.nft).exists
+    lines.append(f"firewall_block (whole-server playbooks): {p.nft} "
+                 + ("present" if has_nft else "missing (Debian: apt-get install nftables)"))
     hooked = conn.run(["grep", "-RlF", "--", p.apache_hook_dir + "/", p.apache_sites_dir],
                       ok_codes=(0, 1, 2)).text.split()
     lines.append(f"vhost files with the suspension-agent hook: {len(hooked)}")
