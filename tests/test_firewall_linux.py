@@ -1,7 +1,8 @@
 """firewall_block on the linux test host, in a whole-server case, probed from outside.
 
 `server-mail-first` with the injected clock: at once the mail client ports are refused from
-outside (an IMAP session opened before is cut), port 25 still takes mail for the domains,
+outside (an IMAP session opened before is cut), port 25 still takes mail for the domains
+but no longer offers SMTP AUTH,
 and from an exempt address (a second address on the outside end of the host's link) every
 port still answers; a `flush ruleset` meanwhile is undone by the next tick; the websites
 follow at the tick a day later. After `unsuspend
@@ -10,7 +11,9 @@ follow at the tick a day later. After `unsuspend
 
 from __future__ import annotations
 
+import base64
 import imaplib
+import smtplib
 import socket
 import subprocess
 
@@ -33,6 +36,14 @@ def answers(host, port: int, source: str | None = None) -> bool:
             return True
     except OSError:
         return False
+
+
+def auth_on_25(host, user: str = "info@shop.test", password: str = "info-pass-1") -> str:
+    """Return the reply code to AUTH PLAIN on port 25 (235: in; 503: not offered)."""
+    with smtplib.SMTP(host.address, 25, timeout=5) as smtp:
+        smtp.ehlo("tester.test")
+        token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        return str(smtp.docmd("AUTH", f"PLAIN {token}")[0])
 
 
 def ruleset(host) -> str:
@@ -65,6 +76,7 @@ def test_mail_ports_closed_from_outside_port_25_open_and_back_exactly(host, fw_a
     agent = fw_agent
     before, rules_before = snapshot(host), ruleset(host)
     assert all(answers(host, p) for p in (25, *MAIL_PORTS))
+    assert auth_on_25(host) == "235"
     session = imaplib.IMAP4(host.address, 143, timeout=5)
     session.login("info@shop.test", "info-pass-1")
     agent.now = START
@@ -77,6 +89,7 @@ def test_mail_ports_closed_from_outside_port_25_open_and_back_exactly(host, fw_a
         assert [p for p in MAIL_PORTS if answers(host, p)] == []
         assert answers(host, 25)
         assert clients.smtp_deliver(host, "info@shop.test", "still arrives") == "ok"
+        assert auth_on_25(host) == "503"  # AUTH not offered, refused: no sending on 25
         assert [p for p in MAIL_PORTS if not answers(host, p, exempt)] == []
         with pytest.raises((imaplib.IMAP4.abort, OSError)):
             session.noop()  # the session opened before the grade is cut
@@ -107,6 +120,7 @@ def test_mail_ports_closed_from_outside_port_25_open_and_back_exactly(host, fw_a
     rc, reply, out = agent("unsuspend", host.name, "--whole-server")
     assert rc == 0 and reply["state"] == "active", out
     assert all(answers(host, p) for p in (25, *MAIL_PORTS))
+    assert auth_on_25(host) == "235"
     assert clients.imap_login(host, "info@shop.test", "info-pass-1") == "ok"
     assert set(shows(host, "bob").values()) == {"own"}
     assert ruleset(host) == rules_before
@@ -121,6 +135,7 @@ def test_dry_run_shows_the_nft_commands_and_a_foreign_table_is_refused(host, fw_
     rc, reply, out = agent("check", host.name)
     assert "firewall_block (whole-server playbooks): /usr/sbin/nft present" in \
         reply["servers"][0]["lines"], out
+    assert "firewall_block withdraws SMTP AUTH on 25: yes" in reply["servers"][0]["lines"], out
     rc, reply, out = agent("--dry-run", "suspend", host.name, "--whole-server", "--playbook",
                            "server-mail-first")
     assert rc == 0, out

@@ -39,11 +39,14 @@ class FirewallBlock:
     name = "firewall_block"
 
     def __init__(self, default_ports: tuple[int, ...] = firewall.MAIL_CLIENT_PORTS,
-                 doveadm: Callable[[Any], str] = lambda server: server.linux.doveadm) -> None:
-        # The driver's defaults: its mail client ports (cPanel adds webmail's), and where
-        # its settings say doveadm is.
+                 doveadm: Callable[[Any], str] = lambda server: server.linux.doveadm,
+                 auth: Any = None) -> None:
+        # The driver's defaults: its mail client ports (cPanel adds webmail's), where its
+        # settings say doveadm is, and how it withdraws SMTP AUTH while 25 stays open
+        # (None: it cannot yet, and the plan says so).
         self.default_ports = default_ports
         self.doveadm = doveadm
+        self.auth = auth
 
     def plan(self, ctx: Context) -> Plan:
         paths = ctx.server.linux
@@ -71,14 +74,22 @@ class FirewallBlock:
                               d]) for d in made]
         actions += [Write(before, FileState(path, True, text, 0o600, "0:0")),
                     Run([paths.nft, "-c", "-f", path]), Run([paths.nft, "-f", path])]
+        undo = {"case": ctx.case_id, "file": path, "before": before.to_dict(),
+                "created_dirs": made, "ports": ports, "exempt": exempt, "auth": None}
+        if firewall.SMTP in ports:
+            smtp = "25 is closed too: no mail arrives"
+        elif self.auth is None:
+            smtp = ("25 stays open (mail still arrives); SMTP AUTH on 25 is not withdrawn "
+                    f"on the {ctx.server.panel} driver yet")
+        else:
+            # Before the table: once the table is in, only 25 is left to authenticate on.
+            more, undo["auth"], said = self.auth.plan(ctx)
+            actions = more + actions
+            smtp = f"25 stays open (mail still arrives); {said}"
         actions += self._kick(ctx)
-        smtp = "25 stays open (mail for the domains still arrives)" if 25 not in ports \
-            else "25 is closed too: no mail arrives"
         return Plan(self.name, actions,
                     facts={"ports": ports, "exempt": exempt, "table": f"inet {firewall.TABLE}"},
-                    undo={"case": ctx.case_id, "file": path, "before": before.to_dict(),
-                          "created_dirs": made, "ports": ports, "exempt": exempt},
-                    note=f"closes TCP {', '.join(map(str, ports))}; {smtp}")
+                    undo=undo, note=f"closes TCP {', '.join(map(str, ports))}; {smtp}")
 
     def _kick(self, ctx: Context) -> list[Run]:
         """Open IMAP/POP sessions end now (their next segment would get a reset anyway);
@@ -102,6 +113,8 @@ class FirewallBlock:
         actions: list = [Run([nft, "-f", "-"], stdin=firewall.removal().encode())]
         if current != before:
             actions.append(Write(current, before))
+        if undo.get("auth") and self.auth is not None:
+            actions += self.auth.revert(ctx, undo["auth"])
         gone = RemoveDirs(tuple(d for d in undo["created_dirs"] if found[d].exists))
         return Plan(self.name, actions + ([gone] if gone.paths else []), undo=undo)
 
@@ -111,8 +124,10 @@ class FirewallBlock:
         nftables.service); None when it is loaded as planned. A table of that name that
         another case or something else loaded is refused, never replaced."""
         loaded = _listing(ctx)
+        flag = self.auth.repair(ctx, undo["auth"]) if undo.get("auth") and self.auth else []
         if loaded == firewall.expected(undo["case"], undo["ports"], undo["exempt"]):
-            return None
+            return Plan(self.name, flag, undo=undo, note="SMTP AUTH flag was gone") if flag \
+                else None
         if loaded and loaded.get("case") != undo["case"]:
             raise StepError(f"table inet {firewall.TABLE} on {ctx.server.name} was replaced "
                             "by one this case did not load; it is left as it is")
@@ -128,7 +143,7 @@ class FirewallBlock:
         current = file_state(found[path], ctx.server.name)
         if current != wanted:
             actions.append(Write(current, wanted))
-        actions += [Run([paths.nft, "-c", "-f", path]), Run([paths.nft, "-f", path])]
+        actions += flag + [Run([paths.nft, "-c", "-f", path]), Run([paths.nft, "-f", path])]
         actions += self._kick(ctx)
         return Plan(self.name, actions, undo=undo,
                     note=f"table inet {firewall.TABLE} was {'changed' if loaded else 'gone'}")
@@ -147,11 +162,30 @@ class FirewallBlock:
             raise VerifyFailed(f"table inet {firewall.TABLE} is not as planned: loaded "
                                f"{loaded or 'nothing'}, planned {want}")
         address = ctx.server.address
+        if undo.get("auth") and _offers_auth(address):
+            raise VerifyFailed(f"{address}:25 still offers SMTP AUTH")
         for port in undo["ports"]:
             if _answers(address, port):
                 if _exempt(ctx, undo["exempt"]):
                     return  # the agent's own address is exempt: it cannot see the grade
                 raise VerifyFailed(f"{address}:{port} still accepts connections")
+
+
+def _offers_auth(address: str) -> bool:
+    """Return True when the SMTP server on address:25 lists AUTH in its EHLO reply; False
+    when it does not, or nothing listens there. VerifyFailed when it cannot be asked (a
+    probe that cannot see the effect is no proof of it)."""
+    import smtplib
+
+    try:
+        with smtplib.SMTP(address, firewall.SMTP, timeout=_PROBE_TIMEOUT) as smtp:
+            smtp.ehlo("suspension-agent-probe")
+            return smtp.has_extn("auth")
+    except ConnectionRefusedError:
+        return False
+    except (OSError, smtplib.SMTPException) as exc:
+        raise VerifyFailed(f"{address}:25 could not be asked whether it offers SMTP AUTH: "
+                           f"{exc.__class__.__name__}: {exc}") from None
 
 
 def _answers(address: str, port: int) -> bool:

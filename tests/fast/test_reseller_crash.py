@@ -24,10 +24,12 @@ def world_at(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     # One worker: a kill stops the whole batch at one point, as kill -9 would.
     monkeypatch.setattr(base, "LOCAL_CHANNELS", 1)
     world = make_world(tmp, monkeypatch)
-    with_tree(world)
     if TARGET["kind"] == "server":
+        # As small as the reseller's tree: alice, bob and the admin ops (login+account).
         on_server(world)
         (world.tmp / "playbooks" / "server-now.yaml").write_text(SERVER_BOOK)
+    else:
+        with_tree(world)
     return world
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from agent.config.servers import LinuxPaths
 from agent.connector import Connector
 from agent.drivers import linux
-from agent.drivers.linux import dovecot_auth, host_map, service_probes
+from agent.drivers.linux import dovecot_auth, host_map, service_probes, smtp_auth
 from agent.errors import AgentError
 from agent.steps.sql import MIN_VERSION, server_kind
 
@@ -34,6 +34,11 @@ def linux_check(conn: Connector, p: LinuxPaths, lines: list[str]) -> bool:
     has_nft = conn.stat(p.nft).exists
     lines.append(f"firewall_block (whole-server playbooks): {p.nft} "
                  + ("present" if has_nft else "missing (Debian: apt-get install nftables)"))
+    if conn.stat(p.exim).exists:
+        withdrawn, _shown = smtp_auth.prepared(conn, p)
+        lines.append("firewall_block withdraws SMTP AUTH on 25: " + (
+            "yes" if withdrawn else f"no: add `{smtp_auth.option_line(p)}` to Exim's main "
+            "configuration (docs/linux-host.md, 'Whole server'), or close 25 too"))
     hooked = conn.run(["grep", "-RlF", "--", p.apache_hook_dir + "/", p.apache_sites_dir],
                       ok_codes=(0, 1, 2)).text.split()
     lines.append(f"vhost files with the suspension-agent hook: {len(hooked)}")

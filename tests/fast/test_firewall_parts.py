@@ -1,0 +1,100 @@
+"""firewall_block's parts without a server: the nft file the table is loaded from, its JSON
+read back (nft 1.0.6's output shape), and the Exim flag that withdraws SMTP AUTH, refused
+on an Exim that would go on offering AUTH whatever the flag says."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from agent.config.servers import LinuxPaths
+from agent.drivers.linux.smtp_auth import EximAuth, option_line
+from agent.errors import StepError
+from agent.steps import firewall
+from agent.steps.protocol import Context
+from tests.fast.fakes import FakeConnector, Result
+
+# `nft -j list table inet suspension_agent` on Debian 12 after loading ruleset() below.
+LISTED = {"nftables": [
+    {"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
+    {"table": {"family": "inet", "name": "suspension_agent", "handle": 4}},
+    {"set": {"name": "closed_tcp", "type": "inet_service", "elem": [110, 143]}},
+    {"set": {"name": "exempt_v4", "type": "ipv4_addr", "flags": ["interval"],
+             "elem": [{"prefix": {"addr": "192.0.2.0", "len": 24}}, "198.51.100.7"]}},
+    {"set": {"name": "exempt_v6", "type": "ipv6_addr", "flags": ["interval"]}},
+    {"chain": {"name": "input", "type": "filter", "hook": "input", "prio": -10,
+               "policy": "accept"}},
+    {"rule": {"comment": "suspension-agent case C1", "expr": [
+        {"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "lo"}},
+        {"accept": None}]}},
+    {"rule": {"expr": [{"match": {"op": "==", "left": {"payload": {
+        "protocol": "ip", "field": "saddr"}}, "right": "@exempt_v4"}}, {"accept": None}]}},
+    {"rule": {"expr": [{"match": {"op": "==", "left": {"payload": {
+        "protocol": "ip6", "field": "saddr"}}, "right": "@exempt_v6"}}, {"accept": None}]}},
+    {"rule": {"comment": "suspension-agent case C1", "expr": [
+        {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}},
+                   "right": "@closed_tcp"}}, {"reject": {"type": "tcp reset"}}]}},
+]}
+EXEMPT = ["192.0.2.0/24", "198.51.100.7/32"]
+
+
+def test_the_listed_table_is_exactly_the_planned_one() -> None:
+    assert firewall.table_state(LISTED) == firewall.expected("C1", [110, 143], EXEMPT)
+    text = firewall.ruleset("C1", [110, 143], EXEMPT)
+    assert text.startswith("table inet suspension_agent\ndelete table inet suspension_agent\n")
+    assert "tcp dport @closed_tcp reject with tcp reset" in text and "flush" not in text
+
+
+@pytest.mark.parametrize("change", ["extra accept", "other case", "other port", "no table"])
+def test_anything_else_is_not_the_planned_table(change: str) -> None:
+    import copy
+
+    listed = copy.deepcopy(LISTED)
+    items = listed["nftables"]
+    if change == "extra accept":  # an accept before the reject opens every port again
+        items.insert(-1, {"rule": {"expr": [{"accept": None}]}})
+    elif change == "other case":
+        items[-1]["rule"]["comment"] = "suspension-agent case C2"
+    elif change == "other port":
+        items[2]["set"]["elem"] = [110]
+    else:
+        listed = {"nftables": items[:1]}
+    assert firewall.table_state(listed) != firewall.expected("C1", [110, 143], EXEMPT)
+
+
+class Exim(FakeConnector):
+    def __init__(self, shown: str) -> None:
+        super().__init__()
+        self.shown = shown
+        self.put("/usr/sbin/exim4", b"")
+
+    def _command(self, argv, stdin):  # noqa: ANN001, ANN202
+        if argv[:2] == ["/usr/sbin/exim4", "-bP"]:
+            return Result(0, f"auth_advertise_hosts = {self.shown}\n".encode(), b"")
+        return super()._command(argv, stdin)
+
+
+def ctx_for(conn: FakeConnector) -> Context:
+    server = SimpleNamespace(name="web1", panel="linux", linux=LinuxPaths())
+    return Context(None, server, conn, "web1", "C1", 0.0)  # type: ignore[arg-type]
+
+
+def test_an_exim_that_offers_auth_whatever_the_flag_says_is_refused_naming_the_line() -> None:
+    with pytest.raises(StepError, match="auth_advertise_hosts = \\$\\{if exists"):
+        EximAuth().plan(ctx_for(Exim("*")))
+
+
+def test_a_prepared_exim_gets_the_flag_and_it_goes_back_as_it_was() -> None:
+    conn = Exim(option_line(LinuxPaths()).split(" = ", 1)[1])
+    ctx = ctx_for(conn)
+    actions, undo, note = EximAuth().plan(ctx)
+    assert "withdrawn" in note and len(actions) == 1
+    actions[0].carry_out(conn)
+    assert conn.files["/etc/exim4/suspension-agent/server.no-auth"].data == (
+        b"suspension-agent case C1\n")
+    assert EximAuth().repair(ctx, undo) == []
+    for action in EximAuth().revert(ctx, undo):
+        action.carry_out(conn)
+    assert "/etc/exim4/suspension-agent/server.no-auth" not in conn.files
+    assert len(EximAuth().repair(ctx, undo)) == 1  # gone while the case is open: put back
