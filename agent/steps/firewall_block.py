@@ -51,8 +51,11 @@ class FirewallBlock:
     def plan(self, ctx: Context) -> Plan:
         paths = ctx.server.linux
         ports = firewall.ports_for(ctx.params, self.default_ports)
-        if ctx.server.transport == "ssh" and ctx.server.port in ports:
-            raise StepError(f"port {ctx.server.port} is the agent's own SSH port on "
+        # The agent's own way in is never closed: the port it connects to (a proxy or a
+        # forward may make that other than sshd's) and sshd's usual 22.
+        ssh = {ctx.server.port, 22} if ctx.server.transport == "ssh" else set()
+        if own := sorted(ssh & set(ports)):
+            raise StepError(f"port {own[0]} is the agent's own way in (SSH) on "
                             f"{ctx.server.name}; it is never closed")
         exempt = list(ctx.server.firewall_exempt)
         path = f"{paths.nft_dir}/active.nft"

@@ -98,3 +98,15 @@ def test_a_prepared_exim_gets_the_flag_and_it_goes_back_as_it_was() -> None:
         action.carry_out(conn)
     assert "/etc/exim4/suspension-agent/server.no-auth" not in conn.files
     assert len(EximAuth().repair(ctx, undo)) == 1  # gone while the case is open: put back
+
+
+@pytest.mark.parametrize("ports", [[22, 143], [2222]])
+def test_the_agents_own_ssh_port_is_never_closed(ports: list[int]) -> None:
+    from agent.steps.firewall_block import FirewallBlock
+
+    server = SimpleNamespace(name="web1", panel="linux", linux=LinuxPaths(), transport="ssh",
+                             port=2222, firewall_exempt=())
+    ctx = Context(None, server, FakeConnector(), "web1", "C1", 0.0,  # type: ignore[arg-type]
+                  params={"ports": ports})
+    with pytest.raises(StepError, match="agent's own way in"):
+        FirewallBlock().plan(ctx)
