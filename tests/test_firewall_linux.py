@@ -1,12 +1,13 @@
 """firewall_block on the linux test host, in a whole-server case, probed from outside.
 
 `server-mail-first` with the injected clock: at once the mail client ports are refused from
-outside (an IMAP session opened before is cut), port 25 still takes mail for the domains
-but no longer offers SMTP AUTH,
-and from an exempt address (a second address on the outside end of the host's link) every
-port still answers; a `flush ruleset` meanwhile is undone by the next tick; the websites
-follow at the tick a day later. After `unsuspend
---whole-server` the kernel's ruleset (`nft -s list ruleset`) and every file are as before.
+outside (an IMAP session opened before is cut), port 25 still takes mail for the domains but
+no longer offers SMTP AUTH, and from an exempt address (a second address on the outside end
+of the host's link) every port still answers; a `flush ruleset` meanwhile is undone by the
+next tick; the websites follow at the tick a day later. A copy of the table that a panel
+saved into /etc/nftables.conf meanwhile is taken out of it by the unsuspend (loading that
+file brings no agent rule back). After `unsuspend --whole-server` the kernel's ruleset (`nft
+-s list ruleset`) and every file are as before.
 """
 
 from __future__ import annotations
@@ -117,8 +118,25 @@ def test_mail_ports_closed_from_outside_port_25_open_and_back_exactly(host, fw_a
     assert rc == 0, out
     assert set(shows(host, "bob").values()) == {"landing"}
 
+    # A panel saves the live ruleset, the agent's table with it, as the boot firewall
+    # (cPanel's save_current_ruleset does: lockouts.md 1.6).
+    boot = host.path("/etc/nftables.conf")
+    original = boot.read_bytes() if boot.exists() else None
+    boot.write_text("flush ruleset\n" + ruleset(host))
+    assert "table inet suspension_agent" in boot.read_text()
+
     rc, reply, out = agent("unsuspend", host.name, "--whole-server")
     assert rc == 0 and reply["state"] == "active", out
+    # The saved copy lost the agent's table and nothing else; a "reboot" (the boot file
+    # loaded) brings no agent rule back.
+    assert "suspension_agent" not in boot.read_text()
+    host.run(["/usr/sbin/nft", "-f", "/etc/nftables.conf"])
+    assert "suspension_agent" not in ruleset(host)
+    host.run(["/usr/sbin/nft", "-f", "-"], input=("flush ruleset\n" + rules_before).encode())
+    if original is None:
+        boot.unlink()
+    else:
+        boot.write_bytes(original)
     assert all(answers(host, p) for p in (25, *MAIL_PORTS))
     assert auth_on_25(host) == "235"
     assert clients.imap_login(host, "info@shop.test", "info-pass-1") == "ok"

@@ -14,12 +14,15 @@ The table is written to a file of the agent's own (`<nft_dir>/active.nft`), chec
 `nft -c -f` and loaded with `nft -f`: one kernel transaction that declares the table,
 deletes it and declares it again with its contents, so it replaces any copy of itself and
 never needs `destroy` (nft 1.0.7 and Linux 6.3; Debian 12 has neither). The reversal loads
-the same declare-and-delete pair without contents: exactly this table goes, nothing else.
+the same declare-and-delete pair without contents: exactly this table goes, nothing else;
+a copy of it that a panel saved into /etc/nftables.conf meanwhile is taken out of that file
+(`without_table`), so that it does not come back at the next boot.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 
 # The table's family and name (the only thing on the server the step changes in nftables).
 TABLE = "suspension_agent"
@@ -61,6 +64,35 @@ def ruleset(case_id: str, ports: list[int], exempt: list[str]) -> str:
              f"\t\ttcp dport @closed_tcp reject with tcp reset {comment}",
              "\t}", "}"]
     return "\n".join(lines) + "\n"
+
+
+# Where a panel or an admin may have saved the live ruleset (cPanel's save_current_ruleset:
+# lockouts.md 1.6), our table with it: it would come back at the next boot.
+SAVED_RULESETS = ("/etc/nftables.conf", "/etc/sysconfig/nftables.conf")
+_OPENING = re.compile(rf"^[ \t]*table[ \t]+inet[ \t]+{TABLE}[ \t]*\{{", re.M)
+
+
+def without_table(text: str) -> str | None:
+    """Return `text` (an nft file) with every `table inet suspension_agent { ... }` block
+    taken out, or None when it holds none. A block that does not close is left alone (None
+    too, with nothing changed: the file is not one the agent can read whole)."""
+    out, at, found = [], 0, False
+    for m in _OPENING.finditer(text):
+        if m.start() < at:
+            continue
+        depth, i = 0, m.end() - 1
+        while i < len(text):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                break
+            i += 1
+        if depth:
+            return None
+        end = text.find("\n", i)
+        end = len(text) if end < 0 else end + 1
+        out.append(text[at:m.start()])
+        at, found = end, True
+    return "".join(out) + text[at:] if found else None
 
 
 def removal() -> str:

@@ -109,13 +109,15 @@ class FirewallBlock:
 
     def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
         before = FileState.from_dict(undo["before"])
-        found = ctx.conn.read_many([before.path, *undo["created_dirs"]])
+        found = ctx.conn.read_many([before.path, *undo["created_dirs"],
+                                    *firewall.SAVED_RULESETS])
         current = file_state(found[before.path], ctx.server.name)
         nft = ctx.server.linux.nft
         # The table goes first (one transaction, present or not), then the agent's file.
         actions: list = [Run([nft, "-f", "-"], stdin=firewall.removal().encode())]
         if current != before:
             actions.append(Write(current, before))
+        actions += _unsaved(found, ctx.server.name)
         if undo.get("auth") and self.auth is not None:
             actions += self.auth.revert(ctx, undo["auth"])
         gone = RemoveDirs(tuple(d for d in undo["created_dirs"] if found[d].exists))
@@ -159,6 +161,11 @@ class FirewallBlock:
         if not suspended:
             if loaded:
                 raise VerifyFailed(f"table inet {firewall.TABLE} is still loaded")
+            saved = ctx.conn.read_many(list(firewall.SAVED_RULESETS))
+            if kept := [p for p, f in saved.items() if f.exists and firewall.without_table(
+                    f.data.decode("utf-8", "replace")) is not None]:
+                raise VerifyFailed(f"{', '.join(kept)} still hold(s) table inet "
+                                   f"{firewall.TABLE}: it would come back at the next boot")
             return
         want = firewall.expected(undo["case"], undo["ports"], undo["exempt"])
         if loaded != want:
@@ -172,6 +179,22 @@ class FirewallBlock:
                 if _exempt(ctx, undo["exempt"]):
                     return  # the agent's own address is exempt: it cannot see the grade
                 raise VerifyFailed(f"{address}:{port} still accepts connections")
+
+
+def _unsaved(found: dict, server: str) -> list:
+    """Return the edits that take the agent's table out of a saved ruleset (a panel that
+    saved the live ruleset while the grade was on), the rest of each file as it is."""
+    edits = []
+    for path in firewall.SAVED_RULESETS:
+        if not found[path].exists:
+            continue
+        current = file_state(found[path], server)
+        kept = firewall.without_table(current.data.decode("utf-8", "surrogateescape"))
+        if kept is not None:
+            edits.append(Write(current, FileState(path, True,
+                                                  kept.encode("utf-8", "surrogateescape"),
+                                                  current.mode, current.owner)))
+    return edits
 
 
 def _offers_auth(address: str) -> bool:

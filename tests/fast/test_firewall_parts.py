@@ -110,3 +110,34 @@ def test_the_agents_own_ssh_port_is_never_closed(ports: list[int]) -> None:
                   params={"ports": ports})
     with pytest.raises(StepError, match="agent's own way in"):
         FirewallBlock().plan(ctx)
+
+
+SAVED = """#!/usr/sbin/nft -f
+flush ruleset
+table inet filter {
+	chain input {
+		type filter hook input priority filter; policy accept;
+	}
+}
+table inet suspension_agent {
+	set closed_tcp {
+		type inet_service
+		elements = { 110, 143 }
+	}
+	chain input {
+		type filter hook input priority -10; policy accept;
+		tcp dport @closed_tcp reject with tcp reset comment "suspension-agent case C1"
+	}
+}
+table ip nat {
+}
+"""
+
+
+def test_a_saved_copy_of_the_table_is_taken_out_and_nothing_else() -> None:
+    kept = firewall.without_table(SAVED)
+    assert kept is not None and "suspension_agent" not in kept
+    assert kept == SAVED.replace(SAVED[SAVED.index("table inet suspension_agent"):
+                                       SAVED.index("table ip nat")], "")
+    assert firewall.without_table(kept) is None  # nothing of ours: no edit
+    assert firewall.without_table(SAVED.replace("}\ntable ip nat", "table ip nat")) is None
