@@ -107,10 +107,15 @@ def test_mail_ports_closed_from_outside_port_25_open_and_back_exactly(host, fw_a
     # due or not, puts the table back and says so.
     host.run(["/usr/sbin/nft", "flush", "ruleset"])
     assert all(answers(host, p) for p in MAIL_PORTS)
+    rc, status, out = agent("status", host.name, "--whole-server")
+    assert any(w.startswith("firewall_block: not in effect as planned")
+               for w in status.get("warnings", [])), out
     agent.now = START + 60
     rc, ticked, out = agent("tick")
     assert rc == 0 and "put back: firewall_block" in out, out
     assert [p for p in MAIL_PORTS if answers(host, p)] == []
+    rc, status, out = agent("status", host.name, "--whole-server")
+    assert rc == 0 and not status.get("warnings"), out
     rc, ticked, out = agent("tick")
     assert rc == 0 and ticked["processed"] == [], out  # nothing undone, nothing due
     agent.now = START + 24 * 3600 + 1

@@ -29,7 +29,7 @@ from agent.cli.forced import forced_args
 from agent.cli.render import outcome_dict, outcome_text
 from agent.config import callers
 from agent.config import config as config_mod
-from agent.engine import recovery, tree_verbs
+from agent.engine import recovery, server_steps, tree_verbs
 from agent.engine.engine import HOLDS, Engine
 from agent.errors import AuthFailed, BadInput, ConfigError, HostKeyRefused, Unreachable
 
@@ -99,7 +99,11 @@ def status(g: Globals, server: str | None, account: str | None,
             raise BadInput("status --reseller NAME / --whole-server needs SERVER")
         engine = _engine(g)
         try:
-            _finish(g, engine.report(tree_verbs.target(engine, server, name, kind)[1]))
+            srv, tgt = tree_verbs.target(engine, server, name, kind)
+            o = engine.report(tgt)
+            if kind == "server":
+                o.warnings += server_steps.drifted(engine, srv, tgt)
+            _finish(g, o)
         finally:
             engine.close()
     engine = _engine(g)

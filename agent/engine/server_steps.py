@@ -13,7 +13,7 @@ in effect and puts back what something undid meanwhile (`repair`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent import drivers
 from agent.config.playbooks import Playbook
@@ -90,3 +90,28 @@ def repair(batch: Batch, own: Runner, rcase: Case) -> list[str]:
                      name=own.target[2], case_id=change.case_id, step=change.step,
                      outcome="repaired", note=plan.note)
     return repaired
+
+
+def drifted(engine: Any, server: Any, target: tuple) -> list[str]:
+    """Return a warning for each server step in effect on `target` that the server no longer
+    shows as planned (read-only: `tick` puts it back); one when the server cannot be read."""
+    from agent.engine.runner import Runner
+
+    changes = [c for c in engine.journal.active_changes(*target) if c.state == "done"]
+    if not changes:
+        return []
+    own = Runner(engine, server, engine._conn(server), target)
+    found = []
+    for change in changes:
+        step = drivers.step(server.panel, change.step)
+        if not hasattr(step, "repair_plan"):
+            continue
+        try:
+            plan = step.repair_plan(own.context(change.case_id), change.undo)
+        except AgentError as exc:
+            found.append(f"{change.step}: cannot tell whether it is still in effect ({exc})")
+            continue
+        if plan is not None:
+            found.append(f"{change.step}: not in effect as planned ({plan.note}); the next "
+                         "tick puts it back")
+    return found
