@@ -103,6 +103,10 @@ def test_mail_ports_closed_from_outside_port_25_open_and_back_exactly(host, fw_a
     rc, again, out = agent("suspend", host.name, "--whole-server", "--playbook",
                            "server-mail-first")
     assert rc == 0 and not any(a["changed"] for a in again["applied"]), out
+    # A reload of nftables.service (or a boot) loads /etc/nftables.conf: `flush ruleset`,
+    # then its include of the agent's folder. The table stays, no tick needed.
+    host.run(["/usr/sbin/nft", "-f", "/etc/nftables.conf"])
+    assert [p for p in MAIL_PORTS if answers(host, p)] == []
     # Something flushes the ruleset (a reload of nftables.service does): the next tick,
     # due or not, puts the table back and says so.
     host.run(["/usr/sbin/nft", "flush", "ruleset"])
@@ -137,11 +141,13 @@ def test_mail_ports_closed_from_outside_port_25_open_and_back_exactly(host, fw_a
     assert "suspension_agent" not in boot.read_text()
     host.run(["/usr/sbin/nft", "-f", "/etc/nftables.conf"])
     assert "suspension_agent" not in ruleset(host)
-    host.run(["/usr/sbin/nft", "-f", "-"], input=("flush ruleset\n" + rules_before).encode())
     if original is None:
         boot.unlink()
     else:
-        boot.write_bytes(original)
+        boot.write_bytes(original)  # the prepared one, with its include: nothing left to load
+        host.run(["/usr/sbin/nft", "-f", "/etc/nftables.conf"])
+        assert "suspension_agent" not in ruleset(host)
+    host.run(["/usr/sbin/nft", "-f", "-"], input=("flush ruleset\n" + rules_before).encode())
     assert all(answers(host, p) for p in (25, *MAIL_PORTS))
     assert auth_on_25(host) == "235"
     assert clients.imap_login(host, "info@shop.test", "info-pass-1") == "ok"
@@ -159,6 +165,8 @@ def test_dry_run_shows_the_nft_commands_and_a_foreign_table_is_refused(host, fw_
     assert "firewall_block (whole-server playbooks): /usr/sbin/nft present" in \
         reply["servers"][0]["lines"], out
     assert "firewall_block withdraws SMTP AUTH on 25: yes" in reply["servers"][0]["lines"], out
+    assert "firewall_block's table kept across reloads and reboots: yes (/etc/nftables.conf)" \
+        in reply["servers"][0]["lines"], out
     rc, reply, out = agent("--dry-run", "suspend", host.name, "--whole-server", "--playbook",
                            "server-mail-first")
     assert rc == 0, out

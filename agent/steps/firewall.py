@@ -72,6 +72,12 @@ SAVED_RULESETS = ("/etc/nftables.conf", "/etc/sysconfig/nftables.conf")
 _OPENING = re.compile(rf"^[ \t]*table[ \t]+inet[ \t]+{TABLE}[ \t]*\{{", re.M)
 
 
+def boot_include(nft_dir: str) -> str:
+    """Return the line that makes a boot firewall file (and every reload of nftables.service)
+    load the agent's table while a case has it in `nft_dir` (a glob: no file, no error)."""
+    return f'include "{nft_dir}/*.nft"'
+
+
 def without_table(text: str) -> str | None:
     """Return `text` (an nft file) with every `table inet suspension_agent { ... }` block
     taken out, or None when it holds none. A block that does not close is left alone (None

@@ -60,7 +60,7 @@ class FirewallBlock:
         exempt = list(ctx.server.firewall_exempt)
         path = f"{paths.nft_dir}/active.nft"
         folders = with_parents([paths.nft_dir])
-        found = ctx.conn.read_many([*folders, path])
+        found = ctx.conn.read_many([*folders, path, *firewall.SAVED_RULESETS])
         loaded = _listing(ctx)
         if loaded and loaded.get("case") != ctx.case_id:
             owner = (f"case {loaded['case']}" if loaded.get("case") else
@@ -90,9 +90,14 @@ class FirewallBlock:
             actions = more + actions
             smtp = f"25 stays open (mail still arrives); {said}"
         actions += self._kick(ctx)
+        boot = [p for p in firewall.SAVED_RULESETS if found[p].exists and firewall.boot_include(
+            paths.nft_dir) in found[p].data.decode("utf-8", "replace")]
+        kept = (f"kept across reloads and reboots ({', '.join(boot)} includes it)" if boot else
+                "lost at a reload of nftables.service or a reboot until the next tick")
         return Plan(self.name, actions,
-                    facts={"ports": ports, "exempt": exempt, "table": f"inet {firewall.TABLE}"},
-                    undo=undo, note=f"closes TCP {', '.join(map(str, ports))}; {smtp}")
+                    facts={"ports": ports, "exempt": exempt, "table": f"inet {firewall.TABLE}",
+                           "boot": boot},
+                    undo=undo, note=f"closes TCP {', '.join(map(str, ports))}; {smtp}; {kept}")
 
     def _kick(self, ctx: Context) -> list[Run]:
         """Open IMAP/POP sessions end now (their next segment would get a reset anyway);

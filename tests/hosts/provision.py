@@ -150,6 +150,10 @@ def provision(host: TestHost, layout: str = "vmail") -> None:
     ftp.setup(host, FTP_USERS)
     mail.start(host)
     ftp.start(host)
+    # The boot firewall loads the agent's table while a whole-server case is open, as
+    # docs/linux-host.md ("Whole server") prepares it.
+    boot = host.path("/etc/nftables.conf")
+    boot.write_text(boot.read_text() + '\ninclude "/var/lib/suspension-agent/nft/*.nft"\n')
 
 
 def _database_users(host: TestHost, users: list[DbUser]) -> None:

@@ -8,6 +8,7 @@ from agent.connector import Connector
 from agent.drivers import linux
 from agent.drivers.linux import dovecot_auth, host_map, service_probes, smtp_auth
 from agent.errors import AgentError
+from agent.steps import firewall
 from agent.steps.sql import MIN_VERSION, server_kind
 
 
@@ -34,6 +35,13 @@ def linux_check(conn: Connector, p: LinuxPaths, lines: list[str]) -> bool:
     has_nft = conn.stat(p.nft).exists
     lines.append(f"firewall_block (whole-server playbooks): {p.nft} "
                  + ("present" if has_nft else "missing (Debian: apt-get install nftables)"))
+    boot = [f for f, data in conn.read_many(list(firewall.SAVED_RULESETS)).items()
+            if data.exists and firewall.boot_include(p.nft_dir) in data.data.decode(
+                "utf-8", "replace")]
+    lines.append("firewall_block's table kept across reloads and reboots: " + (
+        f"yes ({', '.join(boot)})" if boot else
+        f"no: add `{firewall.boot_include(p.nft_dir)}` at the end of /etc/nftables.conf "
+        "(docs/linux-host.md, 'Whole server'); until then the next tick puts it back"))
     if conn.stat(p.exim).exists:
         withdrawn, _shown = smtp_auth.prepared(conn, p)
         lines.append("firewall_block withdraws SMTP AUTH on 25: " + (
