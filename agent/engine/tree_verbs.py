@@ -192,18 +192,21 @@ def tick_case(engine: Engine, rcase: Case, dry_run: bool) -> Outcome | None:
             tree = batch.find_tree(engine, server, tgt)
             known = {c.name for c in engine.journal.children(rcase.id, status=None)}
             only = None if due else set(tree.children) - known
-            begun = None
+            begun, said = None, ""
             if engine.journal.active_changes(*tgt):
                 # A server step in effect (a whole server's firewall table) is checked at
                 # every tick, due or not: something may have undone it since.
                 begun = _begin(engine, server, tgt, dry_run)
                 repaired = server_steps.repair(work, begun[0], fresh)
-                if only == set():
-                    return (batch.report(engine, tgt, work, begun[1] or (
-                        f"put back: {', '.join(repaired)}" if repaired else ""))
-                            if repaired or work.own.errors or work.own.plans else None)
+                said = f"put back: {', '.join(repaired)}" if repaired else ""
             if only == set():
-                return None
+                if begun is None:
+                    return None
+                recovery.settle(begun[0], work.own, dry_run)
+                if not (said or work.own.errors or work.own.plans):
+                    return None
+                return batch.report(engine, tgt, work, "; ".join(m for m in (begun[1], said)
+                                                                 if m))
             batch.tree_of(engine, server, tgt, tree, only)
             runner, taken = begun or _begin(engine, server, tgt, dry_run)
             pb = engine.book(fresh.playbook)
@@ -215,7 +218,7 @@ def tick_case(engine: Engine, rcase: Case, dry_run: bool) -> Outcome | None:
             recovery.settle(runner, work.own, dry_run)
         except Unreachable as exc:
             return _lost(engine, tgt, work, exc)
-        return batch.report(engine, tgt, work, taken)
+        return batch.report(engine, tgt, work, "; ".join(m for m in (taken, said) if m))
 
 
 def _lost(engine: Engine, tgt: tuple, work: batch.Batch, exc: Unreachable) -> Outcome:
