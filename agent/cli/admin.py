@@ -23,6 +23,7 @@ from agent.cli.render import history_text, ladder_text, outcome_dict, outcome_te
 from agent.config import config as config_mod
 from agent.engine import recovery, tree_verbs
 from agent.engine.ladder import ladder
+from agent.errors import BadInput
 
 
 def _tree_of(account: str | None, reseller: str | None, whole_server: bool) -> str | None:
@@ -93,14 +94,19 @@ def history(g: Globals, server: str, account: str | None, reseller: str | None,
 
 @cli.command()
 @click.argument("server")
-@click.argument("account")
+@click.argument("account", required=False)
+@click.option("--whole-server", is_flag=True,
+              help="The whole server's own changes (firewall_block), not an account's.")
 @click.option("--handled", "step", metavar="STEP",
               help="Record that STEP's stuck change was undone by hand (needs --reason).")
 @click.option("--reason", metavar="TEXT", help="What was done by hand (audited).")
 @click.pass_obj
-def resolve(g: Globals, server: str, account: str, step: str | None,
-            reason: str | None) -> None:
-    """Retry the stuck changes of ACCOUNT now, or mark one as undone by hand."""
+def resolve(g: Globals, server: str, account: str | None, whole_server: bool,
+            step: str | None, reason: str | None) -> None:
+    """Retry the stuck changes of ACCOUNT (or of the whole server's own) now, or mark one
+    as undone by hand."""
+    if (account is None) != whole_server:
+        raise BadInput("name an ACCOUNT or --whole-server (exactly one)")
     engine = _engine(g)
     try:
         outcome = recovery.resolve(engine, server, account, step, reason, g.dry_run)

@@ -141,16 +141,21 @@ def warning(server_name: str, name: str, case_ids: list[str]) -> dict:
         f"{server_name} {name}`; the next suspend or unsuspend of it also takes them over")}
 
 
-def resolve(engine: Engine, server_name: str, account: str, step: str | None,
+def resolve(engine: Engine, server_name: str, account: str | None, step: str | None,
             reason: str | None, dry_run: bool) -> Outcome:
-    """Retry every stuck change of ACCOUNT now, or (with `step` and `reason`) record that an
-    admin undid that stuck step by hand.
+    """Retry every stuck change of ACCOUNT now (None: of the whole server's own target, its
+    firewall_block), or (with `step` and `reason`) record that an admin undid that stuck
+    step by hand.
 
     Ensures a stuck change never needs a hand edit of the journal: either its revert runs
     again (`stuck` becomes `reverted`, or stays stuck with the new error), or it becomes
     `resolved` with who said so and why, in the audit trail; the server's record follows.
     """
-    server, target = engine.account_target(server_name, account)
+    if account is None:
+        server = engine.server(server_name)
+        target = (server.name, "server", server.name)
+    else:
+        server, target = engine.account_target(server_name, account)
     if step is not None and not ids.reason(reason):
         raise BadInput("--handled needs --reason (what was done by hand)")
     with engine._lock(target):
@@ -160,7 +165,7 @@ def resolve(engine: Engine, server_name: str, account: str, step: str | None,
         if step is not None:
             mine = [c for c in stuck if c.step == step]
             if not mine:
-                raise BadInput(f"no stuck {step} change on {account} (stuck: "
+                raise BadInput(f"no stuck {step} change on {target[2]} (stuck: "
                                f"{', '.join(c.step for c in stuck) or 'none'})")
             if not dry_run:
                 for change in mine:

@@ -290,3 +290,27 @@ def test_plan_of_the_whole_server_lists_its_server_steps(server: World) -> None:
     code, _reply, text = server.cli("plan", "web1", "--whole-server", "--playbook", "server",
                                     as_json=False)
     assert "server step firewall_block (stage 1" in text, text
+
+
+def test_a_server_step_whose_revert_fails_is_stuck_partial_and_resolvable(server: World
+                                                                          ) -> None:
+    from tests.fast.fakes import is_
+
+    server.engine().suspend_server("web1", "server", "billing", None, False)
+    server.clock.t = START + 24 * HOUR
+    server.engine().tick()
+    assert FIREWALL in server.fake.files
+    server.fake.fail(is_("rm", "-f", "--", FIREWALL), 1, times=-1)
+    code, reply, _ = server.cli("unsuspend", "web1", "--whole-server")
+    assert code == 3 and reply["state"] == "partial", reply
+    assert all(c["state"] == "active" for c in reply["children"]), reply["children"]
+    code, reply, _ = server.cli("status", "web1", "--whole-server")
+    assert code == 3 and reply["state"] == "partial", reply
+    code, reply, _ = server.cli("resolve", "web1")
+    assert code == 2, reply  # neither an account nor --whole-server
+    server.fake.heal()
+    code, reply, _ = server.cli("resolve", "web1", "--whole-server")
+    assert code == 0 and reply["state"] == "active", reply
+    assert FIREWALL not in server.fake.files
+    assert [r for r in server.rows("changes") if r["state"] not in ("reverted",)
+            and r["step"] != "backup"] == []
