@@ -71,10 +71,7 @@ class FirewallBlock:
         before = file_state(found[path], ctx.server.name)
         text = firewall.ruleset(ctx.case_id, ports, exempt).encode()
         made = [d for d in folders if not found[d].exists]
-        # Only the table's own folder is private: a parent made here (/var/lib/suspension-
-        # agent) is shared with the landing pages, which Apache must be able to read.
-        actions: list = [Run(["install", "-d", "-m", "700" if d == paths.nft_dir else "755",
-                              d]) for d in made]
+        actions: list = _make_dirs(made, paths.nft_dir)
         actions += [Write(before, FileState(path, True, text, 0o600, "0:0")),
                     Run([paths.nft, "-c", "-f", path]), Run([paths.nft, "-f", path])]
         undo = {"case": ctx.case_id, "file": path, "before": before.to_dict(),
@@ -148,8 +145,7 @@ class FirewallBlock:
                            0o600, "0:0")
         folders = with_parents([paths.nft_dir])
         found = ctx.conn.read_many([*folders, path])
-        actions: list = [Run(["install", "-d", "-m", "700" if d == paths.nft_dir else "755",
-                              d]) for d in folders if not found[d].exists]
+        actions: list = _make_dirs([d for d in folders if not found[d].exists], paths.nft_dir)
         current = file_state(found[path], ctx.server.name)
         if current != wanted:
             actions.append(Write(current, wanted))
@@ -184,6 +180,13 @@ class FirewallBlock:
                 if _exempt(ctx, undo["exempt"]):
                     return  # the agent's own address is exempt: it cannot see the grade
                 raise VerifyFailed(f"{address}:{port} still accepts connections")
+
+
+def _make_dirs(missing: list[str], nft_dir: str) -> list[Run]:
+    """Return the `install -d` of each missing folder, parents first. Only the table's own
+    folder is private: a parent made here (/var/lib/suspension-agent) is shared with the
+    landing pages, which Apache must be able to read."""
+    return [Run(["install", "-d", "-m", "700" if d == nft_dir else "755", d]) for d in missing]
 
 
 def _unsaved(found: dict, server: str) -> list:
