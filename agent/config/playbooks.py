@@ -10,12 +10,15 @@ from agent import ids
 from agent.config.config import read_admin_file
 from agent.config.validate import Problems, duration, join, mapping, size
 from agent.errors import BadInput, ConfigError
+from agent.steps import tc
 
 # Every step the schema knows, with its parameters and how to check each one. The step
 # registry (agent.steps) must cover exactly these names; a test keeps the two in step.
 _DUR = "duration"
 _SIZE = "size like 500M or 20G"
 _PORTS = "a list of TCP ports (1-65535)"
+_RATE = "a rate like 10mbit (kbit, mbit, gbit; 64kbit to 5gbit)"
+_IFACES = "a list of interface names like eth0"
 STEP_PARAMS: dict[str, dict[str, Any]] = {
     "backup": {"reuse_if_newer_than": _DUR, "databases": bool, "max_size": _SIZE,
                "max_time": _DUR},
@@ -30,11 +33,16 @@ STEP_PARAMS: dict[str, dict[str, Any]] = {
     # also closes 25 (by default it stays open, so mail for the domains still arrives).
     "firewall_block": {"close_smtp": bool, "ports": _PORTS},
     "panel_suspend": {},
+    # rate: what the server's public interfaces may send (SSH and exempt addresses are not
+    # shaped); interfaces: which ones (default: the default routes' and the agent's own).
+    "throttle": {"rate": _RATE, "interfaces": _IFACES},
 }
+# Parameters a step cannot do without.
+REQUIRED_PARAMS = {"throttle": ("rate",)}
 NON_RESTRICTIVE = {"backup"}
 # Steps that act on the server itself, once per whole-server case (its own changes, not a
 # child's): a playbook holding one is for `--whole-server` targets only.
-SERVER_STEPS = frozenset({"firewall_block"})
+SERVER_STEPS = frozenset({"firewall_block", "throttle"})
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,10 @@ def _param_ok(kind: Any, value: Any) -> bool:
     if kind == _PORTS:
         return isinstance(value, list) and bool(value) and all(
             isinstance(v, int) and not isinstance(v, bool) and 0 < v < 65536 for v in value)
+    if kind == _RATE:
+        return tc.rate_bits(value) is not None
+    if kind == _IFACES:
+        return isinstance(value, list) and bool(value) and all(tc.iface_ok(v) for v in value)
     return value in kind
 
 
@@ -114,6 +126,9 @@ def _step(entry: Any, path: str, problems: Problems) -> StepSpec | None:
             want = spec[key] if isinstance(spec[key], str) else (
                 "true/false" if spec[key] is bool else " | ".join(spec[key]))
             problems.add(join(join(path, name), key), f"must be {want}")
+    for key in REQUIRED_PARAMS.get(name, ()):
+        if key not in params:
+            problems.add(join(join(path, name), key), f"{name} needs it ({spec[key]})")
     return StepSpec(name, dict(params))
 
 

@@ -78,6 +78,10 @@ class LinuxPaths:
     # firewall_block: the nft binary and the agent's own folder for its table's file.
     nft: str = "/usr/sbin/nft"
     nft_dir: str = "/var/lib/suspension-agent/nft"
+    # throttle: tc, and ip for the routes that name the public interfaces (/sbin/ip is
+    # iproute2's path on Debian and on RHEL alike).
+    tc: str = "/usr/sbin/tc"
+    ip: str = "/sbin/ip"
 
 
 @dataclass(frozen=True)

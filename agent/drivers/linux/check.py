@@ -8,7 +8,7 @@ from agent.connector import Connector
 from agent.drivers import linux
 from agent.drivers.linux import dovecot_auth, host_map, service_probes, smtp_auth
 from agent.errors import AgentError
-from agent.steps import firewall
+from agent.steps import firewall, throttle
 from agent.steps.sql import MIN_VERSION, server_kind
 
 
@@ -42,6 +42,7 @@ def linux_check(conn: Connector, p: LinuxPaths, lines: list[str]) -> bool:
         f"yes ({', '.join(boot)})" if boot else
         f"no: add `{firewall.boot_include(p.nft_dir)}` at the end of /etc/nftables.conf "
         "(docs/linux-host.md, 'Whole server'); until then the next tick puts it back"))
+    lines.append(throttle.check_line(conn, p))
     if conn.stat(p.exim).exists:
         withdrawn, _shown = smtp_auth.prepared(conn, p)
         lines.append("firewall_block withdraws SMTP AUTH on 25: " + (

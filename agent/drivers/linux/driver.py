@@ -21,6 +21,7 @@ from agent.drivers.tree import Tree
 from agent.errors import BadInput
 from agent.steps.firewall_block import FirewallBlock
 from agent.steps.protocol import Step
+from agent.steps.throttle import Throttle
 
 
 class LinuxDriver:
@@ -34,7 +35,7 @@ class LinuxDriver:
     def __init__(self) -> None:
         self.steps: dict[str, Step] = {step.name: step for step in (
             Backup(), LandingPage(), MailBlock(), FtpLock(), DbLock(), PanelLock(),
-            FirewallBlock(auth=EximAuth()))}
+            FirewallBlock(auth=EximAuth()), Throttle())}
 
     def ensure_suspendable(self, server: Any, conn: Any, account: str, min_uid: int) -> None:
         """Raise BadInput when `account` has no passwd entry or home, or is a system account
