@@ -65,6 +65,26 @@ def host():
     h.down()
 
 
+@pytest.fixture(scope="module")
+def mapped(host):
+    """The host map installed on the shared host for its accounts, as docs/linux-host.md
+    says (removed again, and the baseline as it was, at the end of the module)."""
+    from agent.config.config import Branding
+    from tests.hosts import hostmap_prep
+    from tests.hosts.provision import ACCOUNTS
+
+    # The branding of tests/hosts/provision.write_config, which the agent renders with.
+    branding = Branding(company="Example Hosting",
+                        contact_url="https://billing.example.invalid/",
+                        contact_email="billing@example.invalid", language="en",
+                        retry_after=1800)
+    made = hostmap_prep.install(host, branding, list(ACCOUNTS))
+    original, host.baseline = host.baseline, type(host.baseline).take(host)
+    yield host
+    hostmap_prep.remove(host, made)
+    host.baseline = original
+
+
 @pytest.fixture
 def agent_env(host, tmp_path):
     """A fresh agent config (own state db) reaching the host; playbooks copied beside it."""

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.config.config import Branding
 from agent.config.servers import Server
 from agent.steps.probes import fetch, looks_suspended
-from tests.hosts import hostmap_prep
 from tests.hosts.provision import ACCOUNTS, site_page
 from tests.test_hostmap_apache import apache_state
 from tests.test_ladder import NOT_RESTORED, snapshot
@@ -22,21 +20,6 @@ from tests.test_reseller_linux import LOGINS, TREE, shows
 pytestmark = pytest.mark.testhost
 
 MAP = "/etc/apache2/suspension-agent/hosts.map"
-
-
-# The branding of tests/hosts/provision.write_config, which the agent renders its page with.
-BRANDING = Branding(company="Example Hosting", contact_url="https://billing.example.invalid/",
-                    contact_email="billing@example.invalid", language="en", retry_after=1800)
-
-
-@pytest.fixture(scope="module")
-def mapped(host):
-    """The host map installed on the shared host for alice and bob (removed afterwards)."""
-    made = hostmap_prep.install(host, BRANDING, list(ACCOUNTS))
-    original, host.baseline = host.baseline, type(host.baseline).take(host)
-    yield host
-    hostmap_prep.remove(host, made)
-    host.baseline = original
 
 
 def state_after(host, before: dict) -> None:

@@ -11,6 +11,7 @@ from agent.config.servers import Server
 from agent.steps.probes import fetch, looks_suspended
 from tests.conftest import WATCHED, tree_state
 from tests.hosts.provision import ACCOUNTS, site_page
+from tests.test_reseller_linux import shows
 
 pytestmark = pytest.mark.testhost
 
@@ -146,3 +147,22 @@ def test_check_history_and_preview(agent_env, host):
 
     rc, _reply, out = agent_env("preview-landing", "--language", "nl")
     assert rc == 0 and "Tijdelijk niet beschikbaar" in out
+
+
+def test_a_landing_page_apache_cannot_read_fails_its_verify(host, agent_env) -> None:
+    """The folder above the landing pages private (as the first firewall_block once made
+    it): Apache answers 503 with its own error text. That is no landing page: the step's
+    verify says so and bob's change is rolled back."""
+    base = host.path("/var/lib/suspension-agent")
+    existed = base.exists()
+    base.mkdir(mode=0o700, exist_ok=True)
+    mode = base.stat().st_mode & 0o777
+    base.chmod(0o700)
+    try:
+        rc, reply, out = agent_env("suspend", host.name, "bob", "--playbook", "web-now")
+        assert rc == 1 and "could not serve it as the ErrorDocument" in out, out
+        assert reply["state"] == "active" and set(shows(host, "bob").values()) == {"own"}
+    finally:
+        base.chmod(mode)
+        if not existed:
+            host.run(["rm", "-rf", "/var/lib/suspension-agent"])

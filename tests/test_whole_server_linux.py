@@ -29,7 +29,7 @@ def users(host):
 
 
 @pytest.fixture
-def server_agent(agent_env, users):
+def server_agent(mapped, agent_env, users):
     text = agent_env.config.read_text()
     agent_env.config.write_text(text.replace(
         "    connect_timeout: 5\n",
@@ -96,8 +96,9 @@ def test_dry_run_and_plan_change_nothing_and_name_what_is_left_out(host, server_
     before = snapshot(host)
     rc, reply, out = agent("--dry-run", "suspend", host.name, "--whole-server")
     assert rc == 0, out
-    planned = {p["account"] for p in reply["plan"]}
-    assert planned == {"alice", "bob", "ops"}, planned
+    planned = {p.get("account") for p in reply["plan"]}
+    assert planned == {"alice", "bob", "ops", None}, planned  # None: the server's own
+    assert [p["step"] for p in reply["plan"] if "account" not in p] == ["server_landing"]
     rc, reply, out = agent("plan", host.name, "--whole-server", "--playbook", "immediate")
     assert rc == 0 and reply["tree"]["logins"] == ["ops"], out
     assert any("keeper" in n and "root" in n for n in reply["tree"]["notes"]), reply["tree"]

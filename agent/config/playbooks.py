@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ NON_RESTRICTIVE = {"backup"}
 # Steps that act on the server itself, once per whole-server case (its own changes, not a
 # child's): a playbook holding one is for `--whole-server` targets only.
 SERVER_STEPS = frozenset({"firewall_block", "throttle"})
+# Internal server steps a whole-server case adds to a stage because an account step is in
+# it (playbooks never name them): the web stage's page on the server's bare addresses.
+IMPLIED_SERVER_STEPS = {"landing_page": "server_landing"}
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,19 @@ class Playbook:
     def server_steps(self) -> list[str]:
         """Return the names of the steps that act on the server itself (SERVER_STEPS)."""
         return [n for n in self.step_names() if n in SERVER_STEPS]
+
+    def whole_server_part(self, available: Callable[[str], bool]) -> Playbook:
+        """Return the server steps of each stage of a whole-server case: the playbook's
+        own, then those its account steps imply (IMPLIED_SERVER_STEPS, with their params)
+        where `available(name)` says the driver has them."""
+        def part(stage: Stage) -> Stage:
+            own = [s for s in stage.steps if s.name in SERVER_STEPS]
+            implied = [StepSpec(IMPLIED_SERVER_STEPS[s.name], s.params) for s in stage.steps
+                       if s.name in IMPLIED_SERVER_STEPS
+                       and available(IMPLIED_SERVER_STEPS[s.name])]
+            return replace(stage, steps=tuple(own + implied))
+
+        return replace(self, stages=tuple(part(st) for st in self.stages))
 
     def split(self, server: bool) -> Playbook:
         """Return this playbook with only its server steps (`server`) or only its account

@@ -221,7 +221,8 @@ def run_tree(batch: Batch, rcase: Case, pb: Playbook, tree: Tree,
                 engine.journal.set_stage(m.case.id, pb.stages[-1].index, None)
     with opened(batch, rcase, pb, accounts, tree, "reading accounts") as members:
         batch_stage.advance(batch, members, pb.split(server=False))
-    if own is not None and only is None and pb.server_steps():
+    if own is not None and only is None and own.target[1] == "server" and any(
+            st.steps for st in server_steps.part(pb, batch.server.panel).stages):
         server_steps.apply_due(batch, own, rcase, pb, tree)
 
 

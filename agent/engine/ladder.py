@@ -64,7 +64,9 @@ def server_plan(engine: Engine, server_name: str, playbook: str | None) -> list[
     pb = playbooks.load(engine.config.playbooks_dir, playbook or engine.config.default_playbook)
     runner = Runner(engine, server, engine._conn(server), (server.name, "server", server.name))
     out = []
-    for stage in pb.split(server=True).stages:
+    from agent.engine.server_steps import part
+
+    for stage in part(pb, server.panel).stages:
         for spec in stage.steps:
             entry = {"stage": stage.index, "delay": human_duration(stage.after),
                      "step": spec.name}
@@ -77,4 +79,12 @@ def server_plan(engine: Engine, server_name: str, playbook: str | None) -> list[
                     raise
                 entry |= {"actions": [f"cannot plan: {exc}"], "error": str(exc)}
             out.append(entry)
+    for stage in pb.stages:
+        for spec in stage.steps:
+            implied = playbooks.IMPLIED_SERVER_STEPS.get(spec.name)
+            if implied and not drivers.available(server.panel, implied):
+                out.append({"stage": stage.index, "delay": human_duration(stage.after),
+                            "step": implied, "available": False, "actions": [
+                                f"not available on the {server.panel} driver yet: the "
+                                "server's bare addresses stay as they are"]})
     return out

@@ -21,7 +21,7 @@ from agent.steps.protocol import Context, Memo
 # and the panel's own suspension, whose lifting (cPanel's unsuspendacct) also lifts locks of
 # other steps that must therefore be put back by their own reverts afterwards
 # (reference/panels.md A8).
-FIRST_BACK = ("landing_page", "panel_suspend")
+FIRST_BACK = ("landing_page", "server_landing", "panel_suspend")
 # Reverted after every other step, alone: lifting a reseller's own suspension (cPanel's
 # unsuspendreseller) rewrites the shell, mailbox hashes and FTP file that other steps put
 # back, so theirs must be done first (its revert re-applies whatever must stay locked).

@@ -1,4 +1,5 @@
-"""Server steps of a whole-server case (firewall_block): changes of the case's own target
+"""Server steps of a whole-server case (firewall_block, throttle, and server_landing, which
+a stage's landing_page implies): changes of the case's own target
 (server, "server", SERVER), journaled, recorded and reverted like an account's, by the
 tree target's runner.
 
@@ -34,7 +35,7 @@ def apply_due(batch: Batch, own: Runner, rcase: Case, pb: Playbook, tree: Tree) 
     now = engine.now()
     kids = {c.name: c for c in engine.journal.children(rcase.id)} if rcase.id != "dry-run" \
         else {}
-    for stage in pb.split(server=True).stages:
+    for stage in part(pb, batch.server.panel).stages:
         if not stage.steps or rcase.started_at + stage.after > now:
             continue
         behind = [n for n in tree.accounts if n not in kids or kids[n].stage < stage.index]
@@ -45,6 +46,28 @@ def apply_due(batch: Batch, own: Runner, rcase: Case, pb: Playbook, tree: Tree) 
             return
         if not own.apply_stage(rcase, stage, batch.own, batch.dry_run):
             return
+
+
+def part(pb: Playbook, panel: str) -> Playbook:
+    """Return the server steps of each stage of a whole-server case on a `panel` server:
+    the playbook's own and those its account steps imply (server_landing)."""
+    return pb.whole_server_part(lambda name: drivers.available(panel, name))
+
+
+# What visitors see of the server itself comes back with the websites, before any
+# account's other changes: the page on its bare addresses (and on every name, `__all__`).
+WEB_FIRST = ("server_landing",)
+
+
+def revert_web(batch: Batch, own: Runner) -> None:
+    """Undo the server steps visitors see (WEB_FIRST), before the accounts come back: while
+    `__all__` stays, every site of the server still answers the landing page."""
+    if not batch.dry_run:
+        own.recover(batch.own, retry_stuck=False)
+    for change in reversed(batch.engine.journal.active_changes(*own.target)):
+        if change.step in WEB_FIRST:
+            own.revert_one(change.seq, change.step, change.case_id, change.undo, batch.own,
+                           batch.dry_run, change.driver)
 
 
 def revert_all(batch: Batch, own: Runner) -> None:

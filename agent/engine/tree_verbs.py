@@ -156,6 +156,8 @@ def unsuspend(engine: Engine, server_name: str, name: str, hold: str,
             cases = engine.journal.open_cases(*tgt)
             lifted = [c for c in cases if c.hold == hold]
             remaining = sorted({c.hold for c in cases if c.hold != hold})
+            if not remaining and lifted:
+                server_steps.revert_web(work, runner)  # the server's page, with the sites
             batch.lift(work, lifted, "lifted", left)
             if not remaining:
                 server_steps.revert_all(work, runner)  # the server's own, after every site

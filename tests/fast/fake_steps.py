@@ -122,6 +122,8 @@ def install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(registry, "backup", FakeBackup())
     # The whole server's own step: a file of the server target ("web1").
     monkeypatch.setitem(registry, "firewall_block", FileStep("firewall_block"))
+    # The landing page's server part (implied by landing_page): a file of the server target.
+    monkeypatch.setitem(registry, "server_landing", FileStep("server_landing"))
     for name in LOGIN_STEPS:
         # ftp_lock edits a file shared by accounts: it takes the server-wide lock.
         monkeypatch.setitem(registry, name,

@@ -52,7 +52,9 @@ def test_admins_first_then_every_customer_and_never_root_or_the_protected(server
     first_landing = min(i for i, (s, _n) in enumerate(done) if s == "landing_page")
     assert max(i for i, (s, _n) in enumerate(done) if s == "panel_lock") < first_landing
     assert sorted(landing_writes(server)) == ["alice", "bob", "ops"]
-    assert touched(server) <= {"alice", "bob", "ops", "*"}
+    # "web1": the server's own change, the landing page of its bare addresses.
+    assert touched(server) <= {"alice", "bob", "ops", "*", "web1"}
+    assert [a["step"] for a in o.applied if a.get("scope") == "server"] == ["server_landing"]
     kids = {c["account"]: c for c in o.children}
     assert set(kids) == {"alice", "bob", "ops"}
     assert kids["ops"]["role"] == "login+account" and kids["alice"]["role"] == "account"
@@ -113,10 +115,13 @@ def test_tick_gives_a_new_account_the_stages_already_reached(server: World) -> N
     (o,) = server.engine().tick()
     assert landing_writes(server) == ["dave"]
     assert next(c for c in o.children if c["account"] == "dave")["state"] == "suspended"
-    # Nothing new, nothing due: the passwd database is read (to notice new accounts),
-    # nothing else is run.
+    # Nothing new, nothing due: the passwd database is read (to notice new accounts), and
+    # the server's own change in effect (its page on the bare addresses) is checked: the
+    # case's record is read; nothing is changed.
     server.fake.log.clear()
-    assert server.engine().tick() == [] and server.fake.log == [["getent", "passwd"]]
+    assert server.engine().tick() == [] and server.fake.changing() == []
+    assert server.fake.log[0] == ["getent", "passwd"] and all(
+        a[0] in ("getent", "read", "stat") for a in server.fake.log), server.fake.log
 
 
 def test_an_unusable_passwd_name_stops_the_call_before_anything_changes(server: World
@@ -165,9 +170,10 @@ def test_two_targets_or_none_is_exit_2_and_changes_nothing(server: World,
 def test_dry_run_plans_every_child_and_changes_nothing(server: World) -> None:
     code, reply, _ = server.cli("--dry-run", "suspend", "web1", "--whole-server")
     assert code == 0, reply
-    planned = {(p["account"], p["step"]) for p in reply["plan"]}
+    planned = {(p.get("account"), p["step"]) for p in reply["plan"]}
     assert ("ops", "panel_lock") in planned and ("bob", "landing_page") in planned
-    assert not {p["account"] for p in reply["plan"]} & {"root", "backup", "www-data"}
+    assert (None, "server_landing") in planned  # the server's own: its bare addresses
+    assert not {p.get("account") for p in reply["plan"]} & {"root", "backup", "www-data"}
     assert server.fake.changing() == [] and server.rows("cases") == []
 
 
@@ -283,7 +289,8 @@ def test_a_playbook_with_a_server_step_is_refused_for_an_account_or_reseller(
 def test_plan_of_the_whole_server_lists_its_server_steps(server: World) -> None:
     code, reply, _ = server.cli("plan", "web1", "--whole-server", "--playbook", "server")
     assert code == 0, reply
-    assert [(e["stage"], e["step"]) for e in reply["server_steps"]] == [(1, "firewall_block")]
+    assert [(e["stage"], e["step"]) for e in reply["server_steps"]] == [
+        (0, "server_landing"), (1, "firewall_block")]
     ladder = reply["children"][0]["stages"]
     assert [s["step"] for s in ladder[1]["steps"]] == ["firewall_block"]
     assert ladder[1]["steps"][0]["scope"] == "server"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from agent.config.servers import LinuxPaths
 from agent.connector import Connector
 from agent.drivers import linux
-from agent.drivers.linux import dovecot_auth, host_map, service_probes, smtp_auth
+from agent.drivers.linux import dovecot_auth, host_map, server_landing, service_probes, smtp_auth
 from agent.errors import AgentError
 from agent.steps import firewall, throttle
 from agent.steps.sql import MIN_VERSION, server_kind
@@ -55,6 +55,14 @@ def linux_check(conn: Connector, p: LinuxPaths, lines: list[str]) -> bool:
     lines.append("landing pages: " + ("through the host map (no reload)" if why is None else
                                       f"per-account include and a reload ({why}; "
                                       "docs/linux-host.md, 'The host map')"))
+    if why is None:
+        bare, defaults, _names = server_landing.readiness(conn, p)
+        lines.append("whole server: its bare addresses go behind the landing page: " + (
+            f"yes (default vhosts {', '.join(f'{a} {n}' for a, n, _f, _l in defaults)})"
+            if bare is None else f"NO: {bare}"))
+    else:
+        lines.append("whole server: its bare addresses go behind the landing page: NO: it "
+                     "needs the host map (a whole-server web stage fails without it)")
     probes = [
         ("Dovecot authenticates mailboxes in a layout the agent knows",
          lambda: auth.vmail or auth.system),

@@ -15,6 +15,7 @@ from agent.drivers.linux.ftp_lock import FtpLock
 from agent.drivers.linux.landing_page import LandingPage
 from agent.drivers.linux.mail_block import MailBlock
 from agent.drivers.linux.panel_lock import PanelLock
+from agent.drivers.linux.server_landing import ServerLanding
 from agent.drivers.linux.server_tree import server_tree
 from agent.drivers.linux.smtp_auth import EximAuth
 from agent.drivers.tree import Tree
@@ -35,7 +36,7 @@ class LinuxDriver:
     def __init__(self) -> None:
         self.steps: dict[str, Step] = {step.name: step for step in (
             Backup(), LandingPage(), MailBlock(), FtpLock(), DbLock(), PanelLock(),
-            FirewallBlock(auth=EximAuth()), Throttle())}
+            FirewallBlock(auth=EximAuth()), Throttle(), ServerLanding())}
 
     def ensure_suspendable(self, server: Any, conn: Any, account: str, min_uid: int) -> None:
         """Raise BadInput when `account` has no passwd entry or home, or is a system account
