@@ -314,24 +314,32 @@ def test_whole_server_round_trip_on_cpanel(cp, tmp_path):
 def test_whole_server_firewall_block_on_cpanel(cp, tmp_path):
     """`server-mail-first` on the cPanel simulator: the mail client and webmail ports the
     host answers on are refused from outside at once, 25 still answers, the sites stay up
-    until the next stage; `unsuspend --whole-server` brings back the ruleset and every file
-    exactly."""
-    from tests.test_firewall_linux import answers, ruleset
+    until the next stage, and SMTP AUTH on 25 is refused (Exim prepared as docs/cpanel.md,
+    "Whole server", says); `unsuspend --whole-server` brings back the ruleset, AUTH and
+    every file exactly."""
+    from tests.test_firewall_linux import answers, auth_on_25, ruleset
 
     host = cp[0]
     agent = agent_for(cp, tmp_path, "cli")
     ports = [p for p in (110, 143, 465, 587, 993, 995, 2095, 2096) if answers(host, p)]
     assert len(ports) >= 2, ports
+    mailbox = ("info@alice.test", "info-mail-1")
+    assert auth_on_25(host, *mailbox) == "235"
     before, rules = snapshot(host), ruleset(host)
     try:
+        rc, reply, out = agent("check", host.name)
+        assert "firewall_block withdraws SMTP AUTH on 25: yes" in reply["servers"][0][
+            "lines"], out
         rc, reply, out = agent("suspend", host.name, "--whole-server", "--playbook",
                                "server-mail-first")
         assert rc == 0, out
         assert [p for p in ports if answers(host, p)] == [] and answers(host, 25), ports
+        assert auth_on_25(host, *mailbox) == "503"  # not offered: refused
         assert set(shows(host, "bob").values()) == {"own"}
         rc, reply, out = agent("unsuspend", host.name, "--whole-server")
         assert rc == 0 and reply["state"] == "active", out
         assert [p for p in ports if not answers(host, p)] == []
+        assert auth_on_25(host, *mailbox) == "235"
         assert ruleset(host) == rules
         assert snapshot(host) == before
     finally:

@@ -232,12 +232,16 @@ def _only_folders(path) -> bool:  # noqa: ANN001
             and all(q.is_dir() and not q.is_symlink() for q in path.rglob("*")))
 
 
-def suspend(agent, host, **kw):  # noqa: ANN201
-    return agent("suspend", host.name, "--reseller", "rita", "--playbook", BOOK, **kw)
+# The target of these walks (tests/test_server_crash_host.py: the whole server's).
+RESELLER = ("--reseller", "rita")
 
 
-def unsuspend(agent, host, **kw):  # noqa: ANN201
-    return agent("unsuspend", host.name, "--reseller", "rita", **kw)
+def suspend(agent, host, target=RESELLER, **kw):  # noqa: ANN001, ANN201
+    return agent("suspend", host.name, *target, "--playbook", BOOK, **kw)
+
+
+def unsuspend(agent, host, target=RESELLER, **kw):  # noqa: ANN001, ANN201
+    return agent("unsuspend", host.name, *target, **kw)
 
 
 # Agent bugs this walk has found, by a line of their failure message, with their mechanism
@@ -267,8 +271,12 @@ class Walk:
     put back by a further unsuspend, so one bad N does not hide the others; the test fails
     at its end naming every one."""
 
-    def __init__(self, agent, host, before: dict) -> None:  # noqa: ANN001
+    def __init__(self, agent, host, before: dict, target: tuple = RESELLER,  # noqa: ANN001
+                 extra=None) -> None:  # noqa: ANN001
         self.agent, self.host, self.before = agent, host, before
+        # extra(host, suspended): what else the target's state must show (a whole server's
+        # bare address), asserted with the rest.
+        self.target, self.extra = target, extra or (lambda _host, _suspended: None)
         self.problems: list[str] = []
         self.audit = agent.config.parent / "audit.jsonl"
         self.seen = 0
@@ -299,7 +307,7 @@ class Walk:
     def converge(self, verb: str, where: str) -> bool:
         """Call `verb` on the tree (retried on 75) and check the state it must leave."""
         args = ("suspend", "--playbook", BOOK) if verb == "suspend" else ("unsuspend",)
-        rc, reply, out = converge(self.agent, args[0], self.host.name, "--reseller", "rita",
+        rc, reply, out = converge(self.agent, args[0], self.host.name, *self.target,
                                   *args[1:])
         try:
             assert rc == 0, f"exit {rc}: {out if isinstance(out, str) else json.dumps(out)}"
@@ -308,6 +316,7 @@ class Walk:
                 self.want = self.want or files
             else:
                 check_restored(self.host, self.agent, reply, self.before, where)
+            self.extra(self.host, verb == "suspend")
         except AssertionError as exc:
             self.note(where, str(exc))
             return False
@@ -319,15 +328,14 @@ class Walk:
         tree's unsuspend once more, then, on its own, each account the journal still lists
         (a stuck change outlives its closed child case); fail at once if the tree does not
         come back: the walk cannot go on from a state it does not know."""
-        rc, _reply, out = converge(self.agent, "unsuspend", self.host.name, "--reseller",
-                                   "rita")
+        rc, _reply, out = converge(self.agent, "unsuspend", self.host.name, *self.target)
         _rc, status, _out = self.agent("status")
         listed = sorted(t["target"]["name"] for t in (status or {}).get("targets", [])
                         if t["target"]["kind"] == "account")
         if listed and self.problems:
             self.problems[-1] += (
-                f"\n  then `unsuspend --reseller rita` once more: exit {rc}, yet the journal "
-                f"still lists {listed} (their stuck change is not retried by the tree's "
+                f"\n  then `unsuspend {' '.join(self.target)}` once more: exit {rc}, yet the "
+                f"journal still lists {listed} (their stuck change is not retried by the tree's "
                 "unsuspend); each was unsuspended on its own")
         for name in listed:
             rc, _reply, out = converge(self.agent, "unsuspend", self.host.name, name)
@@ -361,18 +369,28 @@ class Walk:
 # -- the walks --------------------------------------------------------------------------------
 
 def test_a_reseller_suspend_killed_at_its_transitions_converges(agent, tree_host) -> None:
-    host = tree_host
-    walk = Walk(agent, host, whole(host))
+    walk_suspend(Walk(agent, tree_host, whole(tree_host)), "reseller")
+
+
+def test_a_reseller_unsuspend_killed_at_its_transitions_converges(agent, tree_host) -> None:
+    walk_unsuspend(Walk(agent, tree_host, whole(tree_host)), "reseller")
+
+
+def walk_suspend(walk: Walk, what: str) -> None:
+    """Kill the target's suspend at each journal transition in turn; each next call must
+    converge (see the module's docstring)."""
+    agent, host = walk.agent, walk.host
     # Uncut: what every cut run must converge to (walk.want).
     assert walk.converge("suspend", "uncut suspend"), walk.report()
     if not walk.converge("unsuspend", "unsuspend after the uncut suspend"):
         walk.heal("unsuspend after the uncut suspend")
     for n in range(1, LIMIT, STRIDE):
-        rc, reply, out = suspend(agent, host, env={ENV: f"journal:{n}"})
+        rc, reply, out = suspend(agent, host, walk.target, env={ENV: f"journal:{n}"})
         if rc != KILLED:  # n is past the last transition: this run was not cut
             assert rc == 0 and n > AT_LEAST["suspend"], walk.report(
                 f"journal:{n}: exit {rc}: {out[-3000:]}")
             check_suspended(host, reply, walk.want, f"journal:{n} (not reached)", True)
+            walk.extra(host, True)
             if not walk.converge("unsuspend", f"unsuspend after journal:{n} (not reached)"):
                 walk.heal(f"journal:{n} (not reached)")
             break
@@ -384,16 +402,17 @@ def test_a_reseller_suspend_killed_at_its_transitions_converges(agent, tree_host
             walk.heal(f"journal:{n}")
     else:
         pytest.fail(walk.report(f"the suspend was still cut at journal:{LIMIT}"))
-    print(f"an uncut reseller suspend: {n - STRIDE} to {n - 1} journal transitions")
+    print(f"an uncut {what} suspend: {n - STRIDE} to {n - 1} journal transitions")
     walk.finish()
 
 
-def test_a_reseller_unsuspend_killed_at_its_transitions_converges(agent, tree_host) -> None:
-    host = tree_host
-    walk = Walk(agent, host, whole(host))
+def walk_unsuspend(walk: Walk, what: str) -> None:
+    """Kill the target's unsuspend at each journal transition in turn; each next call
+    must converge, and a suspend after it lock the target as an uncut one."""
+    agent, host = walk.agent, walk.host
     assert walk.converge("suspend", "uncut suspend"), walk.report()
     for n in range(1, LIMIT, STRIDE):
-        rc, reply, out = unsuspend(agent, host, env={ENV: f"journal:{n}"})
+        rc, reply, out = unsuspend(agent, host, walk.target, env={ENV: f"journal:{n}"})
         if rc != KILLED:
             if rc != 0 or n <= AT_LEAST["unsuspend"]:
                 walk.note(f"journal:{n} (not reached)", f"exit {rc}: {out[-3000:]}")
@@ -401,6 +420,7 @@ def test_a_reseller_unsuspend_killed_at_its_transitions_converges(agent, tree_ho
             else:
                 try:
                     check_restored(host, agent, reply, walk.before, f"journal:{n} (not reached)")
+                    walk.extra(host, False)
                 except AssertionError as exc:
                     walk.note(f"journal:{n} (not reached)", str(exc))
                     walk.heal(f"journal:{n} (not reached)")
@@ -415,6 +435,6 @@ def test_a_reseller_unsuspend_killed_at_its_transitions_converges(agent, tree_ho
                 walk.report()
     else:
         pytest.fail(walk.report(f"the unsuspend was still cut at journal:{LIMIT}"))
-    print(f"an uncut reseller unsuspend: {n - STRIDE} to {n - 1} journal transitions")
+    print(f"an uncut {what} unsuspend: {n - STRIDE} to {n - 1} journal transitions")
     walk.finish()
 

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import pytest
 
 from agent.config.servers import LinuxPaths
-from agent.drivers.linux.smtp_auth import EximAuth, option_line
 from agent.errors import StepError
 from agent.steps import firewall
 from agent.steps.protocol import Context
+from agent.steps.smtp_auth import EximAuth, option_line
 from tests.fast.fakes import FakeConnector, Result
 
 # `nft -j list table inet suspension_agent` on Debian 12 after loading ruleset() below.

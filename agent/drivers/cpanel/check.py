@@ -9,7 +9,7 @@ from agent.connector import Connector
 from agent.drivers.cpanel import db_lock
 from agent.drivers.cpanel.facts import Panel
 from agent.errors import AgentError
-from agent.steps import programs, sql, throttle
+from agent.steps import programs, smtp_auth, sql, throttle
 from agent.steps.api import ApiRefused
 
 # WHM ACLs each step's WHM functions need (docs: "Guide to WHM Plugins - ACL Reference
@@ -83,8 +83,15 @@ def cpanel_check(server: Any, conn: Connector, lines: list[str]) -> bool:
             why = "the database server has no ACCOUNT LOCK"
         lines.append(f"step {step}: " + (f"NOT available: {why}" if why else "available"))
         ok = ok and not why
-    # Only whole-server playbooks need it: said, but not a problem of this host.
+    # Only whole-server playbooks need these: said, but not a problem of this host.
     lines.append(throttle.check_line(conn, server.linux))
+    if conn.stat(s.exim).exists:
+        where = smtp_auth.cpanel_exim(server)
+        withdrawn, _shown = smtp_auth.prepared(conn, where)
+        lines.append("firewall_block withdraws SMTP AUTH on 25: " + (
+            "yes" if withdrawn else f"no: add `{smtp_auth.option_line(where)}` in WHM, Exim "
+            "Configuration Manager, Advanced Editor (docs/cpanel.md, 'Whole server'), or "
+            "close 25 too"))
     return ok
 
 

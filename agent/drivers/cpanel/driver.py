@@ -23,6 +23,7 @@ from agent.errors import BadInput
 from agent.steps.firewall import MAIL_CLIENT_PORTS
 from agent.steps.firewall_block import FirewallBlock
 from agent.steps.protocol import Step
+from agent.steps.smtp_auth import EximAuth, cpanel_exim
 from agent.steps.throttle import Throttle
 
 
@@ -43,7 +44,8 @@ class CpanelDriver:
             PanelSuspend(), ResellerLock(),
             # cPanel's webmail ports too (2095, 2096: lockouts.md 1.8), doveadm from its
             # settings.
-            FirewallBlock(MAIL_CLIENT_PORTS + (2095, 2096), lambda s: s.cpanel.doveadm),
+            FirewallBlock(MAIL_CLIENT_PORTS + (2095, 2096), lambda s: s.cpanel.doveadm,
+                          auth=EximAuth(cpanel_exim)),
             Throttle())}
 
     def ensure_suspendable(self, server: Any, conn: Any, account: str, min_uid: int) -> None:

@@ -83,6 +83,10 @@ class CpanelSettings:
     # /usr/bin/doveadm is where Dovecot's packages install it (Debian's dovecot-core) and
     # where the test hosts have it. `check` says whether it is there.
     doveadm: str = "/usr/bin/doveadm"
+    # firewall_block with port 25 open: cPanel's Exim, and the flag file on which its
+    # auth_advertise_hosts expands once prepared (docs/cpanel.md, "Whole server").
+    exim: str = "/usr/sbin/exim"
+    exim_no_auth_flag: str = "/etc/exim_suspension_agent_no_auth"
 
 
 CHOICES = {"transport": API_TRANSPORTS, "ftp_sessions": ("end", "leave")}

@@ -6,9 +6,9 @@ from __future__ import annotations
 from agent.config.servers import LinuxPaths
 from agent.connector import Connector
 from agent.drivers import linux
-from agent.drivers.linux import dovecot_auth, host_map, server_landing, service_probes, smtp_auth
+from agent.drivers.linux import dovecot_auth, host_map, server_landing, service_probes
 from agent.errors import AgentError
-from agent.steps import firewall, throttle
+from agent.steps import firewall, smtp_auth, throttle
 from agent.steps.sql import MIN_VERSION, server_kind
 
 

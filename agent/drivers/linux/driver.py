@@ -17,11 +17,11 @@ from agent.drivers.linux.mail_block import MailBlock
 from agent.drivers.linux.panel_lock import PanelLock
 from agent.drivers.linux.server_landing import ServerLanding
 from agent.drivers.linux.server_tree import server_tree
-from agent.drivers.linux.smtp_auth import EximAuth
 from agent.drivers.tree import Tree
 from agent.errors import BadInput
 from agent.steps.firewall_block import FirewallBlock
 from agent.steps.protocol import Step
+from agent.steps.smtp_auth import EximAuth
 from agent.steps.throttle import Throttle
 
 
