@@ -118,3 +118,27 @@ def test_migrations_run_in_order_and_keep_the_rows(tmp_path, monkeypatch):
     db = sqlite3.connect(tmp_path / "s.db")
     assert db.execute("PRAGMA user_version").fetchone()[0] == latest + 2
     assert "later" in [r[1] for r in db.execute("PRAGMA table_info(changes)")]
+
+
+@pytest.mark.parametrize("start", [0, 1])
+def test_agents_opening_a_new_or_old_file_at_once_each_migrate_it_once(tmp_path, start):
+    """A billing system's parallel calls against a fresh (or an older) state database:
+    every one opens it, none runs a migration twice or sets the version back."""
+    path = tmp_path / "s.db"
+    if start:
+        old = sqlite3.connect(path)
+        old.executescript(database.SCHEMA_V1)
+        old.execute("PRAGMA user_version = 1")
+        old.close()
+    code = ("import sys; from agent.journal import database; "
+            "database.open_db(sys.argv[1]).close()")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path)], cwd=PROJECT_ROOT,
+                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == database.LATEST
+    columns = {r[1] for r in db.execute("PRAGMA table_info(cases)")}
+    assert {"failures", "parent", "role", "prior"} <= columns
+    assert db.execute("SELECT COUNT(*) FROM idempotency").fetchone()[0] == 0
+    db.close()

@@ -155,10 +155,10 @@ def _watch(g: Globals, engine: Engine) -> None:
         engine.progress = _Bar()
 
 
-def _fail(g_json: bool, code: int, message: str) -> None:
+def _fail(g_json: bool, code: int, message: str, kind: str | None = None) -> None:
     if g_json:
-        click.echo(dumps({"ok": False, "errors": [{"step": None, "message": message}],
-                                 "exit": code}))
+        error = {"step": None, "message": message} | ({"code": kind} if kind else {})
+        click.echo(dumps({"ok": False, "errors": [error], "exit": code}))
     else:
         click.echo(f"suspension-agent: {message}", err=True)
     sys.exit(code)
@@ -185,9 +185,9 @@ def main(argv: list[str] | None = None) -> None:
     except (HostKeyRefused, AuthFailed, JournalError) as exc:
         _fail(as_json, EXIT_CONFIG, str(exc))
     except BadInput as exc:
-        _fail(as_json, EXIT_USAGE, str(exc))
+        _fail(as_json, EXIT_USAGE, str(exc), getattr(exc, "code", None))
     except Busy as exc:
-        _fail(as_json, EXIT_BUSY, str(exc))
+        _fail(as_json, EXIT_BUSY, str(exc), getattr(exc, "code", None))
     except AgentError as exc:
         _fail(as_json, EXIT_FAILED, str(exc))
 

@@ -26,12 +26,20 @@ from agent.cli.base import (
     main,
 )
 from agent.cli.forced import forced_args
+from agent.cli.once import finish_once
 from agent.cli.render import outcome_dict, outcome_text
 from agent.config import callers
 from agent.config import config as config_mod
 from agent.engine import recovery, server_steps, tree_verbs
 from agent.engine.engine import HOLDS, Engine
+from agent.engine.outcome import Outcome
 from agent.errors import AuthFailed, BadInput, ConfigError, HostKeyRefused, Unreachable
+
+
+def _key_option(f):  # noqa: ANN001, ANN202
+    return click.option("--idempotency-key", metavar="KEY",
+                        help="Act at most once for KEY (per caller): a retry with the same "
+                             "KEY and request gets the first reply again, marked replayed.")(f)
 
 
 @cli.command()
@@ -41,9 +49,11 @@ from agent.errors import AuthFailed, BadInput, ConfigError, HostKeyRefused, Unre
 @click.option("--playbook", metavar="NAME", help="Playbook in playbooks/ (default from config).")
 @click.option("--hold", type=click.Choice(HOLDS), default="billing", show_default=True)
 @click.option("--reason", metavar="TEXT", help="Why (kept in the journal and audit log).")
+@_key_option
 @click.pass_obj
 def suspend(g: Globals, server: str, account: str | None, reseller: str | None,
-            whole_server: bool, playbook: str | None, hold: str, reason: str | None) -> None:
+            whole_server: bool, playbook: str | None, hold: str, reason: str | None,
+            idempotency_key: str | None) -> None:
     """Put ACCOUNT (or a reseller's tree) on SERVER under a hold and apply the playbook's
     due stages."""
     kind, name = _which(account, reseller, whole_server)
@@ -51,9 +61,16 @@ def suspend(g: Globals, server: str, account: str | None, reseller: str | None,
     _watch(g, engine)
     try:
         if kind == "server":
-            _finish(g, engine.suspend_server(server, playbook, hold, reason, g.dry_run))
-        verb = engine.suspend if kind == "account" else engine.suspend_reseller
-        _finish(g, verb(server, name, playbook, hold, reason, g.dry_run))
+            def call() -> Outcome:
+                return engine.suspend_server(server, playbook, hold, reason, g.dry_run)
+        else:
+            verb = engine.suspend if kind == "account" else engine.suspend_reseller
+
+            def call() -> Outcome:
+                return verb(server, name, playbook, hold, reason, g.dry_run)
+        finish_once(g, engine, idempotency_key, "suspend",
+                    {"server": server, "kind": kind, "name": name, "playbook": playbook,
+                     "hold": hold, "reason": reason}, call)
     finally:
         engine.close()
 
@@ -63,18 +80,25 @@ def suspend(g: Globals, server: str, account: str | None, reseller: str | None,
 @click.argument("account", required=False)
 @_target_options
 @click.option("--hold", type=click.Choice(HOLDS), default="billing", show_default=True)
+@_key_option
 @click.pass_obj
 def unsuspend(g: Globals, server: str, account: str | None, reseller: str | None,
-              whole_server: bool, hold: str) -> None:
+              whole_server: bool, hold: str, idempotency_key: str | None) -> None:
     """Lift a hold; when none is left, undo every change exactly, newest first."""
     kind, name = _which(account, reseller, whole_server)
     engine = _engine(g)
     _watch(g, engine)
     try:
         if kind == "server":
-            _finish(g, engine.unsuspend_server(server, hold, g.dry_run))
-        verb = engine.unsuspend if kind == "account" else engine.unsuspend_reseller
-        _finish(g, verb(server, name, hold, g.dry_run))
+            def call() -> Outcome:
+                return engine.unsuspend_server(server, hold, g.dry_run)
+        else:
+            verb = engine.unsuspend if kind == "account" else engine.unsuspend_reseller
+
+            def call() -> Outcome:
+                return verb(server, name, hold, g.dry_run)
+        finish_once(g, engine, idempotency_key, "unsuspend",
+                    {"server": server, "kind": kind, "name": name, "hold": hold}, call)
     finally:
         engine.close()
 

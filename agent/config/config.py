@@ -14,7 +14,15 @@ from agent import PROJECT_ROOT, ids
 from agent.config import callers, servers
 from agent.config.callers import CallerPolicy
 from agent.config.servers import Server
-from agent.config.validate import Problems, integer, join, mapping, string, string_list
+from agent.config.validate import (
+    Problems,
+    duration,
+    integer,
+    join,
+    mapping,
+    string,
+    string_list,
+)
 from agent.errors import BadInput, ConfigError
 
 DEFAULT_PATH = "/etc/suspension-agent/config.yaml"
@@ -50,10 +58,13 @@ class Config:
     # Accounts below this uid (and `nobody`) are system accounts: never suspended.
     min_uid: int = 1000
     callers: dict[str, CallerPolicy] = field(default_factory=dict)
+    # How long the reply of a call made with --idempotency-key is kept for its retries.
+    idempotency_retention: int = 35 * 86400
 
 
 _TOP = {"state_db", "audit_log", "lock_wait_seconds", "playbooks_dir", "landing_pages_dir",
-        "default_playbook", "branding", "protected_accounts", "servers", "min_uid", "callers"}
+        "default_playbook", "branding", "protected_accounts", "servers", "min_uid", "callers",
+        "idempotency_retention"}
 _BRANDING = {f.name for f in fields(Branding)}
 
 
@@ -103,10 +114,21 @@ def parse(doc: object, source: str, base: Path) -> Config:
         servers=found,
         min_uid=integer(d, "min_uid", "", problems, 1000, 0, 1 << 31),
         callers=callers.parse(d.get("callers"), problems),
+        idempotency_retention=_retention(d, problems),
     )
     if problems:
         raise ConfigError(source, problems.items)
     return config
+
+
+def _retention(d: dict, problems: Problems) -> int:
+    """Return `idempotency_retention` in seconds (a delay like 35d; at least an hour)."""
+    raw = d.get("idempotency_retention", "35d")
+    seconds = duration(raw) if isinstance(raw, str) else None
+    if seconds is None or seconds < 3600:
+        problems.add("idempotency_retention", "must be a delay of at least 1h, like 35d")
+        return 35 * 86400
+    return seconds
 
 
 MAX_FILE = 1 << 20  # a config or playbook is a few KiB; anything past 1 MiB is not one

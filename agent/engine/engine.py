@@ -26,6 +26,7 @@ from agent.errors import (
     StepUnavailable,
     Unreachable,
 )
+from agent.journal import idempotency
 from agent.journal.audit import Auditor
 from agent.journal.journal import Case, Journal
 
@@ -205,6 +206,9 @@ class Engine:
                            case_id=case.id, outcome="failed", error=str(exc))
                 outcomes.append(Outcome(target_dict(target), "partial", [], None, [], [],
                                         [{"step": "tick", "message": str(exc)}]))
+        if not dry_run:
+            # Replies kept for idempotency keys past their retention are forgotten here.
+            idempotency.Store(self.journal.db).purge(self.now())
         return outcomes
 
     def report(self, target: tuple, log: RunLog | None = None, message: str = "") -> Outcome:

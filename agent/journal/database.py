@@ -40,6 +40,17 @@ def _v4_case_parent(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS cases_parent ON cases (parent, status)")
 
 
+def _v5_idempotency(conn: sqlite3.Connection) -> None:
+    """Version 5: idempotency keys and the replies kept for them (agent/journal/
+    idempotency.py)."""
+    from agent.journal.idempotency import SCHEMA
+
+    # Statement by statement: executescript would commit the migration's transaction.
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 # Version 1: cases, changes and events as first shipped (a file from before versioning
 # reads user_version 0 and already has exactly these tables).
 SCHEMA_V1 = """
@@ -67,7 +78,8 @@ CREATE INDEX IF NOT EXISTS events_target ON events (server, kind, name, seq);
 # and migrated like any other, so every file takes the same path.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v2_stage_failures,
                                                              2: _v3_change_driver,
-                                                             3: _v4_case_parent}
+                                                             3: _v4_case_parent,
+                                                             4: _v5_idempotency}
 LATEST = 1 + len(MIGRATIONS)
 
 
@@ -102,26 +114,35 @@ def _refuse_newer(conn: sqlite3.Connection, path: str) -> None:
 
 
 def _migrate(conn: sqlite3.Connection, path: str) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if version == 0:
-        # A new file, or one from before versioning (which holds the version-1 tables).
-        conn.executescript(SCHEMA_V1)
-        conn.execute("PRAGMA user_version = 1")
-        version = 1
-    elif not {"cases", "changes", "events"} <= tables:
-        raise JournalError(f"state database {path} says schema version {version} but lacks "
-                           "its tables; nothing was changed")
-    while version < LATEST:
+    """Bring the file up to LATEST, one version per transaction. Each step re-reads the
+    version inside its BEGIN IMMEDIATE: several agents opening a new or older file at once
+    (a billing system's parallel calls) must each find what the others already did, never
+    run a migration twice or set an older version back."""
+    while True:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            MIGRATIONS[version](conn)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version >= LATEST:
+                conn.execute("COMMIT")
+                return
+            tables = {r[0] for r in
+                      conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if version == 0:
+                # A new file, or one from before versioning (which holds the version-1
+                # tables). Statement by statement: executescript would commit.
+                for statement in SCHEMA_V1.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            elif not {"cases", "changes", "events"} <= tables:
+                raise JournalError(f"state database {path} says schema version {version} "
+                                   "but lacks its tables; nothing was changed")
+            else:
+                MIGRATIONS[version](conn)
             conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        version += 1
 
 
 def _unreadable(path: str, exc: Exception) -> JournalError:
