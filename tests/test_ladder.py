@@ -171,7 +171,8 @@ def test_two_holds_billing_then_abuse(agent_env, host):
         assert rc == 0, out
     assert reply["holds"] == ["abuse", "billing"]
     rc, reply, out = agent_env("unsuspend", host.name, "alice", "--hold", "billing")
-    assert rc == 0 and reply["holds"] == ["abuse"] and "abuse" in reply["message"], out
+    assert rc == 4 and reply["holds"] == ["abuse"] and "abuse" in reply["message"], out
+    assert reply["not_lifted"] == {"holds": ["abuse"], "invoices": []}
     assert web_suspended(host)
     assert mail_works(host)["imap"].startswith("auth failed")
     assert all(v != "ok" for v in logins(host).values())

@@ -9,11 +9,12 @@ from agent.cli.base import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_PARTIAL,
+    EXIT_REMAINS,
     EXIT_USAGE,
     TEST_NOW_ENV,
     cli,
     main,
 )
 
-__all__ = ["EXIT_BUSY", "EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE",
-           "TEST_NOW_ENV", "cli", "main"]
+__all__ = ["EXIT_BUSY", "EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "EXIT_PARTIAL",
+           "EXIT_REMAINS", "EXIT_USAGE", "TEST_NOW_ENV", "cli", "main"]

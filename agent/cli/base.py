@@ -30,6 +30,8 @@ from agent.journal import audit
 from agent.journal.journal import Journal
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUSY, EXIT_CONFIG = 0, 1, 2, 3, 75, 78
+# Nothing failed, but the target is not in the state asked for: a hold or an invoice remains.
+EXIT_REMAINS = 4
 
 
 @dataclass
@@ -47,7 +49,9 @@ def _exit_for(o: Outcome) -> int:
         return EXIT_BUSY  # the journal holds what was under way; the next call finishes it
     if o.partial:
         return EXIT_PARTIAL
-    return EXIT_OK if o.ok else EXIT_FAILED
+    if not o.ok:
+        return EXIT_FAILED
+    return EXIT_REMAINS if o.not_lifted is not None else EXIT_OK
 
 
 def _exit_for_many(outcomes: list[Outcome]) -> int:

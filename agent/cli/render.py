@@ -26,6 +26,10 @@ def outcome_dict(o: Outcome) -> dict[str, Any]:
         d["warnings"] = o.warnings
     if o.children is not None:
         d["children"] = o.children
+    if o.invoices:
+        d["invoices"] = o.invoices
+    if o.not_lifted is not None:
+        d["not_lifted"] = o.not_lifted
     return d
 
 
@@ -40,6 +44,11 @@ def outcome_text(o: Outcome, dry_run: bool = False) -> str:
              + (f", stage {o.stage}" if o.stage is not None and o.stage >= 0 else "")]
     if o.message:
         lines.append(f"  note: {printable(o.message)}")
+    if o.not_lifted is not None:
+        left = o.not_lifted
+        lines.append("  NOT LIFTED: still held by " + ", ".join(left["holds"])
+                     + (f"; invoices overdue: {', '.join(left['invoices'])}"
+                        if left["invoices"] else ""))
     for p in o.plans:
         lines.append(f"  {'revert ' if p.get('revert') else ''}{p['step']}"
                      + (f" (stage {p['stage']})" if "stage" in p else "")

@@ -30,7 +30,7 @@ from agent.cli.once import finish_once
 from agent.cli.render import outcome_dict, outcome_text
 from agent.config import callers
 from agent.config import config as config_mod
-from agent.engine import recovery, server_steps, tree_verbs
+from agent.engine import billing, recovery, server_steps, tree_verbs
 from agent.engine.engine import HOLDS, Engine
 from agent.engine.outcome import Outcome
 from agent.errors import AuthFailed, BadInput, ConfigError, HostKeyRefused, Unreachable
@@ -49,28 +49,68 @@ def _key_option(f):  # noqa: ANN001, ANN202
 @click.option("--playbook", metavar="NAME", help="Playbook in playbooks/ (default from config).")
 @click.option("--hold", type=click.Choice(HOLDS), default="billing", show_default=True)
 @click.option("--reason", metavar="TEXT", help="Why (kept in the journal and audit log).")
+@click.option("--invoice", "invoices", metavar="ID", multiple=True,
+              help="An invoice the billing hold stands for (repeatable).")
+@click.option("--grace-until", metavar="DATE",
+              help="No stage after the first before DATE (YYYY-MM-DD, UTC).")
 @_key_option
 @click.pass_obj
 def suspend(g: Globals, server: str, account: str | None, reseller: str | None,
             whole_server: bool, playbook: str | None, hold: str, reason: str | None,
+            invoices: tuple[str, ...], grace_until: str | None,
             idempotency_key: str | None) -> None:
     """Put ACCOUNT (or a reseller's tree) on SERVER under a hold and apply the playbook's
     due stages."""
     kind, name = _which(account, reseller, whole_server)
+    terms = billing.terms(hold, invoices, grace_until)
     engine = _engine(g)
     _watch(g, engine)
     try:
         if kind == "server":
             def call() -> Outcome:
-                return engine.suspend_server(server, playbook, hold, reason, g.dry_run)
+                return engine.suspend_server(server, playbook, hold, reason, g.dry_run, terms)
         else:
             verb = engine.suspend if kind == "account" else engine.suspend_reseller
 
             def call() -> Outcome:
-                return verb(server, name, playbook, hold, reason, g.dry_run)
+                return verb(server, name, playbook, hold, reason, g.dry_run, terms)
         finish_once(g, engine, idempotency_key, "suspend",
                     {"server": server, "kind": kind, "name": name, "playbook": playbook,
-                     "hold": hold, "reason": reason}, call)
+                     "hold": hold, "reason": reason, "invoices": sorted(set(invoices)),
+                     "grace_until": grace_until}, call)
+    finally:
+        engine.close()
+
+
+@cli.command()
+@click.argument("server")
+@click.argument("account", required=False)
+@_target_options
+@click.option("--hold", type=click.Choice(["billing"]), default="billing", show_default=True)
+@click.option("--overdue", metavar="ID|none", multiple=True, required=True,
+              help="The invoices overdue now (repeatable); `none` lifts the hold.")
+@click.option("--grace-until", metavar="DATE",
+              help="No stage after the one reached before DATE (YYYY-MM-DD, UTC).")
+@_key_option
+@click.pass_obj
+def reconcile(g: Globals, server: str, account: str | None, reseller: str | None,
+              whole_server: bool, hold: str, overdue: tuple[str, ...],
+              grace_until: str | None, idempotency_key: str | None) -> None:
+    """Make HOLD stand for exactly the invoices overdue now: with none left it is lifted;
+    otherwise everything stays suspended and the reply names what remains (exit 4)."""
+    kind, name = _which(account, reseller, whole_server)
+    if "none" in overdue and len(overdue) > 1:
+        raise BadInput("--overdue none stands alone: no invoice is overdue")
+    due = () if overdue == ("none",) else tuple(sorted(set(overdue)))
+    billing.terms(hold, due, grace_until)  # checked before anything is opened
+    engine = _engine(g)
+    _watch(g, engine)
+    try:
+        finish_once(g, engine, idempotency_key, "reconcile",
+                    {"server": server, "kind": kind, "name": name or server, "hold": hold,
+                     "overdue": list(due), "grace_until": grace_until},
+                    lambda: engine.reconcile(server, kind, name or server, hold, due,
+                                             grace_until, g.dry_run))
     finally:
         engine.close()
 

@@ -17,10 +17,10 @@ from agent.ids import HOLDS
 
 # Verbs a forced-command caller (the billing system) may run through serve-ssh, and what a
 # caller not named in `callers:` gets (agent/cli/forced.py parses its words).
-SSH_VERBS = ("suspend", "unsuspend", "status", "plan", "history", "check")
+SSH_VERBS = ("suspend", "unsuspend", "reconcile", "status", "plan", "history", "check")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 # The verbs that take a --hold (and default to billing without one).
-_HOLD_VERBS = ("suspend", "unsuspend")
+_HOLD_VERBS = ("suspend", "unsuspend", "reconcile")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agent import ids
-from agent.engine import recovery
+from agent.engine import billing, recovery
+from agent.engine.billing import HoldTerms
 from agent.engine.outcome import hold_label
 from agent.engine.runner import RunLog, Runner
 from agent.errors import BadInput, Unreachable
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 
 def suspend(engine: Engine, server_name: str, account: str, playbook: str | None, hold: str,
-            reason: str | None, dry_run: bool) -> Outcome:
+            reason: str | None, dry_run: bool, terms: HoldTerms | None = None) -> Outcome:
     """Ensure the account is under `hold` with the due stages of the playbook applied."""
     server, target = engine.account_target(server_name, account)
     if hold not in ids.HOLDS:
@@ -36,18 +37,21 @@ def suspend(engine: Engine, server_name: str, account: str, playbook: str | None
     with engine._lock(target):
         log = RunLog()
         try:
-            message = _suspend_locked(engine, server, target, pb, hold, reason, dry_run, log)
+            message = _suspend_locked(engine, server, target, pb, hold, reason, dry_run, log,
+                                      terms)
         except Unreachable as exc:
             return engine._unreachable(target, log, exc)
         return engine.report(target, log, message)
 
 
 def _suspend_locked(engine: Engine, server: Server, target: tuple, pb: Playbook, hold: str,
-                    reason: str | None, dry_run: bool, log: RunLog) -> str:
+                    reason: str | None, dry_run: bool, log: RunLog,
+                    terms: HoldTerms | None) -> str:
     runner = Runner(engine, server, engine._conn(server), target)
     taken = recovery.begin(engine, runner, dry_run)
     try:
-        message = _suspend_steps(engine, runner, server, target, pb, hold, reason, dry_run, log)
+        message = _suspend_steps(engine, runner, server, target, pb, hold, reason, dry_run, log,
+                                 terms)
     finally:
         recovery.settle(runner, log, dry_run)
     return "; ".join(m for m in (taken, message) if m)
@@ -55,7 +59,7 @@ def _suspend_locked(engine: Engine, server: Server, target: tuple, pb: Playbook,
 
 def _suspend_steps(engine: Engine, runner: Runner, server: Server, target: tuple,
                    pb: Playbook, hold: str, reason: str | None, dry_run: bool,
-                   log: RunLog) -> str:
+                   log: RunLog, terms: HoldTerms | None) -> str:
     if not dry_run and not runner.recover(log):
         return "a change could not be undone earlier and still cannot; nothing new was applied"
     # The account's own case: one it carries as a child of a tree's case is not it.
@@ -78,6 +82,7 @@ def _suspend_steps(engine: Engine, runner: Runner, server: Server, target: tuple
             message = (f"case {case.id} under hold {hold} follows playbook "
                        f"{case.playbook!r}; it was kept")
         pb = engine.book(case.playbook)
+    case = billing.place(engine, case, terms, dry_run)  # before any stage: the grace date
     engine.advance(runner, case, pb, log, dry_run)
     return message
 

@@ -72,7 +72,7 @@ def build(engine: Engine, target: tuple, logs: dict[str, RunLog], message: str,
                    sorted(applied.values(), key=lambda a: (a["stage"], a["step"])),
                    _pending(engine, rcases), errors, message, plans, [], False, partial,
                    [outcome._case_dict(c) for c in rcases], unreachable, refused=refused,
-                   children=children)
+                   children=children, invoices=outcome.invoices_of(rcases))
 
 
 def _state(rcases: list, children: list[dict], partial: bool) -> str:

@@ -12,11 +12,12 @@ from agent.config.config import Config
 from agent.config.playbooks import Playbook, Stage
 from agent.config.servers import Server
 from agent.connector import Connector, connect
-from agent.engine import account_verbs, batch, outcome, recovery, tree_verbs
+from agent.engine import account_verbs, batch, billing, outcome, recovery, tree_verbs
+from agent.engine.billing import HoldTerms
 from agent.engine.locks import target_lock
 from agent.engine.outcome import Outcome, iso, target_dict
 from agent.engine.runner import RunLog, Runner
-from agent.engine.schedule import RETRY_FIRST, RETRY_MAX, retry_delay
+from agent.engine.schedule import RETRY_FIRST, RETRY_MAX, next_due, retry_delay, within_grace
 from agent.errors import (
     AgentError,
     AuthFailed,
@@ -112,14 +113,25 @@ class Engine:
 
     # -- account targets (agent/engine/account_verbs.py) ----------------------------------
     def suspend(self, server_name: str, account: str, playbook: str | None, hold: str,
-                reason: str | None, dry_run: bool) -> Outcome:
-        """Ensure the account is under `hold` with the due stages of the playbook applied."""
+                reason: str | None, dry_run: bool, terms: HoldTerms | None = None) -> Outcome:
+        """Ensure the account is under `hold` with the due stages of the playbook applied
+        (`terms`: the invoices and grace date billing gives with it)."""
         return account_verbs.suspend(self, server_name, account, playbook, hold, reason,
-                                     dry_run)
+                                     dry_run, terms)
 
     def unsuspend(self, server_name: str, account: str, hold: str, dry_run: bool) -> Outcome:
         """Lift `hold`; when no hold is left, undo every change in reverse order."""
-        return account_verbs.unsuspend(self, server_name, account, hold, dry_run)
+        return billing.mark_remaining(
+            account_verbs.unsuspend(self, server_name, account, hold, dry_run), dry_run)
+
+    def reconcile(self, server_name: str, kind: str, name: str, hold: str,
+                  overdue: tuple[str, ...], grace: str | None, dry_run: bool) -> Outcome:
+        """Ensure `hold` stands for exactly the `overdue` invoices (none: lift it)."""
+        if kind == "account":
+            _server, target = self.account_target(server_name, name)
+        else:
+            _server, target = tree_verbs.target(self, server_name, name, kind)
+        return billing.reconcile(self, target, hold, overdue, grace, dry_run)
 
     # -- stages, tick and replies ---------------------------------------------------------
     def advance(self, runner: Runner, case: Case, pb: Playbook, log: RunLog,
@@ -129,7 +141,8 @@ class Engine:
         # An account's case never runs a server step (suspend refuses such a playbook; one
         # edited since keeps its account steps).
         pb = pb.split(server=False) if pb.server_steps() else pb
-        for stage in pb.stages:
+        # Billing's grace date allows no escalation before it.
+        for stage in within_grace(pb, case, now).stages:
             if case.started_at + stage.after > now:
                 continue
             # A stage already reached is applied again too: apply_stage skips what is in
@@ -160,8 +173,8 @@ class Engine:
     def stage_reached(self, case: Case, stage: Stage, pb: Playbook) -> Case:
         """Record that `stage` is in effect; return the case as the journal now has it."""
         later = [s for s in pb.stages if s.index > stage.index]
-        next_due = case.started_at + later[0].after if later else None
-        self.journal.set_stage(case.id, stage.index, next_due)
+        due = next_due(case.started_at + later[0].after if later else None, case)
+        self.journal.set_stage(case.id, stage.index, due)
         return self.journal.case(case.id)
 
     def tick(self, dry_run: bool = False) -> list[Outcome]:
@@ -238,26 +251,31 @@ class Engine:
 
     # -- tree targets: a reseller, a whole server (agent/engine/tree_verbs.py) -------------
     def suspend_reseller(self, server_name: str, name: str, playbook: str | None, hold: str,
-                         reason: str | None, dry_run: bool) -> Outcome:
+                         reason: str | None, dry_run: bool,
+                         terms: HoldTerms | None = None) -> Outcome:
         """Ensure reseller `name`'s tree is under `hold` (logins first, then the stages)."""
-        return tree_verbs.suspend(self, server_name, name, playbook, hold, reason, dry_run)
+        return tree_verbs.suspend(self, server_name, name, playbook, hold, reason, dry_run,
+                                  terms=terms)
 
     def unsuspend_reseller(self, server_name: str, name: str, hold: str,
                            dry_run: bool) -> Outcome:
         """Lift `hold` from reseller `name`'s tree, websites first, its logins last."""
-        return tree_verbs.unsuspend(self, server_name, name, hold, dry_run)
+        return billing.mark_remaining(
+            tree_verbs.unsuspend(self, server_name, name, hold, dry_run), dry_run)
 
     def suspend_server(self, server_name: str, playbook: str | None, hold: str,
-                       reason: str | None, dry_run: bool) -> Outcome:
+                       reason: str | None, dry_run: bool,
+                       terms: HoldTerms | None = None) -> Outcome:
         """Ensure the whole server is under `hold`: its admins' and resellers' logins
         locked first, then the playbook's due stages for every account on it."""
         return tree_verbs.suspend(self, server_name, server_name, playbook, hold, reason,
-                                  dry_run, kind="server")
+                                  dry_run, kind="server", terms=terms)
 
     def unsuspend_server(self, server_name: str, hold: str, dry_run: bool) -> Outcome:
         """Lift `hold` from the whole server, websites first, the admin logins last."""
-        return tree_verbs.unsuspend(self, server_name, server_name, hold, dry_run,
-                                    kind="server")
+        return billing.mark_remaining(
+            tree_verbs.unsuspend(self, server_name, server_name, hold, dry_run,
+                                 kind="server"), dry_run)
 
     def history(self, server_name: str, account: str) -> list[dict[str, Any]]:
         _server, target = self.account_target(server_name, account)

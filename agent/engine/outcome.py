@@ -35,6 +35,10 @@ class Outcome:
     refused: bool = False
     # A tree target (reseller): one entry per child account (agent/engine/batch_report.py).
     children: list[dict] | None = None
+    # The invoices each open hold stands for (agent/engine/billing.py), and, for a call
+    # that asked for services back, what keeps the target suspended (the CLI exits 4).
+    invoices: dict[str, list[str]] = field(default_factory=dict)
+    not_lifted: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -71,7 +75,17 @@ def build(journal: Journal, book: Callable[[str], Playbook], target: tuple, log:
                    applied, pending, log.errors, message, log.plans, log.reverted,
                    log.rolled_back, log.partial or stuck, [_case_dict(c) for c in cases]
                    + [{"stuck": c.step, "error": c.error} for c in active
-                      if c.state == "stuck"], log.unreachable, refused=log.refused)
+                      if c.state == "stuck"], log.unreachable, refused=log.refused,
+                   invoices=invoices_of(cases))
+
+
+def invoices_of(cases: list[Case]) -> dict[str, list[str]]:
+    """Return {hold: invoices} of the cases whose hold stands for invoices."""
+    found: dict[str, set[str]] = {}
+    for case in cases:
+        if case.invoices:
+            found.setdefault(case.hold, set()).update(case.invoices)
+    return {hold: sorted(v) for hold, v in sorted(found.items())}
 
 
 def _case_dict(case: Case) -> dict:
@@ -79,7 +93,9 @@ def _case_dict(case: Case) -> dict:
             "started": iso(case.started_at),
             "next_due": iso(case.next_due_at) if case.next_due_at is not None else None,
             **({"failures": case.failures, "last_error": case.last_error}
-               if case.failures else {})}
+               if case.failures else {}),
+            **({"invoices": list(case.invoices)} if case.invoices else {}),
+            **({"grace_until": iso(case.grace_until)} if case.grace_until else {})}
 
 
 def target_dict(target: tuple) -> dict:

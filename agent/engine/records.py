@@ -31,6 +31,8 @@ _CASE_KEYS = ("id", "hold", "playbook", "reason", "caller", "started_at", "stage
 # Written since the reseller target (a child names its parent case); optional when read,
 # so a record written by an earlier release is still taken over.
 _CHILD_KEYS = ("parent", "role", "prior")
+# Written since invoices on holds; optional when read, as above.
+_BILLING_KEYS = ("invoices", "grace_until")
 _CHANGE_KEYS = ("seq", "case_id", "step", "stage", "state", "undo", "at")
 # Constant scripts; the directory arrives as $1. Making it notes in `.created` the folders
 # that did not exist before (top first), so that removing the last record removes exactly
@@ -66,6 +68,8 @@ def render(journal: Journal, target: tuple[str, str, str]) -> bytes | None:
         "target": {"server": target[0], "kind": target[1], "name": target[2]},
         "cases": [{k: getattr(c, k) for k in _CASE_KEYS}
                   | {k: getattr(c, k) for k in _CHILD_KEYS if getattr(c, k) is not None}
+                  | {k: (list(v) if isinstance(v, tuple) else v) for k in _BILLING_KEYS
+                     if (v := getattr(c, k))}
                   for c in cases],
         # A change whose case was closed (lifted while a revert is stuck) keeps its case id;
         # the case itself is listed from the changes so the record stays self-contained.
@@ -95,7 +99,8 @@ def parse(path: str, data: bytes, target: tuple[str, str, str]) -> Record:
         doc = json.loads(data)
         ok = (doc["format"] == FORMAT and doc["version"] == VERSION
               and doc["target"]["kind"] == target[1] and doc["target"]["name"] == target[2])
-        cases = [{k: c[k] for k in _CASE_KEYS} | {k: c[k] for k in _CHILD_KEYS if k in c}
+        cases = [{k: c[k] for k in _CASE_KEYS}
+                 | {k: c[k] for k in _CHILD_KEYS + _BILLING_KEYS if k in c}
                  for c in doc["cases"]]
         changes = [{k: c[k] for k in _CHANGE_KEYS} | {"driver": str(c.get("driver", "linux"))}
                    for c in doc["changes"]]

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from agent import drivers, ids
-from agent.engine import batch, batch_lift, recovery, server_steps
+from agent.engine import batch, batch_lift, billing, recovery, schedule, server_steps
 from agent.engine.ladder import ladder, server_plan
 from agent.engine.outcome import Outcome
 from agent.engine.runner import Runner
@@ -37,7 +37,8 @@ def target(engine: Engine, server_name: str, name: str, kind: str = "reseller"
 
 
 def suspend(engine: Engine, server_name: str, name: str, playbook: str | None, hold: str,
-            reason: str | None, dry_run: bool, kind: str = "reseller") -> Outcome:
+            reason: str | None, dry_run: bool, kind: str = "reseller",
+            terms: billing.HoldTerms | None = None) -> Outcome:
     """Ensure the tree is under `hold`: logins locked, due stages applied."""
     server, tgt = target(engine, server_name, name, kind)
     if hold not in ids.HOLDS:
@@ -60,7 +61,9 @@ def suspend(engine: Engine, server_name: str, name: str, playbook: str | None, h
                 pb = engine.book(rcase.playbook)
             if not dry_run:
                 runner.recover(work.own)  # a server step a killed run left under way
-            batch.run_tree(work, rcase, pb, tree, own=runner)
+            rcase = billing.place(engine, rcase, terms, dry_run)
+            batch.run_tree(work, rcase, schedule.within_grace(pb, rcase, engine.now()), tree,
+                           own=runner)
             if not dry_run:
                 _progress(engine, work, rcase, tree)
             recovery.settle(runner, work.own, dry_run)
@@ -109,14 +112,15 @@ def _progress(engine: Engine, work: batch.Batch, rcase: Case, tree: Any) -> None
     logins are unlocked again and the case closes as failed."""
     pb = engine.book(rcase.playbook)
     now = engine.now()
-    due = [s for s in pb.stages if rcase.started_at + s.after <= now]
+    due = [s for s in schedule.within_grace(pb, rcase, now).stages
+           if rcase.started_at + s.after <= now]
     reached = due[-1].index if due else -1
     kids = {c.name: c for c in engine.journal.children(rcase.id)}
     behind = [n for n in tree.accounts if n not in kids or kids[n].stage < reached]
     # A server step held back or failed (agent/engine/server_steps.py) is retried too.
     own_failed = bool(work.own.errors) and not work.own.unreachable
     later = [s for s in pb.stages if s.index > reached]
-    next_due = rcase.started_at + later[0].after if later else None
+    next_due = schedule.next_due(rcase.started_at + later[0].after if later else None, rcase)
     lost = any(log.unreachable or log.refused for log in work.logs.values())
     if tree.accounts and len(behind) == len(tree.accounts) and rcase.stage < 0 and not lost:
         batch.lift(work, [rcase], "failed")
@@ -214,7 +218,8 @@ def tick_case(engine: Engine, rcase: Case, dry_run: bool) -> Outcome | None:
             pb = engine.book(fresh.playbook)
             if not dry_run:
                 runner.recover(work.own)
-            batch.run_tree(work, fresh, pb, tree, only, own=runner)
+            batch.run_tree(work, fresh, schedule.within_grace(pb, fresh, engine.now()), tree, only,
+                           own=runner)
             if not dry_run:
                 _progress(engine, work, engine.journal.case(rcase.id), tree)
             recovery.settle(runner, work.own, dry_run)

@@ -51,6 +51,13 @@ def _v5_idempotency(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
+def _v6_billing(conn: sqlite3.Connection) -> None:
+    """Version 6: a billing hold carries the invoices it stands for (JSON list) and the
+    date before which billing allows no escalation (`--grace-until`)."""
+    conn.execute("ALTER TABLE cases ADD COLUMN invoices TEXT")
+    conn.execute("ALTER TABLE cases ADD COLUMN grace_until REAL")
+
+
 # Version 1: cases, changes and events as first shipped (a file from before versioning
 # reads user_version 0 and already has exactly these tables).
 SCHEMA_V1 = """
@@ -79,7 +86,8 @@ CREATE INDEX IF NOT EXISTS events_target ON events (server, kind, name, seq);
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v2_stage_failures,
                                                              2: _v3_change_driver,
                                                              3: _v4_case_parent,
-                                                             4: _v5_idempotency}
+                                                             4: _v5_idempotency,
+                                                             5: _v6_billing}
 LATEST = 1 + len(MIGRATIONS)
 
 

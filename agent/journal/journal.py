@@ -46,6 +46,10 @@ class Case:
     parent: str | None = None
     role: str | None = None
     prior: dict[str, Any] | None = None
+    # A billing hold: the invoices it stands for, and until when billing allows no
+    # escalation to a further stage (epoch seconds).
+    invoices: tuple[str, ...] = ()
+    grace_until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,13 @@ class Journal:
                                "ORDER BY started_at", (server, kind, name)).fetchall()
         return [_case(r) for r in rows]
 
+    def set_billing(self, case_id: str, invoices: tuple[str, ...],
+                    grace_until: float | None) -> None:
+        """Record the invoices a hold stands for and its grace date (None: none)."""
+        self.db.execute("UPDATE cases SET invoices=?, grace_until=? WHERE id=?",
+                        (json.dumps(sorted(invoices)) if invoices else None, grace_until,
+                         case_id))
+
     def set_role(self, case_id: str, role: str) -> None:
         self.db.execute("UPDATE cases SET role=? WHERE id=?", (role, case_id))
 
@@ -132,12 +143,14 @@ class Journal:
         self.db.execute(
             "INSERT INTO cases (id, server, kind, name, hold, playbook, reason, caller, "
             "started_at, stage, next_due_at, status, failures, last_error, parent, role, "
-            "prior) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "prior, invoices, grace_until) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (case["id"], *target, case["hold"], case["playbook"], case.get("reason"),
              case.get("caller"), case["started_at"], case["stage"], case.get("next_due_at"),
              status, case.get("failures", 0), case.get("last_error"), case.get("parent"),
              case.get("role"),
-             json.dumps(case["prior"]) if case.get("prior") is not None else None))
+             json.dumps(case["prior"]) if case.get("prior") is not None else None,
+             json.dumps(sorted(case["invoices"])) if case.get("invoices") else None,
+             case.get("grace_until")))
 
     def import_change(self, target: tuple[str, str, str], change: dict[str, Any]) -> int:
         """Add a change read back from the server's own record, in its recorded state."""
@@ -277,7 +290,9 @@ def _case(row: sqlite3.Row) -> Case:
     return Case(row["id"], row["server"], row["kind"], row["name"], row["hold"],
                 row["playbook"], row["reason"], row["caller"], row["started_at"], row["stage"],
                 row["next_due_at"], row["status"], row["failures"], row["last_error"],
-                row["parent"], row["role"], json.loads(row["prior"]) if row["prior"] else None)
+                row["parent"], row["role"], json.loads(row["prior"]) if row["prior"] else None,
+                tuple(json.loads(row["invoices"])) if row["invoices"] else (),
+                row["grace_until"])
 
 
 def _change(row: sqlite3.Row) -> Change:

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from agent import cli
-from agent.cli import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from agent.cli import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_REMAINS, EXIT_USAGE
 from agent.errors import Unreachable
 from tests.fast.conftest import START, World, close_audit
 from tests.fast.fake_steps import step_path
@@ -128,7 +128,9 @@ def test_unsuspend_text_says_which_hold_remains(world: World) -> None:
     world.cli("suspend", "web1", "alice")
     world.cli("suspend", "web1", "alice", "--hold", "abuse")
     rc, _reply, out = world.cli("unsuspend", "web1", "alice", as_json=False)
-    assert rc == EXIT_OK and "note: hold billing lifted; still held by abuse" in out
+    # Nothing failed, but the services stay suspended: exit 4, and the text says why.
+    assert rc == EXIT_REMAINS and "note: hold billing lifted; still held by abuse" in out
+    assert "NOT LIFTED: still held by abuse" in out
     rc, reply, _out = world.cli("unsuspend", "web1", "alice", "--hold", "abuse")
     assert rc == EXIT_OK and [r["step"] for r in reply["reverted"]][0] == "landing_page"
 

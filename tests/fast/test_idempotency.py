@@ -72,7 +72,8 @@ def claim_as(world: World, owner: str, key: str, digest: str) -> None:
 
 
 DIGEST = request_hash("suspend", {"server": "web1", "kind": "account", "name": "alice",
-                                  "playbook": None, "hold": "billing", "reason": None})
+                                  "playbook": None, "hold": "billing", "reason": None,
+                                  "invoices": [], "grace_until": None})
 
 
 def test_a_key_whose_first_call_still_runs_is_75_and_a_dead_ones_is_taken_over(
