@@ -1,7 +1,13 @@
-"""--idempotency-key against the linux test host, through the delay proxy (issue 19 item 1):
-three calls with one key started at once act once (one case opened, one set of changes),
-the others answer 75 (the first still runs) or replay its reply; a later retry replays it;
-the same key with another playbook is exit 2 and changes nothing on the host."""
+"""Billing's calls against the linux test host, checked from outside (issue 19 items 1-2).
+
+- `--idempotency-key` through the delay proxy: three calls with one key started at once act
+  once (one case opened), the others answer 75 (the first still runs) or replay its reply;
+  a later retry replays it; the same key with another playbook is exit 2 and changes
+  nothing on the host.
+- Invoices: two on the billing hold; `reconcile --overdue 1077` keeps the sites behind the
+  landing page (exit 4, 1077 named); an abuse hold placed meanwhile keeps them there after
+  `--overdue none` (exit 4, abuse named); lifting it gives back the host byte for byte.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,8 @@ import pytest
 
 from tests.hosts.delayproxy import DelayProxy
 from tests.hosts.provision import write_config
-from tests.test_ladder import snapshot
+from tests.test_ladder import NOT_RESTORED, snapshot
+from tests.test_reseller_linux import shows
 
 pytestmark = pytest.mark.testhost
 
@@ -52,3 +59,27 @@ def test_three_calls_with_one_key_at_once_act_once(host, agent_env, tmp_path) ->
         assert snapshot(host) == after
         rc, reply, out = agent("unsuspend", host.name, "bob")
         assert rc == 0 and reply["state"] == "active", out
+
+
+def test_one_paid_invoice_of_two_lifts_nothing_and_other_holds_are_named(host, agent_env
+                                                                         ) -> None:
+    agent = agent_env
+    before = snapshot(host)
+    rc, reply, out = agent("suspend", host.name, "bob", "--playbook", "web-now",
+                           "--invoice", "1076", "--invoice", "1077")
+    assert rc == 0 and reply["invoices"] == {"billing": ["1076", "1077"]}, out
+    assert set(shows(host, "bob").values()) == {"landing"}
+    rc, reply, out = agent("reconcile", host.name, "bob", "--overdue", "1077")
+    assert rc == 4 and reply["not_lifted"] == {"holds": ["billing"], "invoices": ["1077"]}, out
+    assert set(shows(host, "bob").values()) == {"landing"}
+    rc, reply, out = agent("suspend", host.name, "bob", "--playbook", "web-now",
+                           "--hold", "abuse", "--reason", "phishing")
+    assert rc == 0, out
+    rc, reply, out = agent("reconcile", host.name, "bob", "--overdue", "none")
+    assert rc == 4 and reply["not_lifted"]["holds"] == ["abuse"], out
+    assert set(shows(host, "bob").values()) == {"landing"}
+    rc, reply, out = agent("unsuspend", host.name, "bob", "--hold", "abuse")
+    assert rc == 0 and reply["state"] == "active", out
+    assert set(shows(host, "bob").values()) == {"own"}
+    assert {k: v for k, v in snapshot(host).items() if k not in NOT_RESTORED} == {
+        k: v for k, v in before.items() if k not in NOT_RESTORED}
