@@ -34,7 +34,10 @@ def test_shipped_playbooks_validate_and_registry_matches_schema():
         pb = playbooks.load(str(path.parent), path.stem)
         assert pb.stages[0].steps[0].name == "backup"
     linux = drivers.driver("linux")
-    assert set(linux.steps) <= set(playbooks.STEP_PARAMS)
+    # The server steps a whole-server case implies (server_landing) are never named either.
+    implied = set(playbooks.IMPLIED_SERVER_STEPS.values())
+    assert set(linux.steps) - implied <= set(playbooks.STEP_PARAMS)
+    assert implied <= set(linux.steps) and not implied & set(playbooks.STEP_PARAMS)
     assert drivers.step_names("linux") == sorted(linux.steps)
     assert all(drivers.step("linux", n) is linux.steps[n] for n in linux.steps)
     cpanel = drivers.driver("cpanel")
