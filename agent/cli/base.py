@@ -5,6 +5,7 @@ register themselves on `cli` from agent/cli/verbs.py and agent/cli/admin.py."""
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import sys
 import time
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 
 import click
 
+from agent import __version__
+from agent.cli.argv import hoist
 from agent.cli.render import dumps, outcome_dict, outcome_text
 from agent.config import config as config_mod
 from agent.engine.engine import Engine
@@ -40,6 +43,8 @@ class Globals:
     json: bool
     dry_run: bool
     caller: str
+    verbose: bool = False
+    quiet: bool = False
 
 
 def _exit_for(o: Outcome) -> int:
@@ -81,32 +86,60 @@ def _clock() -> Callable[[], float]:
 
 def _engine(g: Globals) -> Engine:
     cfg = config_mod.load(g.config_path)
-    audit.configure(cfg.audit_log)
+    audit.configure(cfg.audit_log, verbose=g.verbose)
     engine = Engine(cfg, Journal(cfg.state_db), g.caller, now=_clock())
     engine.audit.muted = g.dry_run  # a dry run leaves nothing in the journal, events included
     return engine
 
 
-def _emit(g: Globals, obj: dict, text: str) -> None:
-    click.echo(dumps(obj) if g.json else text)
+def _emit(g: Globals, obj: dict, text: str, code: int | None = None) -> None:
+    """Print the reply: the JSON object, or the text (none with -q when the call's exit is
+    0: cron mails only what needs a look)."""
+    if g.json:
+        click.echo(dumps(obj))
+    elif not (g.quiet and code == EXIT_OK):
+        click.echo(text)
 
 
 def _finish(g: Globals, o: Outcome) -> None:
-    _emit(g, outcome_dict(o), outcome_text(o, g.dry_run))
-    sys.exit(_exit_for(o))
+    code = _exit_for(o)
+    _emit(g, outcome_dict(o), outcome_text(o, g.dry_run), code)
+    sys.exit(code)
 
 
 @click.group()
+@click.version_option(__version__, prog_name="suspension-agent")
 @click.option("--config", "config_path", metavar="PATH",
               help="Config file (default $SUSPENSION_AGENT_CONFIG, else "
                    f"{config_mod.DEFAULT_PATH}).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--dry-run", is_flag=True, help="Print the exact commands and diffs; change nothing.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also print every command sent to a server, and the SSH library's "
+                   "messages, on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing when the call exits 0.")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, as_json: bool, dry_run: bool) -> None:
-    """Graded, reversible suspension of hosting accounts."""
+def cli(ctx: click.Context, config_path: str | None, as_json: bool, dry_run: bool,
+        verbose: bool, quiet: bool) -> None:
+    """Graded, reversible suspension of hosting accounts. Global options may also follow
+    the verb."""
     caller = os.environ.get("SUSPENSION_AGENT_CALLER") or f"admin:{getpass.getuser()}"
-    ctx.obj = Globals(config_path, as_json, dry_run, caller)
+    _library_logs(verbose)
+    ctx.obj = Globals(config_path, as_json, dry_run, caller, verbose, quiet)
+
+
+def _library_logs(verbose: bool) -> None:
+    """Keep paramiko's own log (a traceback for every failed handshake) off the terminal:
+    the agent reports the failure itself, once, as an error of the call; with -v its
+    messages go to stderr."""
+    log = logging.getLogger("paramiko")
+    log.handlers = [logging.NullHandler()]
+    log.propagate = False
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("paramiko: %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
 
 
 def _target_options(f):  # noqa: ANN001, ANN202
@@ -170,7 +203,7 @@ def _fail(g_json: bool, code: int, message: str, kind: str | None = None) -> Non
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `suspension-agent` console script."""
-    args = sys.argv[1:] if argv is None else argv
+    args = hoist(sys.argv[1:] if argv is None else argv, cli.commands)
     as_json = "--json" in args[: next((i for i, a in enumerate(args) if not a.startswith("-")
                                        and (i == 0 or args[i - 1] != "--config")), len(args))]
     try:

@@ -44,7 +44,7 @@ def finish_once(g: Globals, engine: Any, key: str | None, verb: str,
         stamp = {"key": key, "replayed": True, "first_at": _iso(kept.first_at)}
         _emit(g, kept.reply | {"idempotency": stamp},
               f"{kept.text}\n(replayed: the reply of the first call with idempotency key "
-              f"{key}, {stamp['first_at']}; nothing was done again)")
+              f"{key}, {stamp['first_at']}; nothing was done again)", kept.exit_code)
         sys.exit(kept.exit_code)
     try:
         o = call()
@@ -56,5 +56,5 @@ def finish_once(g: Globals, engine: Any, key: str | None, verb: str,
     store.settle(caller, key, code, reply, text, engine.now(),
                  engine.config.idempotency_retention)
     stamp = {"key": key, "replayed": False, "first_at": _iso(store.first_at(caller, key) or now)}
-    _emit(g, reply | {"idempotency": stamp}, text)
+    _emit(g, reply | {"idempotency": stamp}, text, code)
     sys.exit(code)

@@ -75,7 +75,8 @@ def outcome_text(o: Outcome, dry_run: bool = False) -> str:
     for e in o.errors:
         if "account" in e:
             continue  # a child's error: shown under that child below
-        lines.append(f"  ERROR    {e['step']}: {printable(str(e['message']))}")
+        where = f"{e['step']}: " if e.get("step") else ""
+        lines.append(f"  ERROR    {where}{printable(str(e['message']))}")
     lines += [f"  WARNING  {w}" for w in o.warnings]
     lines += children_text(o.children or [])
     return "\n".join(lines)
@@ -91,7 +92,8 @@ def children_text(children: list[dict]) -> list[str]:
         lines.append(f"    {c['account']:<16} {c['state']}{holds}{extra}{role}")
         if c.get("message"):
             lines.append(f"      note: {printable(c['message'])}")
-        lines += [f"      ERROR {e['step']}: {printable(str(e['message']))}" for e in c["errors"]]
+        lines += [f"      ERROR {e['step'] + ': ' if e.get('step') else ''}"
+                  f"{printable(str(e['message']))}" for e in c["errors"]]
         lines += [f"      STUCK {s['step']}: still applied, revert failed: "
                   f"{printable(str(s['error']))}" for s in c.get("stuck", [])]
     return lines

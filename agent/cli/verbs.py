@@ -222,10 +222,11 @@ def tick(g: Globals) -> None:
         outcomes = engine.tick(dry_run=g.dry_run)
     finally:
         engine.close()
+    code = _exit_for_many(outcomes)
     _emit(g, {"ok": all(o.ok for o in outcomes),
               "processed": [outcome_dict(o) for o in outcomes]},
-          "\n".join(outcome_text(o, g.dry_run) for o in outcomes) or "nothing due")
-    sys.exit(_exit_for_many(outcomes))
+          "\n".join(outcome_text(o, g.dry_run) for o in outcomes) or "nothing due", code)
+    sys.exit(code)
 
 
 @cli.command("serve-ssh")

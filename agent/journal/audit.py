@@ -23,6 +23,17 @@ def _drop_secrets(_logger: Any, _name: str, event: dict) -> dict:
     return event
 
 
+def _to_stderr(_logger: Any, method: str, event: dict) -> dict:
+    """-v: every event also as one line on stderr; debug events (each command sent to a
+    server) only there, never in the audit log."""
+    fields = " ".join(f"{k}={v}" for k, v in event.items()
+                      if k not in ("event", "timestamp", "level"))
+    print(f"{method}: {event.get('event')} {fields}", file=sys.stderr, flush=True)
+    if method == "debug":
+        raise structlog.DropEvent
+    return event
+
+
 _STREAM: list[TextIO] = []  # the log file opened by the last configure (closed by the next)
 
 
@@ -45,6 +56,7 @@ def configure(audit_log: str | None, verbose: bool = False) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _drop_secrets,
+            *([_to_stderr] if verbose else []),
             structlog.processors.JSONRenderer(sort_keys=True),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
