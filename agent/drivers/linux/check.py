@@ -75,6 +75,9 @@ def linux_check(conn: Connector, p: LinuxPaths, lines: list[str]) -> bool:
                  + ("consulted first" if auth.deny_first else "not consulted first"))
     others = auth.uncovered()
     lines.append("Dovecot passdbs not controlled by the agent: " + ("; ".join(others) or "none"))
+    if auth.lookups:
+        lines.append("Dovecot passdbs that authenticate nobody (they only look up fields; "
+                     "not a way in): " + "; ".join(auth.lookups))
     foreign = service_probes.foreign_ftp_logins(ftp, p.pureftpd_pdb)
     lines.append("Pure-FTPd login methods: " + (", ".join(ftp) or "none found")
                  + "; not controlled by the agent: " + (", ".join(foreign) or "none"))

@@ -12,7 +12,15 @@ Two layouts are supported (docs/linux-host.md):
 
 Any other passdb (sql, ldap, checkpassword, ...) is a way in the agent does not control,
 unless the deny passdb comes first, in which case mail_block lists the locked virtual
-addresses there too.
+addresses there too. Not a way in: a passdb that authenticates nobody because it gives
+every login the `noauthenticate` field (`default_fields` or `override_fields`; it only looks
+up fields, such as a `user` that renames a bare login to the full address). Dovecot then
+takes its result as "next" whatever `result_success` says and verifies no password
+(dovecot core, src/auth/auth-request.c, auth_request_handle_passdb_callback): the next
+passdb decides, with the password the agent locked. Without that field the same passdb
+with `result_success = continue` is a way in: a password it verified is not checked again
+by the passdbs after it. Such a renaming passdb worked with the release of 2026-11-21 and
+was refused as a way in until this one.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ class DovecotAuth:
     deny_first: bool = False                 # the agent's deny passdb is consulted first
     system: list[str] = field(default_factory=list)   # system-user passdbs
     others: list[str] = field(default_factory=list)   # any other way in
+    lookups: list[str] = field(default_factory=list)  # passdbs that authenticate nobody
 
     @property
     def layout(self) -> str:
@@ -78,10 +87,13 @@ def read(conn: Connector, paths: LinuxPaths) -> DovecotAuth:
 
     vmail = any(pattern in p.get("args", "").split() for p in passdbs)
     deny_first = bool(paths.dovecot_deny_file) and bool(passdbs) and is_deny(passdbs[0])
-    system, others = [], []
+    system, others, lookups = [], [], []
     for p in passdbs:
         # A deny passdb only refuses; a master passdb needs the admin's own password.
         if p.get("deny") == "yes" or p.get("master") == "yes":
+            continue
+        if lookup_only(p):
+            lookups.append(_describe(p))
             continue
         if pattern in p.get("args", "").split():
             continue
@@ -89,7 +101,15 @@ def read(conn: Connector, paths: LinuxPaths) -> DovecotAuth:
             system.append(_describe(p))
         else:
             others.append(_describe(p))
-    return DovecotAuth(paths.dovecot_deny_file, vmail, deny_first, system, others)
+    return DovecotAuth(paths.dovecot_deny_file, vmail, deny_first, system, others, lookups)
+
+
+def lookup_only(passdb: dict[str, str]) -> bool:
+    """Return True for a passdb that gives every login `noauthenticate`: it verifies no
+    password and always hands the decision to the next passdb."""
+    fields = f"{passdb.get('default_fields', '')} {passdb.get('override_fields', '')}"
+    return any(word == "noauthenticate" or word.startswith("noauthenticate=")
+               for word in fields.split())
 
 
 def tests_command(doveadm: str, logins: list[str]) -> list[str]:
