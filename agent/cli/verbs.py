@@ -223,8 +223,10 @@ def tick(g: Globals) -> None:
     finally:
         engine.close()
     code = _exit_for_many(outcomes)
+    sent = engine.webhook_counts
     _emit(g, {"ok": all(o.ok for o in outcomes),
-              "processed": [outcome_dict(o) for o in outcomes]},
+              "processed": [outcome_dict(o) for o in outcomes]}
+          | ({"webhooks": sent} if sent and any(sent.values()) else {}),
           "\n".join(outcome_text(o, g.dry_run) for o in outcomes) or "nothing due", code)
     sys.exit(code)
 

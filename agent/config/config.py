@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from agent import PROJECT_ROOT, ids
-from agent.config import callers, servers
+from agent.config import callers, servers, webhooks
 from agent.config.callers import CallerPolicy
 from agent.config.servers import Server
 from agent.config.validate import (
@@ -23,6 +23,7 @@ from agent.config.validate import (
     string,
     string_list,
 )
+from agent.config.webhooks import Endpoint
 from agent.errors import BadInput, ConfigError
 
 DEFAULT_PATH = "/etc/suspension-agent/config.yaml"
@@ -60,11 +61,13 @@ class Config:
     callers: dict[str, CallerPolicy] = field(default_factory=dict)
     # How long the reply of a call made with --idempotency-key is kept for its retries.
     idempotency_retention: int = 35 * 86400
+    # Webhook endpoints billing listens on (agent/config/webhooks.py).
+    webhooks: dict[str, Endpoint] = field(default_factory=dict)
 
 
 _TOP = {"state_db", "audit_log", "lock_wait_seconds", "playbooks_dir", "landing_pages_dir",
         "default_playbook", "branding", "protected_accounts", "servers", "min_uid", "callers",
-        "idempotency_retention"}
+        "idempotency_retention", "webhooks"}
 _BRANDING = {f.name for f in fields(Branding)}
 
 
@@ -115,6 +118,7 @@ def parse(doc: object, source: str, base: Path) -> Config:
         min_uid=integer(d, "min_uid", "", problems, 1000, 0, 1 << 31),
         callers=callers.parse(d.get("callers"), problems),
         idempotency_retention=_retention(d, problems),
+        webhooks=webhooks.parse(d.get("webhooks"), problems),
     )
     if problems:
         raise ConfigError(source, problems.items)

@@ -12,7 +12,7 @@ from agent.config.config import Config
 from agent.config.playbooks import Playbook, Stage
 from agent.config.servers import Server
 from agent.connector import Connector, connect
-from agent.engine import account_verbs, batch, billing, outcome, recovery, tree_verbs
+from agent.engine import account_verbs, batch, billing, outcome, recovery, tree_verbs, webhooks
 from agent.engine.billing import HoldTerms
 from agent.engine.locks import target_lock
 from agent.engine.outcome import Outcome, iso, target_dict
@@ -48,7 +48,9 @@ class Engine:
         self._connect = connector
         self._conns: dict[str, Connector] = {}
         self._books: dict[str, Playbook] = {}
-        self.audit = Auditor(journal, caller, now)
+        self.audit = Auditor(journal, caller, now, config.webhooks)
+        # What the last tick's webhook pass did (delivered, retry, failed), if it ran.
+        self.webhook_counts: dict[str, int] | None = None
         # Where a batch reports its progress (the CLI sets a bar on a terminal).
         self.progress: Any = batch.NoProgress()
 
@@ -175,6 +177,10 @@ class Engine:
         later = [s for s in pb.stages if s.index > stage.index]
         due = next_due(case.started_at + later[0].after if later else None, case)
         self.journal.set_stage(case.id, stage.index, due)
+        if case.parent is None:  # a tree's children: the tree's own event says it
+            self.audit("stage.applied", server=case.server, kind=case.kind, name=case.name,
+                       case_id=case.id, hold=case.hold, stage=stage.index,
+                       steps=[s.name for s in stage.steps], outcome="done")
         return self.journal.case(case.id)
 
     def tick(self, dry_run: bool = False) -> list[Outcome]:
@@ -220,8 +226,11 @@ class Engine:
                 outcomes.append(Outcome(target_dict(target), "partial", [], None, [], [],
                                         [{"step": "tick", "message": str(exc)}]))
         if not dry_run:
-            # Replies kept for idempotency keys past their retention are forgotten here.
+            # Replies kept for idempotency keys past their retention are forgotten here,
+            # and the webhook outbox is sent (in order, each endpoint on its schedule).
             idempotency.Store(self.journal.db).purge(self.now())
+            if self.config.webhooks:
+                self.webhook_counts = webhooks.deliver(self)
         return outcomes
 
     def report(self, target: tuple, log: RunLog | None = None, message: str = "") -> Outcome:

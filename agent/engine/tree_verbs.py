@@ -140,6 +140,10 @@ def _progress(engine: Engine, work: batch.Batch, rcase: Case, tree: Any) -> None
                      behind=behind, outcome="failed")
     else:
         engine.journal.set_progress(rcase.id, reached, next_due, 0, None)
+        if reached > rcase.stage:
+            engine.audit("stage.applied", server=rcase.server, kind=rcase.kind,
+                         name=rcase.name, case_id=rcase.id, hold=rcase.hold, stage=reached,
+                         accounts=len(tree.accounts), outcome="done")
 
 
 def unsuspend(engine: Engine, server_name: str, name: str, hold: str,

@@ -70,8 +70,11 @@ class Auditor:
     """Writes one event to both the structured log and the journal's events table."""
 
     def __init__(self, journal: Any, caller: str,
-                 now: Callable[[], float] = time.time) -> None:
+                 now: Callable[[], float] = time.time,
+                 endpoints: dict[str, Any] | None = None) -> None:
         self.journal = journal
+        # The webhook endpoints: an event one of them wants is queued for it with the event.
+        self.endpoints = endpoints or {}
         self.caller = caller
         # The engine's clock: an event's time agrees with the changes it describes (and a
         # test that injects the clock sees the same time in both).
@@ -85,4 +88,4 @@ class Auditor:
             return
         fields.setdefault("caller", self.caller)
         self.log.info(event, **fields)
-        self.journal.event(self.now(), event, **dict(fields))
+        self.journal.event(self.now(), event, self.endpoints, **dict(fields))

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from agent.errors import Busy, JournalError
@@ -58,6 +59,15 @@ def _v6_billing(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE cases ADD COLUMN grace_until REAL")
 
 
+def _v7_outbox(conn: sqlite3.Connection) -> None:
+    """Version 7: the webhook outbox and every delivery attempt (agent/journal/outbox.py)."""
+    from agent.journal.outbox import SCHEMA
+
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 # Version 1: cases, changes and events as first shipped (a file from before versioning
 # reads user_version 0 and already has exactly these tables).
 SCHEMA_V1 = """
@@ -87,7 +97,8 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v2_stage_fail
                                                              2: _v3_change_driver,
                                                              3: _v4_case_parent,
                                                              4: _v5_idempotency,
-                                                             5: _v6_billing}
+                                                             5: _v6_billing,
+                                                             6: _v7_outbox}
 LATEST = 1 + len(MIGRATIONS)
 
 
@@ -195,6 +206,21 @@ class _Serialised:
                 if isinstance(exc, sqlite3.IntegrityError):
                     raise
                 raise _unreadable(self._path, exc) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Serialised]:
+        """Run the statements of the block as one transaction (BEGIN IMMEDIATE ... COMMIT,
+        rolled back on any error), no other thread's statement between them. Inside, use
+        the yielded object's `execute`, never this one's (the lock is held)."""
+        with self._lock:
+            tx = _Serialised(self._conn, self._path)
+            tx.execute("BEGIN IMMEDIATE")
+            try:
+                yield tx
+                tx.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         with self._lock:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent import failpoints
-from agent.journal import database
+from agent.journal import database, outbox
 
 ACTIVE = ("intent", "done", "reverting", "stuck")
 _ACTIVE_SQL = "('intent', 'done', 'reverting', 'stuck')"  # the same states, for SQL
@@ -261,12 +261,28 @@ class Journal:
         return None
 
     # -- events ---------------------------------------------------------------------------
-    def event(self, at: float, event: str, **fields: Any) -> None:
+    def event(self, at: float, event: str, endpoints: dict[str, Any] | None = None,
+              **fields: Any) -> None:
+        """Record an audit event; with `endpoints` that want it (webhooks), their messages
+        are written in the same transaction (agent/journal/outbox.py)."""
+        wanted = outbox.wanted(endpoints or {}, event)
+        if wanted and fields.get("case_id") and self._is_child(fields["case_id"]):
+            wanted = []  # a tree's child: its tree's own events tell billing
+        full = dict(fields)
         values = [fields.pop(c, None) for c in _EVENT_COLUMNS]
-        self.db.execute(
-            "INSERT INTO events (at, event, server, kind, name, case_id, hold, step, caller, "
-            "outcome, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (at, event, *values, json.dumps(fields, default=str) if fields else None))
+        insert = ("INSERT INTO events (at, event, server, kind, name, case_id, hold, step, "
+                  "caller, outcome, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+        params = (at, event, *values, json.dumps(fields, default=str) if fields else None)
+        if not wanted:
+            self.db.execute(insert, params)
+            return
+        with self.db.transaction() as tx:
+            seq = int(tx.execute(insert, params).lastrowid)
+            outbox.enqueue(tx, wanted, at, event, seq, full)
+
+    def _is_child(self, case_id: str) -> bool:
+        row = self.db.execute("SELECT parent FROM cases WHERE id=?", (case_id,)).fetchone()
+        return row is not None and row["parent"] is not None
 
     def case_events(self, case_ids: list[str]) -> list[dict]:
         """Return the events of the given cases (a reseller's children), in order."""
