@@ -2,7 +2,7 @@
 (admin), the SSH forced command's words (forced), and how replies are rendered (render).
 Importing this package registers every verb; `main` is the console script's entry point."""
 
-from agent.cli import admin, verbs  # noqa: F401 - they register their verbs on `cli`
+from agent.cli import admin, evidence, verbs  # noqa: F401 - they register their verbs on `cli`
 from agent.cli.base import (
     EXIT_BUSY,
     EXIT_CONFIG,

@@ -68,6 +68,14 @@ def _v7_outbox(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
+def _v8_chain(conn: sqlite3.Connection) -> None:
+    """Version 8: the audit events as a hash chain, append-only (agent/journal/chain.py)."""
+    from agent.journal.chain import STATEMENTS
+
+    for statement in STATEMENTS:
+        conn.execute(statement)
+
+
 # Version 1: cases, changes and events as first shipped (a file from before versioning
 # reads user_version 0 and already has exactly these tables).
 SCHEMA_V1 = """
@@ -98,7 +106,8 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v2_stage_fail
                                                              3: _v4_case_parent,
                                                              4: _v5_idempotency,
                                                              5: _v6_billing,
-                                                             6: _v7_outbox}
+                                                             6: _v7_outbox,
+                                                             7: _v8_chain}
 LATEST = 1 + len(MIGRATIONS)
 
 

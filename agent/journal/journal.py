@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent import failpoints
-from agent.journal import database, outbox
+from agent.journal import chain, database, outbox
 
 ACTIVE = ("intent", "done", "reverting", "stuck")
 _ACTIVE_SQL = "('intent', 'done', 'reverting', 'stuck')"  # the same states, for SQL
@@ -269,16 +269,15 @@ class Journal:
         if wanted and fields.get("case_id") and self._is_child(fields["case_id"]):
             wanted = []  # a tree's child: its tree's own events tell billing
         full = dict(fields)
-        values = [fields.pop(c, None) for c in _EVENT_COLUMNS]
-        insert = ("INSERT INTO events (at, event, server, kind, name, case_id, hold, step, "
-                  "caller, outcome, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
-        params = (at, event, *values, json.dumps(fields, default=str) if fields else None)
-        if not wanted:
-            self.db.execute(insert, params)
-            return
+        row = {c: fields.pop(c, None) for c in _EVENT_COLUMNS}
+        row |= {"at": at, "event": event,
+                "detail": json.dumps(fields, default=str) if fields else None}
+        # One transaction: the chain's last hash is read and extended atomically, and the
+        # webhooks' messages are written with their event.
         with self.db.transaction() as tx:
-            seq = int(tx.execute(insert, params).lastrowid)
-            outbox.enqueue(tx, wanted, at, event, seq, full)
+            seq = chain.append(tx, row)
+            if wanted:
+                outbox.enqueue(tx, wanted, at, event, seq, full)
 
     def _is_child(self, case_id: str) -> bool:
         row = self.db.execute("SELECT parent FROM cases WHERE id=?", (case_id,)).fetchone()
