@@ -47,3 +47,29 @@ def verify(g: Globals) -> None:
                    if verdict.unchained else ""))
     _emit(g, reply, text, EXIT_OK if bad is None else EXIT_FAILED)
     sys.exit(EXIT_OK if bad is None else EXIT_FAILED)
+
+
+@cli.group()
+def case() -> None:
+    """One case's records: the dossier for a dispute."""
+
+
+@case.command("export")
+@click.argument("case_id")
+@click.option("--out", "out", required=True, metavar="DIR",
+              help="A new or empty folder for the dossier (files mode 600).")
+@click.pass_obj
+def export(g: Globals, case_id: str, out: str) -> None:
+    """Write CASE's dossier (what was done, when, by whom, the backup, the reversal, and the
+    audit chain's proof) to DIR, with a manifest of SHA-256 hashes."""
+    from agent.engine import dossier
+
+    engine = _engine(g)
+    try:
+        manifest = dossier.export(engine, case_id, out)
+    finally:
+        engine.close()
+    _emit(g, {"ok": True, "case_id": case_id, "out": out, "manifest": manifest},
+          f"dossier of case {case_id} written to {out}: "
+          + ", ".join(sorted(manifest["files"])) + " and manifest.json", EXIT_OK)
+    sys.exit(EXIT_OK)

@@ -32,11 +32,19 @@ STATEMENTS = (
 )
 
 
-def row_hash(prev: str, values: dict[str, Any]) -> str:
-    """Return the hash of a row: SHA-256 over the previous hash and the row's columns as
-    canonical JSON (floats as their repr, so a time read back hashes the same)."""
-    content = json.dumps([prev, *[values.get(c) for c in COLUMNS]], separators=(",", ":"),
-                         default=str)
+def detail_digest(detail: str | None) -> str:
+    """Return the SHA-256 of a row's detail text (what the chain covers of it), so that a
+    dossier can hold the digest and leave out what the detail shows of files."""
+    return hashlib.sha256((detail or "").encode()).hexdigest()
+
+
+def row_hash(prev: str, values: dict[str, Any], digest: str | None = None) -> str:
+    """Return the hash of a row: SHA-256 over the previous hash, the row's columns and its
+    detail's digest (`digest`, else computed from values["detail"]) as canonical JSON
+    (floats as their repr, so a time read back hashes the same)."""
+    digest = digest if digest is not None else detail_digest(values.get("detail"))
+    content = json.dumps([prev, *[values.get(c) for c in COLUMNS if c != "detail"], digest],
+                         separators=(",", ":"), default=str)
     return hashlib.sha256(content.encode()).hexdigest()
 
 

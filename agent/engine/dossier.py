@@ -1,0 +1,139 @@
+"""`case export CASE --out DIR`: the dossier of one case for a dispute (issue 19 item 5;
+reference/billing-evidence.md 5.4): what was done, when, by whom, on whose authority, what
+was backed up, when it was reversed, and the proof that the record was not edited since.
+
+Files written (and nothing of any other target):
+- `case.json`: the case (target, hold, playbook, reason, caller, invoices, grace date,
+  status, who closed it) and, for a tree's case, its children;
+- `events.jsonl`: every audit event of the case and of its children, in order, each with
+  its chain links (`prev_hash`, `hash`) and the SHA-256 of its detail as stored: anyone can
+  recompute each hash (agent/journal/chain.py, `row_hash` with that digest) and compare the
+  last with `chain.json`. The detail itself is shown without the contents of files (the
+  diff lines of a step's actions, which can show password hashes or a shared file's other
+  lines): what was done to which file stays;
+- `changes.json`: every change made for the case (step, stage, state, times, error) without
+  its undo data (prior password hashes stay in the journal), but with what a backup was:
+  its archive, size and SHA-256;
+- `chain.json`: the chain's verdict at export time and its head;
+- `timeline.txt`: the same, one line per event, for a person;
+- `manifest.json`: the SHA-256 of each file above.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from agent import __version__
+from agent.engine.outcome import iso
+from agent.errors import BadInput
+from agent.journal import chain
+
+_BACKUP_KEYS = ("archive", "sha256", "size", "taken_at", "reused")
+FILES = ("case.json", "events.jsonl", "changes.json", "chain.json", "timeline.txt")
+
+
+def export(engine: Any, case_id: str, out: str) -> dict[str, Any]:
+    """Write the dossier of `case_id` into the new or empty folder `out`; return the
+    manifest. BadInput for an unknown case or a folder that holds anything."""
+    journal = engine.journal
+    if not journal.has_case(case_id):
+        raise BadInput(f"no case {case_id!r} in the journal")
+    folder = Path(out)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise BadInput(f"{out} exists and is not an empty folder: a dossier is never written "
+                       "over anything")
+    case = journal.case(case_id)
+    children = journal.children(case_id, status=None)
+    ids = [case_id, *[c.id for c in children]]
+    events = sorted(_rows(journal.db, "events", ids), key=lambda e: e["seq"])
+    rows = sorted(_rows(journal.db, "changes", ids), key=lambda r: r["seq"])
+    verdict = chain.verify(journal.db)
+    texts = {
+        "case.json": _dump(_case(case) | {"children": [_case(c) for c in children]}),
+        "events.jsonl": "".join(json.dumps(_event(e), sort_keys=True) + "\n" for e in events),
+        "changes.json": _dump([_change(r) for r in rows]),
+        "chain.json": _dump({"intact": verdict.bad_seq is None, "checked": verdict.checked,
+                             "head": verdict.head, "head_seq": verdict.head_seq,
+                             "first_bad_seq": verdict.bad_seq, "problem": verdict.problem}),
+        "timeline.txt": "".join(_line(e) for e in events),
+    }
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name, text in texts.items():
+        _write(folder / name, text)
+    manifest = {"case_id": case_id, "exported_at": iso(engine.now()),
+                "exported_by": engine.caller, "agent_version": __version__,
+                "files": {n: hashlib.sha256(t.encode()).hexdigest() for n, t in texts.items()}}
+    _write(folder / "manifest.json", _dump(manifest))
+    engine.audit("case.exported", server=case.server, kind=case.kind, name=case.name,
+                 case_id=case_id, outcome="done", manifest_sha256=hashlib.sha256(
+                     _dump(manifest).encode()).hexdigest())
+    return manifest
+
+
+def _rows(db: Any, table: str, ids: list[str]) -> list[dict[str, Any]]:
+    """Return the rows of `table` (events or changes) of the cases `ids`."""
+    out: list[dict[str, Any]] = []
+    for at in range(0, len(ids), 500):  # SQLite's host-parameter limit
+        chunk = ids[at:at + 500]
+        out += [dict(r) for r in db.execute(
+            f"SELECT * FROM {table} WHERE case_id IN ("  # noqa: S608 - a fixed table name
+            + ",".join("?" * len(chunk)) + ")", tuple(chunk)).fetchall()]
+    return out
+
+
+def _write(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def _case(c: Any) -> dict[str, Any]:
+    return {"id": c.id, "server": c.server, "kind": c.kind, "name": c.name, "hold": c.hold,
+            "playbook": c.playbook, "reason": c.reason, "caller": c.caller,
+            "started": iso(c.started_at), "stage": c.stage, "status": c.status,
+            "invoices": list(c.invoices),
+            "grace_until": iso(c.grace_until) if c.grace_until else None,
+            "parent": c.parent, "role": c.role}
+
+
+def _event(e: dict[str, Any]) -> dict[str, Any]:
+    return {k: e.get(k) for k in ("seq", "at", "event", "server", "kind", "name", "case_id",
+                                  "hold", "step", "caller", "outcome", "prev_hash", "hash")
+            } | {"time": iso(e["at"]), "detail_sha256": chain.detail_digest(e.get("detail")),
+                 "detail": _shown(json.loads(e["detail"]) if e.get("detail") else {})}
+
+
+def _shown(detail: dict[str, Any]) -> dict[str, Any]:
+    """Return an event's detail without file contents: of its actions, the first line of
+    each (the command, the file written) and none of the diff lines below it."""
+    if isinstance(detail.get("actions"), list):
+        detail = detail | {"actions": [a for a in detail["actions"]
+                                       if isinstance(a, str) and not a.startswith(" ")]}
+    return detail
+
+
+def _change(r: dict[str, Any]) -> dict[str, Any]:
+    out = {k: r[k] for k in ("seq", "case_id", "name", "step", "stage", "state", "error",
+                             "driver")} | {"at": iso(r["at"]), "updated": iso(r["updated_at"])}
+    if r["step"] == "backup":
+        undo = json.loads(r["undo"])
+        out["backup"] = {k: undo[k] for k in _BACKUP_KEYS if k in undo}
+    return out
+
+
+def _line(e: dict[str, Any]) -> str:
+    detail = _shown(json.loads(e["detail"]) if e.get("detail") else {})
+    said = ", ".join(f"{k}={v}" for k, v in sorted(detail.items()) if k != "caller")
+    who = e.get("caller") or "?"
+    what = " ".join(x for x in (e.get("kind"), e.get("name"), e.get("step")) if x)
+    return (f"{iso(e['at'])}  {e['event']:<18} {what}  by {who}"
+            + (f"  [{e['outcome']}]" if e.get("outcome") else "") + (f"  {said}" if said
+                                                                       else "") + "\n")
