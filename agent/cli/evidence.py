@@ -9,7 +9,8 @@ import click
 
 from agent.cli.base import EXIT_FAILED, EXIT_OK, Globals, _emit, _engine, cli
 from agent.engine.outcome import iso
-from agent.journal import chain
+from agent.errors import ConfigError
+from agent.journal import chain, checkpoint
 
 
 @cli.group()
@@ -25,18 +26,25 @@ def verify(g: Globals) -> None:
     the newest events were removed."""
     engine = _engine(g)
     try:
-        verdict = chain.verify(engine.journal.db)
+        db = engine.journal.db
+        verdict = chain.verify(db)
+        public = (checkpoint.public_text(checkpoint.load_key(engine.config.audit_checkpoint_key))
+                  if engine.config.audit_checkpoint_key else None)
+        signed, bad_checkpoint, last = checkpoint.verify_all(db, public)
         bad = None
-        if verdict.bad_seq is not None:
-            row = engine.journal.db.execute("SELECT * FROM events WHERE seq=?",
-                                            (verdict.bad_seq,)).fetchone()
-            bad = {"seq": verdict.bad_seq, "problem": verdict.problem,
-                   "event": row["event"], "at": iso(row["at"]), "case_id": row["case_id"]}
+        seq, problem = ((verdict.bad_seq, verdict.problem) if verdict.bad_seq is not None else
+                        (bad_checkpoint["seq"], "is a checkpoint: " + bad_checkpoint["problem"])
+                        if bad_checkpoint else (None, ""))
+        if seq is not None:
+            row = db.execute("SELECT * FROM events WHERE seq=?", (seq,)).fetchone()
+            bad = {"seq": seq, "problem": problem, "event": row["event"],
+                   "at": iso(row["at"]), "case_id": row["case_id"]}
     finally:
         engine.close()
     reply = {"ok": bad is None, "checked": verdict.checked,
              "before_chain": verdict.unchained, "head": verdict.head,
-             "head_seq": verdict.head_seq} | ({"first_bad": bad} if bad else {})
+             "head_seq": verdict.head_seq, "checkpoints": signed,
+             "last_checkpoint": last} | ({"first_bad": bad} if bad else {})
     if bad:
         text = (f"AUDIT TRAIL BROKEN at event {bad['seq']} ({bad['event']}, {bad['at']}): "
                 f"it {bad['problem']}; {verdict.checked} event(s) before it are intact")
@@ -47,6 +55,24 @@ def verify(g: Globals) -> None:
                    if verdict.unchained else ""))
     _emit(g, reply, text, EXIT_OK if bad is None else EXIT_FAILED)
     sys.exit(EXIT_OK if bad is None else EXIT_FAILED)
+
+
+@audit.command("checkpoint")
+@click.pass_obj
+def make_checkpoint(g: Globals) -> None:
+    """Sign the chain's head now (audit_checkpoint_key), as an audit.checkpoint event that
+    the webhooks send to billing at the next tick."""
+    engine = _engine(g)
+    try:
+        if not engine.config.audit_checkpoint_key:
+            raise ConfigError(engine.config.path, ["audit_checkpoint_key: not set"])
+        made = engine.checkpoint(force=True)
+    finally:
+        engine.close()
+    reply = {"ok": True, "checkpoint": made}
+    _emit(g, reply, (f"checkpoint of event {made['covers_seq']}: {made['covers_head']}"
+                     if made else "nothing new since the last checkpoint"), EXIT_OK)
+    sys.exit(EXIT_OK)
 
 
 @cli.group()

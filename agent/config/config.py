@@ -63,11 +63,14 @@ class Config:
     idempotency_retention: int = 35 * 86400
     # Webhook endpoints billing listens on (agent/config/webhooks.py).
     webhooks: dict[str, Endpoint] = field(default_factory=dict)
+    # The Ed25519 key that signs the audit chain's checkpoints, and how often (seconds).
+    audit_checkpoint_key: str | None = None
+    audit_checkpoint_every: int = 3600
 
 
 _TOP = {"state_db", "audit_log", "lock_wait_seconds", "playbooks_dir", "landing_pages_dir",
         "default_playbook", "branding", "protected_accounts", "servers", "min_uid", "callers",
-        "idempotency_retention", "webhooks"}
+        "idempotency_retention", "webhooks", "audit_checkpoint_key", "audit_checkpoint_every"}
 _BRANDING = {f.name for f in fields(Branding)}
 
 
@@ -119,6 +122,9 @@ def parse(doc: object, source: str, base: Path) -> Config:
         callers=callers.parse(d.get("callers"), problems),
         idempotency_retention=_retention(d, problems),
         webhooks=webhooks.parse(d.get("webhooks"), problems),
+        audit_checkpoint_key=(where("audit_checkpoint_key", "")
+                              if d.get("audit_checkpoint_key") else None),
+        audit_checkpoint_every=_every(d, problems),
     )
     if problems:
         raise ConfigError(source, problems.items)
@@ -132,6 +138,16 @@ def _retention(d: dict, problems: Problems) -> int:
     if seconds is None or seconds < 3600:
         problems.add("idempotency_retention", "must be a delay of at least 1h, like 35d")
         return 35 * 86400
+    return seconds
+
+
+def _every(d: dict, problems: Problems) -> int:
+    """Return `audit_checkpoint_every` in seconds (a delay like 1h; at least a minute)."""
+    raw = d.get("audit_checkpoint_every", "1h")
+    seconds = duration(raw) if isinstance(raw, str) else None
+    if seconds is None or seconds < 60:
+        problems.add("audit_checkpoint_every", "must be a delay of at least 1m, like 1h")
+        return 3600
     return seconds
 
 

@@ -24,7 +24,7 @@ from agent.config.validate import Problems, boolean, integer, join, mapping, str
 # The event types (Standard Webhooks `type`, prefixed "suspension."), from the audit events
 # that cause them (agent/journal/outbox.py).
 TYPES = ("case.opened", "stage.applied", "step.failed", "case.partial", "hold.changed",
-         "case.lifted", "drift.found")
+         "case.lifted", "drift.found", "audit.checkpoint")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 
 

@@ -27,7 +27,7 @@ from agent.errors import (
     StepUnavailable,
     Unreachable,
 )
-from agent.journal import idempotency
+from agent.journal import checkpoint, idempotency
 from agent.journal.audit import Auditor
 from agent.journal.journal import Case, Journal
 
@@ -229,9 +229,24 @@ class Engine:
             # Replies kept for idempotency keys past their retention are forgotten here,
             # and the webhook outbox is sent (in order, each endpoint on its schedule).
             idempotency.Store(self.journal.db).purge(self.now())
+            self.checkpoint()
             if self.config.webhooks:
                 self.webhook_counts = webhooks.deliver(self)
         return outcomes
+
+    def checkpoint(self, force: bool = False) -> dict | None:
+        """Sign the audit chain's head as an `audit.checkpoint` event when one is due (or
+        `force`), with the configured key; return its fields (None: none made)."""
+        if not self.config.audit_checkpoint_key:
+            return None
+        every = 0 if force else self.config.audit_checkpoint_every
+        head = checkpoint.due(self.journal.db, self.now(), every)
+        if head is None:
+            return None
+        key = checkpoint.load_key(self.config.audit_checkpoint_key)
+        fields = checkpoint.sign(key, head[0], head[1], self.now())
+        self.audit("audit.checkpoint", outcome="done", **fields)
+        return fields
 
     def report(self, target: tuple, log: RunLog | None = None, message: str = "") -> Outcome:
         """Return the current state of `target`, with what this call did."""

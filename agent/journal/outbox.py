@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
 AUDIT_TYPES = {"case.opened": "case.opened", "stage.applied": "stage.applied",
                "step.failed": "step.failed", "step.revert_failed": "case.partial",
                "hold.terms": "hold.changed", "hold.reconciled": "hold.changed",
-               "case.lifted": "case.lifted", "step.drift": "drift.found"}
+               "case.lifted": "case.lifted", "step.drift": "drift.found",
+               "audit.checkpoint": "audit.checkpoint"}
 PREFIX = "suspension."
 
 

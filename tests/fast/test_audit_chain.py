@@ -5,6 +5,7 @@ tool) a byte changed in one row, a row removed, or two rows swapped are each nam
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +100,71 @@ def test_events_from_before_the_chain_are_counted_and_the_chain_starts_after(tmp
     verdict = chain.verify(journal.db)
     journal.close()
     assert (verdict.checked, verdict.unchained, verdict.bad_seq) == (1, 1, None)
+
+
+def with_key(world: World) -> Path:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = world.tmp / "audit.key"
+    key.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption()))
+    key.chmod(0o600)
+    world.config_path.write_text(world.config_path.read_text()
+                                 + f"audit_checkpoint_key: {key}\naudit_checkpoint_every: 1h\n")
+    return key
+
+
+def test_tick_signs_checkpoints_and_verify_checks_them(world: World) -> None:
+    with_key(world)
+    some_events(world)
+    world.cli("tick")
+    (first,) = [r for r in world.rows("events") if r["event"] == "audit.checkpoint"]
+    world.cli("tick")  # nothing new, and not an hour yet: no second checkpoint
+    world.clock.t += 3601
+    world.cli("suspend", "web1", "alice")
+    world.cli("tick")
+    marks = [r for r in world.rows("events") if r["event"] == "audit.checkpoint"]
+    assert len(marks) == 2 and marks[0]["seq"] == first["seq"]
+    rc, reply, out = world.cli("audit", "verify")
+    assert rc == EXIT_OK and reply["checkpoints"] == 2, out
+    assert reply["last_checkpoint"]["seq"] == marks[1]["seq"]
+
+
+def test_a_chain_rewritten_after_a_checkpoint_is_caught_by_it(world: World) -> None:
+    from agent.journal import chain
+
+    with_key(world)
+    rows = some_events(world)
+    rc, reply, _ = world.cli("audit", "checkpoint")
+    assert rc == EXIT_OK and reply["checkpoint"]["covers_seq"] == rows[-1]["seq"]
+    # Someone edits an early event and recomputes every hash after it: the chain verifies
+    # again, but the signed checkpoint still names the old head.
+    db = sqlite3.connect(world.state_db)
+    db.row_factory = sqlite3.Row
+    db.execute("DROP TRIGGER events_append_only_update")
+    db.execute("UPDATE events SET outcome='forged' WHERE seq=?", (rows[1]["seq"],))
+    prev = chain.GENESIS
+    for row in db.execute("SELECT * FROM events ORDER BY seq").fetchall():
+        digest = chain.row_hash(prev, dict(row))
+        db.execute("UPDATE events SET prev_hash=?, hash=? WHERE seq=?", (prev, digest,
+                                                                          row["seq"]))
+        prev = digest
+    db.commit()
+    db.close()
+    rc, reply, out = world.cli("audit", "verify")
+    assert rc == EXIT_FAILED and "checkpoint" in reply["first_bad"]["problem"], out
+    assert "no longer holds the head" in reply["first_bad"]["problem"]
+
+
+def test_a_checkpoint_needs_a_key_readable_by_its_owner_only(world: World) -> None:
+    from agent.cli import EXIT_CONFIG
+
+    rc, _reply, out = world.cli("audit", "checkpoint")
+    assert rc == EXIT_CONFIG and "audit_checkpoint_key" in out
+    key = with_key(world)
+    key.chmod(0o644)
+    world.cli("suspend", "web1", "alice")
+    rc, _reply, out = world.cli("audit", "checkpoint")
+    assert rc == EXIT_CONFIG and "owner only" in out, out
