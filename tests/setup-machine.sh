@@ -9,9 +9,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for cmd in debootstrap:debootstrap ip:iproute2 nsenter:util-linux mount:mount; do
+for cmd in debootstrap:debootstrap ip:iproute2 nsenter:util-linux mount:mount \
+           php:php-cli ssh:openssh-client; do
     command -v "${cmd%%:*}" >/dev/null 2>&1 || need+=("${cmd##*:}")
 done
+# The WHMCS module's test runs its own sshd (tests/test_whmcs_module.py).
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 python3 -m venv --help >/dev/null 2>&1 && python3 -c "import ensurepip" 2>/dev/null \
     || need+=(python3-venv)
 if [ "${#need[@]}" -gt 0 ] || [ "${SA_APT_ALWAYS:-}" = 1 ]; then
