@@ -7,6 +7,9 @@
 - Invoices: two on the billing hold; `reconcile --overdue 1077` keeps the sites behind the
   landing page (exit 4, 1077 named); an abuse hold placed meanwhile keeps them there after
   `--overdue none` (exit 4, abuse named); lifting it gives back the host byte for byte.
+- The dossier of that real billing case: its manifest's hashes match its files, and its
+  WARC holds what visitors were shown by the landing page's verify (503 and the page, for
+  each of bob's domains over HTTP and HTTPS).
 """
 
 from __future__ import annotations
@@ -83,3 +86,31 @@ def test_one_paid_invoice_of_two_lifts_nothing_and_other_holds_are_named(host, a
     assert set(shows(host, "bob").values()) == {"own"}
     assert {k: v for k, v in snapshot(host).items() if k not in NOT_RESTORED} == {
         k: v for k, v in before.items() if k not in NOT_RESTORED}
+    check_dossier(agent, host)
+
+
+def check_dossier(agent, host) -> None:
+    import hashlib
+    import json
+
+    from warcio.archiveiterator import ArchiveIterator
+
+    db = sqlite3.connect(agent.config.parent / "state.db")
+    (case_id,) = db.execute("SELECT id FROM cases WHERE hold='billing' AND name='bob'"
+                            ).fetchone()
+    db.close()
+    out = agent.config.parent / "dossier"
+    rc, reply, text = agent("case", "export", case_id, "--out", str(out))
+    assert rc == 0, text
+    manifest = json.loads((out / "manifest.json").read_text())
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest, name
+    seen = {}
+    with open(out / "visitors.warc", "rb") as f:
+        for record in ArchiveIterator(f):
+            if record.rec_type == "response":
+                url = record.rec_headers.get_header("WARC-Target-URI")
+                seen[url.split("/sa-probe")[0]] = (record.http_headers.get_statuscode(),
+                                                   record.content_stream().read())
+    assert set(seen) == {"http://bob.test", "https://bob.test"}, seen
+    assert all(code == "503" and b"Example Hosting" in body for code, body in seen.values())

@@ -15,6 +15,10 @@ Files written (and nothing of any other target):
   its undo data (prior password hashes stay in the journal), but with what a backup was:
   its archive, size and SHA-256;
 - `chain.json`: the chain's verdict at export time and its head;
+- `visitors.warc`: what visitors were shown at each stage: each reply the landing page's
+  verify got from outside (status line, the headers it checks, the first 4 KiB of the body,
+  `WARC-Truncated: length` when cut), as WARC/1.0 response records dated when the step was
+  applied;
 - `timeline.txt`: the same, one line per event, for a person;
 - `manifest.json`: the SHA-256 of each file above.
 """
@@ -33,7 +37,8 @@ from agent.errors import BadInput
 from agent.journal import chain
 
 _BACKUP_KEYS = ("archive", "sha256", "size", "taken_at", "reused")
-FILES = ("case.json", "events.jsonl", "changes.json", "chain.json", "timeline.txt")
+FILES = ("case.json", "events.jsonl", "changes.json", "chain.json", "timeline.txt",
+         "visitors.warc")
 
 
 def export(engine: Any, case_id: str, out: str) -> dict[str, Any]:
@@ -61,13 +66,15 @@ def export(engine: Any, case_id: str, out: str) -> dict[str, Any]:
                              "first_bad_seq": verdict.bad_seq, "problem": verdict.problem}),
         "timeline.txt": "".join(_line(e) for e in events),
     }
+    blobs = {name: text.encode() for name, text in texts.items()}
+    blobs["visitors.warc"] = _warc(events)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for name, text in texts.items():
-        _write(folder / name, text)
+    for name, data in blobs.items():
+        _write(folder / name, data)
     manifest = {"case_id": case_id, "exported_at": iso(engine.now()),
                 "exported_by": engine.caller, "agent_version": __version__,
-                "files": {n: hashlib.sha256(t.encode()).hexdigest() for n, t in texts.items()}}
-    _write(folder / "manifest.json", _dump(manifest))
+                "files": {n: hashlib.sha256(d).hexdigest() for n, d in blobs.items()}}
+    _write(folder / "manifest.json", _dump(manifest).encode())
     engine.audit("case.exported", server=case.server, kind=case.kind, name=case.name,
                  case_id=case_id, outcome="done", manifest_sha256=hashlib.sha256(
                      _dump(manifest).encode()).hexdigest())
@@ -85,10 +92,43 @@ def _rows(db: Any, table: str, ids: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _write(path: Path, text: str) -> None:
+def _write(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _warc(events: list[dict[str, Any]]) -> bytes:
+    """Return the WARC records of every reply a step's verify kept (`seen`)."""
+    import base64
+    import io
+    from http import HTTPStatus
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    from agent.steps.visitor import HEAD_BYTES
+
+    out = io.BytesIO()
+    writer = WARCWriter(out, gzip=False)
+    for e in events:
+        detail = json.loads(e["detail"]) if e.get("detail") else {}
+        for reply in detail.get("seen") or []:
+            body = base64.b64decode(detail["bodies"][reply["body_sha256"]])
+            try:
+                phrase = HTTPStatus(reply["status"]).phrase
+            except ValueError:
+                phrase = "Unknown"
+            http = StatusAndHeaders(f"{reply['status']} {phrase}",
+                                    list(reply["headers"].items()), protocol="HTTP/1.1")
+            # The audit event that holds this reply (an extension field: no WARC- prefix).
+            extra = {"WARC-Date": iso(e["at"]), "Suspension-Agent-Audit-Seq": str(e["seq"])}
+            if len(body) >= HEAD_BYTES:
+                extra["WARC-Truncated"] = "length"
+            writer.write_record(writer.create_warc_record(
+                reply["url"], "response", payload=io.BytesIO(body), http_headers=http,
+                warc_headers_dict=extra))
+    return out.getvalue()
 
 
 def _dump(value: Any) -> str:

@@ -121,8 +121,9 @@ class Runner:
         """Record a step that took effect (journal done, probe passed)."""
         done_here.append(run)
         log.changed.append(run.seq)
-        self.audit("step.applied", outcome="done", actions=run.carried, **self._where(
-            run.case.id, run.name, hold=run.case.hold, stage=run.stage))
+        self.audit("step.applied", outcome="done", actions=run.carried,
+                   **run.seen, **self._where(
+                       run.case.id, run.name, hold=run.case.hold, stage=run.stage))
 
     def step_failed(self, run: StepRun, exc: AgentError, done_here: list[StepRun],
                     log: RunLog) -> None:

@@ -39,6 +39,8 @@ class StepRun:
     undo: dict[str, Any] | None = None
     done: bool = False
     carried: list[str] = field(default_factory=list)
+    # What its verify showed visitors (probes.compact), for the audit and the dossier.
+    seen: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -122,7 +124,15 @@ class StepRun:
         r = self.runner
         r.journal.mark(self.seq, "done", r.engine.now(), undo=self.undo)
         self.done = True
-        self.step.verify(self.ctx, self.undo, True)
+        from agent.steps import probes  # the probe machinery loads only when a step runs
+
+        shown: list = []
+        token = probes.SEEN.set(shown)  # what visitors see now goes into the audit
+        try:
+            self.step.verify(self.ctx, self.undo, True)
+        finally:
+            probes.SEEN.reset(token)
+        self.seen = probes.compact(shown)
 
 
 def finish(conn: Any, actions: list, records: list[list[str]],

@@ -27,6 +27,7 @@ server's own.
 
 from __future__ import annotations
 
+import contextvars
 import secrets
 import time
 import warnings
@@ -102,19 +103,49 @@ def looks_suspended(resp: _Reply) -> bool:
 # What Apache adds to its own error text when the ErrorDocument itself failed.
 _ERRORDOC_FAILED = "error was encountered while trying to use an ErrorDocument"
 
-def _problems(server: Server, targets: list[tuple], suspended: bool) -> list[str]:
+# What visitors were shown (for the case's dossier): set to a list around a verify, it gets
+# each reply of the attempt that passed (agent/engine/step_run.py keeps it in the audit).
+SEEN: contextvars.ContextVar[list | None] = contextvars.ContextVar("seen", default=None)
+_KEPT_HEADERS = ("Retry-After", "Cache-Control", "X-Robots-Tag", "Content-Type")
+
+
+def compact(records: list[dict]) -> dict:
+    """Return what a verify's visitors were shown, for the audit: each reply with the
+    SHA-256 of its body start, and each distinct body once (base64)."""
+    import base64
+    import hashlib
+
+    bodies: dict[str, str] = {}
+    seen = []
+    for r in sorted(records, key=lambda r: r["url"]):
+        digest = hashlib.sha256(r["body"]).hexdigest()
+        bodies.setdefault(digest, base64.b64encode(r["body"]).decode())
+        seen.append({"url": r["url"], "status": r["status"], "headers": r["headers"],
+                     "body_sha256": digest})
+    return {"seen": seen, "bodies": bodies} if seen else {}
+
+
+def _problems(server: Server, targets: list[tuple], suspended: bool,
+              seen: list | None = None) -> list[str]:
     token = secrets.token_hex(4)
     wanted = [t for t in targets if not t[0].startswith("*")]
-    found = visit_all(server, wanted, lambda v, t: _one(v, t, suspended, token),
+    found = visit_all(server, wanted, lambda v, t: _one(v, t, suspended, token, seen),
                       workers=visitor.WORKERS, timeout=visitor.TIMEOUT)
     return [p for problems in found for p in problems]
 
 
-def _one(visitor: Visitor, target: tuple, suspended: bool, token: str) -> list[str]:
+def _one(visitor: Visitor, target: tuple, suspended: bool, token: str,
+         seen: list | None = None) -> list[str]:
     domain, port, tls = target
     problems = []
     try:
-        resp = visitor.get(domain, f"/sa-probe-{token}/page?q={token}&x=1", tls)
+        path = f"/sa-probe-{token}/page?q={token}&x=1"
+        resp = visitor.get(domain, path, tls)
+        if seen is not None:  # list.append: safe from the visitors' threads
+            seen.append({"url": f"{'https' if tls else 'http'}://{domain}{path}",
+                         "status": resp.status_code, "body": bytes(resp.head),
+                         "headers": {h: resp.headers[h] for h in _KEPT_HEADERS
+                                     if h in resp.headers}})
         # Not suspended, the page is the site's own answer for a path it lacks (often a
         # 404): what counts is that it is not the landing page.
         if looks_suspended(resp) != suspended:
@@ -151,9 +182,13 @@ def check_landing(server: Server, targets: list[tuple], suspended: bool,
     runs out.
     """
     deadline = time.monotonic() + wait
+    keep = SEEN.get()
     while True:
-        problems = _problems(server, targets, suspended)
+        attempt: list | None = [] if keep is not None else None
+        problems = _problems(server, targets, suspended, attempt)
         if not problems:
+            if keep is not None and attempt is not None:
+                keep.extend(attempt)  # the replies of the attempt that passed
             return
         if time.monotonic() > deadline:
             raise VerifyFailed("; ".join(problems[:5]))
