@@ -100,3 +100,14 @@ def database(name: str) -> str:
             or any(c in "/\\." for c in name) or not name.isprintable()):
         raise BadInput(f"database name {_show(name or '')} is not valid in MariaDB")
     return name
+
+
+# A case id as the journal makes it (agent/journal/journal.py new_case): date, dash, 8 hex.
+_CASE_ID = re.compile(r"^[0-9]{8}-[0-9a-f]{8}$")
+
+
+def case_id(value: str) -> str:
+    """Return `value` when it has the shape of a case id; BadInput otherwise."""
+    if not _CASE_ID.fullmatch(value):
+        raise BadInput(f"case id {_show(value)} is not one (YYYYMMDD-8 hex digits)")
+    return value

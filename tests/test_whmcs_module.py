@@ -28,8 +28,8 @@ from tests.test_reseller_linux import shows
 pytestmark = pytest.mark.testhost
 
 HARNESS = PROJECT_ROOT / "tests" / "whmcs" / "harness.php"
-CALLERS = ("callers:\n  whmcs:\n    verbs: [suspend, unsuspend, reconcile, status, check]\n"
-           "    holds: [billing, manual]\n")
+CALLERS = ("callers:\n  whmcs:\n    verbs: [suspend, unsuspend, reconcile, status, check, "
+           "history, case]\n    holds: [billing, manual]\n")
 
 
 def free_port() -> int:
@@ -44,7 +44,8 @@ def forced(agent_env, tmp_path):
     for tool in ("php", "ssh", "/usr/sbin/sshd"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is missing (tests/setup-machine.sh installs it)")
-    agent_env.config.write_text(agent_env.config.read_text() + CALLERS)
+    agent_env.config.write_text(agent_env.config.read_text() + CALLERS
+                                + f"dossier_dir: {tmp_path / 'dossiers'}\n")
     d = tmp_path / "sshd"
     d.mkdir(mode=0o700)
     host_key, client_key = d / "host_key", d / "whmcs_key"
@@ -105,6 +106,9 @@ def test_whmcs_suspends_and_unsuspends_over_the_forced_command(host, forced) -> 
     assert whmcs(tmp, "SuspendAccount", params) == "success"  # WHMCS retried: replayed
     rc, status, _out = agent("status", host.name, "bob")
     assert len(status["cases"]) == 1 and status["holds"] == ["billing"]
+    assert whmcs(tmp, "ExportDossier", params) == "success"
+    (dossier,) = (tmp / "dossiers").iterdir()
+    assert (dossier / "manifest.json").exists() and (dossier / "visitors.warc").stat().st_size
     refused = whmcs(tmp, "TerminateAccount", params)
     assert refused != "success" and "termination is disabled" in refused
     assert whmcs(tmp, "UnsuspendAccount", params) == "success"

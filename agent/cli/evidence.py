@@ -3,13 +3,16 @@ audit events as a hash chain (agent/journal/chain.py) and names the first that b
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
 import click
 
+from agent import ids
 from agent.cli.base import EXIT_FAILED, EXIT_OK, Globals, _emit, _engine, cli
 from agent.engine.outcome import iso
-from agent.errors import ConfigError
+from agent.errors import BadInput, ConfigError
 from agent.journal import chain, checkpoint
 
 
@@ -82,16 +85,22 @@ def case() -> None:
 
 @case.command("export")
 @click.argument("case_id")
-@click.option("--out", "out", required=True, metavar="DIR",
-              help="A new or empty folder for the dossier (files mode 600).")
+@click.option("--out", "out", metavar="DIR",
+              help="A new or empty folder for the dossier (files mode 600); default a new "
+                   "folder CASE-TIME in dossier_dir.")
 @click.pass_obj
-def export(g: Globals, case_id: str, out: str) -> None:
+def export(g: Globals, case_id: str, out: str | None) -> None:
     """Write CASE's dossier (what was done, when, by whom, the backup, the reversal, and the
     audit chain's proof) to DIR, with a manifest of SHA-256 hashes."""
     from agent.engine import dossier
 
+    if g.dry_run:
+        raise BadInput("case export writes a dossier; it has no --dry-run")
     engine = _engine(g)
     try:
+        if out is None:
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(engine.now()))
+            out = os.path.join(engine.config.dossier_dir, f"{ids.case_id(case_id)}-{stamp}")
         manifest = dossier.export(engine, case_id, out)
     finally:
         engine.close()

@@ -17,17 +17,23 @@ from agent.ids import HOLDS
 
 # Verbs a forced-command caller (the billing system) may run through serve-ssh, and what a
 # caller not named in `callers:` gets (agent/cli/forced.py parses its words).
-SSH_VERBS = ("suspend", "unsuspend", "reconcile", "status", "plan", "history", "check")
+SSH_VERBS = ("suspend", "unsuspend", "reconcile", "status", "plan", "history", "check",
+             "case")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 # The verbs that take a --hold (and default to billing without one).
 _HOLD_VERBS = ("suspend", "unsuspend", "reconcile")
+
+
+# A caller not named in `callers:` (or named without `verbs:`) gets these: every SSH verb
+# but `case` (a dossier written on the agent's host), which a caller must be given.
+DEFAULT_VERBS = tuple(v for v in SSH_VERBS if v != "case")
 
 
 @dataclass(frozen=True)
 class CallerPolicy:
     """The rights of one forced-command caller."""
 
-    verbs: tuple[str, ...] = SSH_VERBS
+    verbs: tuple[str, ...] = DEFAULT_VERBS
     holds: tuple[str, ...] = ("billing",)
     whole_server: bool = False
 
@@ -45,7 +51,7 @@ def parse(doc: object, problems: Problems) -> dict[str, CallerPolicy]:
             problems.add("callers", "caller names are letters, digits, '_', '.' or '-'")
             continue
         d = mapping(entry, path, problems, {"verbs", "holds", "whole_server"})
-        verbs = tuple(string_list(d, "verbs", path, problems)) or SSH_VERBS
+        verbs = tuple(string_list(d, "verbs", path, problems)) or DEFAULT_VERBS
         holds = tuple(string_list(d, "holds", path, problems)) or ("billing",)
         for verb in verbs:
             if verb not in SSH_VERBS:
@@ -65,6 +71,10 @@ def check(caller: str, policy: CallerPolicy, words: list[str]) -> None:
     if verb not in policy.verbs:
         raise BadInput(f"caller {caller!r} may not run {verb!r} (allowed: "
                        f"{', '.join(policy.verbs)})")
+    if verb == "case" and (words[1:2] != ["export"] or any(
+            w == "--out" or w.startswith("--out=") for w in words)):
+        # A dossier over SSH goes where the agent's config says, never where a caller says.
+        raise BadInput(f"caller {caller!r} may only run `case export CASE` (into dossier_dir)")
     if "--whole-server" in words and not policy.whole_server:
         raise BadInput(f"caller {caller!r} may not act on a whole server")
     if verb in _HOLD_VERBS:

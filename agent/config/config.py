@@ -66,11 +66,14 @@ class Config:
     # The Ed25519 key that signs the audit chain's checkpoints, and how often (seconds).
     audit_checkpoint_key: str | None = None
     audit_checkpoint_every: int = 3600
+    # Where `case export` without --out (the only form over SSH) writes dossiers.
+    dossier_dir: str = "/var/lib/suspension-agent/dossiers"
 
 
 _TOP = {"state_db", "audit_log", "lock_wait_seconds", "playbooks_dir", "landing_pages_dir",
         "default_playbook", "branding", "protected_accounts", "servers", "min_uid", "callers",
-        "idempotency_retention", "webhooks", "audit_checkpoint_key", "audit_checkpoint_every"}
+        "idempotency_retention", "webhooks", "audit_checkpoint_key", "audit_checkpoint_every",
+        "dossier_dir"}
 _BRANDING = {f.name for f in fields(Branding)}
 
 
@@ -125,6 +128,7 @@ def parse(doc: object, source: str, base: Path) -> Config:
         audit_checkpoint_key=(where("audit_checkpoint_key", "")
                               if d.get("audit_checkpoint_key") else None),
         audit_checkpoint_every=_every(d, problems),
+        dossier_dir=where("dossier_dir", "/var/lib/suspension-agent/dossiers"),
     )
     if problems:
         raise ConfigError(source, problems.items)

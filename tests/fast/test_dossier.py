@@ -60,3 +60,26 @@ def test_a_dossier_is_never_written_over_anything(world: World, tmp_path: Path) 
     rc, reply, _ = world.cli("case", "export", "20231114-00000000", "--out",
                              str(tmp_path / "new"))
     assert rc == EXIT_USAGE and not (tmp_path / "new").exists()
+
+
+def test_over_ssh_a_dossier_goes_only_into_dossier_dir(world: World, tmp_path: Path) -> None:
+    world.config_path.write_text(world.config_path.read_text() + (
+        f"dossier_dir: {tmp_path / 'dossiers'}\n"
+        "callers:\n  whmcs: {verbs: [suspend, history, case]}\n"))
+    world.cli("suspend", "web1", "alice")
+    (case,) = world.rows("cases")
+    env = {"SSH_ORIGINAL_COMMAND": f"case export {case['id']}"}
+    rc, reply, out = world.cli("serve-ssh", "--caller", "whmcs", env=env)
+    assert rc == EXIT_OK and reply["out"].startswith(str(tmp_path / "dossiers")), out
+    assert (Path(reply["out"]) / "manifest.json").exists()
+    for command in (f"case export {case['id']} --out /tmp/elsewhere",
+                    f"case export {case['id']} --out=/tmp/elsewhere", "case frobnicate"):
+        rc, reply, out = world.cli("serve-ssh", "--caller", "whmcs",
+                                   env={"SSH_ORIGINAL_COMMAND": command})
+        assert rc == EXIT_USAGE and "dossier_dir" in reply["errors"][0]["message"], out
+    assert not Path("/tmp/elsewhere").exists()
+    # A caller not given `case` may not export (billing's default rights).
+    rc, reply, out = world.cli("serve-ssh", env=env)
+    assert rc == EXIT_USAGE and "may not run 'case'" in reply["errors"][0]["message"], out
+    rc, reply, out = world.cli("case", "export", "../../etc")
+    assert rc == EXIT_USAGE, out

@@ -192,7 +192,31 @@ function suspensionagent_TestConnection(array $params)
 
 function suspensionagent_AdminCustomButtonArray()
 {
-    return ['Case status' => 'CaseStatus'];
+    return ['Case status' => 'CaseStatus', 'Export dossier' => 'ExportDossier'];
+}
+
+/**
+ * The dossier of the service's latest case, written on the agent's host (its dossier_dir);
+ * the module log gets the manifest with each file's SHA-256.
+ */
+function suspensionagent_ExportDossier(array $params)
+{
+    $words = ['history', $params['configoption1'], $params['username']];
+    list($status, $reply, $raw) = suspensionagent_call($params, $words);
+    suspensionagent_log('ExportDossier', $words, $raw, $reply, $params);
+    if ($status !== 0 || !is_array($reply)) {
+        return suspensionagent_reason($status, $reply, $raw);
+    }
+    $case = null;
+    foreach ($reply['events'] ?? [] as $event) {
+        if (($event['event'] ?? '') === 'case.opened' && !empty($event['case_id'])) {
+            $case = $event['case_id'];
+        }
+    }
+    if ($case === null) {
+        return 'no case of this service in the agent\'s journal';
+    }
+    return suspensionagent_run($params, 'ExportDossier', ['case', 'export', $case]);
 }
 
 function suspensionagent_CaseStatus(array $params)
