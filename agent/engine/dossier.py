@@ -14,7 +14,9 @@ Files written (and nothing of any other target):
 - `changes.json`: every change made for the case (step, stage, state, times, error) without
   its undo data (prior password hashes stay in the journal), but with what a backup was:
   its archive, size and SHA-256;
-- `chain.json`: the chain's verdict at export time and its head;
+- `chain.json`: the chain's verdict at export time and its head, and the last signed
+  checkpoint (its signature and public key: an event at or before its `covers_seq` is
+  proven against a head billing was sent);
 - `visitors.warc`: what visitors were shown at each stage: each reply the landing page's
   verify got from outside (status line, the headers it checks, the first 4 KiB of the body,
   `WARC-Truncated: length` when cut), as WARC/1.0 response records dated when the step was
@@ -34,7 +36,7 @@ from typing import Any
 from agent import __version__
 from agent.engine.outcome import iso
 from agent.errors import BadInput
-from agent.journal import chain
+from agent.journal import chain, checkpoint
 
 _BACKUP_KEYS = ("archive", "sha256", "size", "taken_at", "reused")
 FILES = ("case.json", "events.jsonl", "changes.json", "chain.json", "timeline.txt",
@@ -57,13 +59,21 @@ def export(engine: Any, case_id: str, out: str) -> dict[str, Any]:
     events = sorted(_rows(journal.db, "events", ids), key=lambda e: e["seq"])
     rows = sorted(_rows(journal.db, "changes", ids), key=lambda r: r["seq"])
     verdict = chain.verify(journal.db)
+    signed, bad_mark, last_mark = checkpoint.verify_all(journal.db, None)
+    if last_mark is not None:  # the signed head the case's events are proven against
+        row = journal.db.execute("SELECT detail FROM events WHERE seq=?",
+                                 (last_mark["seq"],)).fetchone()
+        last_mark |= {k: v for k, v in json.loads(row["detail"]).items()
+                      if k in ("signature", "public_key", "signed_at")}
     texts = {
         "case.json": _dump(_case(case) | {"children": [_case(c) for c in children]}),
         "events.jsonl": "".join(json.dumps(_event(e), sort_keys=True) + "\n" for e in events),
         "changes.json": _dump([_change(r) for r in rows]),
         "chain.json": _dump({"intact": verdict.bad_seq is None, "checked": verdict.checked,
                              "head": verdict.head, "head_seq": verdict.head_seq,
-                             "first_bad_seq": verdict.bad_seq, "problem": verdict.problem}),
+                             "first_bad_seq": verdict.bad_seq, "problem": verdict.problem,
+                             "checkpoints": signed, "checkpoint_problem": bad_mark,
+                             "last_checkpoint": last_mark}),
         "timeline.txt": "".join(_line(e) for e in events),
     }
     blobs = {name: text.encode() for name, text in texts.items()}

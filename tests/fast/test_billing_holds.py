@@ -115,3 +115,20 @@ def test_bad_billing_input_is_2_and_changes_nothing(world: World, args: tuple) -
     rc, reply, out = world.cli(*args)
     assert rc == EXIT_USAGE, out
     assert world.fake.changing() == [] and world.rows("cases") == []
+
+
+def test_the_grace_date_holds_back_a_resellers_tree_too(world: World) -> None:
+    with_tree(world)
+    rc, reply, out = world.cli("suspend", "web1", "--reseller", "rita", "--grace-until",
+                               "2023-11-18")
+    assert rc == EXIT_OK and reply["stage"] == 0, out
+    world.clock.t = START + 72 * HOUR + 1
+    rc, reply, out = world.cli("status", "web1", "--reseller", "rita")
+    assert reply["stage"] == 0
+    world.cli("tick")
+    rc, reply, out = world.cli("status", "web1", "--reseller", "rita")
+    assert reply["stage"] == 0, out  # billing allows nothing more before its date
+    world.clock.t = 1_700_351_999.0 + 1
+    world.cli("tick")
+    rc, reply, out = world.cli("status", "web1", "--reseller", "rita")
+    assert reply["stage"] == 2, out

@@ -83,3 +83,22 @@ def test_over_ssh_a_dossier_goes_only_into_dossier_dir(world: World, tmp_path: P
     assert rc == EXIT_USAGE and "may not run 'case'" in reply["errors"][0]["message"], out
     rc, reply, out = world.cli("case", "export", "../../etc")
     assert rc == EXIT_USAGE, out
+
+
+def test_the_dossier_names_the_signed_checkpoint_its_events_are_proven_against(
+        world: World, tmp_path: Path) -> None:
+    from tests.fast.test_audit_chain import with_key
+
+    with_key(world)
+    world.cli("suspend", "web1", "alice")
+    rc, made, _ = world.cli("audit", "checkpoint")
+    assert rc == EXIT_OK
+    (case,) = world.rows("cases")
+    rc, reply, out = world.cli("case", "export", case["id"], "--out", str(tmp_path / "d"))
+    assert rc == EXIT_OK, out
+    proof = json.loads((tmp_path / "d" / "chain.json").read_text())
+    mark = proof["last_checkpoint"]
+    assert proof["checkpoints"] == 1 and proof["checkpoint_problem"] is None
+    assert mark["covers_head"] == made["checkpoint"]["covers_head"] and mark["signature"]
+    events = [json.loads(x) for x in (tmp_path / "d" / "events.jsonl").read_text().splitlines()]
+    assert max(e["seq"] for e in events) <= mark["covers_seq"]
