@@ -235,18 +235,8 @@ class Engine:
         return outcomes
 
     def checkpoint(self, force: bool = False) -> dict | None:
-        """Sign the audit chain's head as an `audit.checkpoint` event when one is due (or
-        `force`), with the configured key; return its fields (None: none made)."""
-        if not self.config.audit_checkpoint_key:
-            return None
-        every = 0 if force else self.config.audit_checkpoint_every
-        head = checkpoint.due(self.journal.db, self.now(), every)
-        if head is None:
-            return None
-        key = checkpoint.load_key(self.config.audit_checkpoint_key)
-        fields = checkpoint.sign(key, head[0], head[1], self.now())
-        self.audit("audit.checkpoint", outcome="done", **fields)
-        return fields
+        """Sign the audit chain's head when one is due (or `force`): checkpoint.make."""
+        return checkpoint.make(self, force)
 
     def report(self, target: tuple, log: RunLog | None = None, message: str = "") -> Outcome:
         """Return the current state of `target`, with what this call did."""

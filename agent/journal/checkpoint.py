@@ -121,3 +121,17 @@ def due(db: Any, now: float, every: float) -> tuple[int, str] | None:
         if head["seq"] <= last["seq"] or now - signed_at < every:
             return None
     return head["seq"], head["hash"]
+
+
+def make(engine: Any, force: bool = False) -> dict | None:
+    """Sign the chain's head as an `audit.checkpoint` event when one is due (or `force`),
+    with the configured key; return its fields (None: no key, or nothing new)."""
+    if not engine.config.audit_checkpoint_key:
+        return None
+    every = 0 if force else engine.config.audit_checkpoint_every
+    head = due(engine.journal.db, engine.now(), every)
+    if head is None:
+        return None
+    fields = sign(load_key(engine.config.audit_checkpoint_key), head[0], head[1], engine.now())
+    engine.audit("audit.checkpoint", outcome="done", **fields)
+    return fields
