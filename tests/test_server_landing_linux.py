@@ -139,3 +139,52 @@ def test_a_default_vhost_without_a_rewrite_directive_is_refused_then_covered(
     assert rc == 0, out
     assert bare(host)["http/1.0 no Host"] == "own:default.invalid"
     assert host.path(LinuxPaths().host_map).read_bytes() == map_before
+
+
+@pytest.fixture
+def loaded(host):
+    """Two busy processes in the test host's namespace for the test's length (the server
+    is loaded as real ones are); stopped exactly after."""
+    import subprocess
+    import sys
+
+    burn = "import time\nend = time.monotonic() + 600\nwhile time.monotonic() < end: pass\n"
+    procs = [subprocess.Popen(["ip", "netns", "exec", host.netns, sys.executable, "-c", burn])
+             for _ in range(2)]
+    yield
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_the_whole_server_ladder_through_the_delay_proxy_under_load(host, mapped, agent_env,
+                                                                   tmp_path, loaded) -> None:
+    """server-mail-first over a 25 ms (+-4 ms) link to a loaded host: the mail ports at once,
+    the websites and the bare address a day later, everything back exactly after."""
+    from tests.hosts.delayproxy import DelayProxy
+    from tests.hosts.provision import write_config
+    from tests.test_firewall_linux import MAIL_PORTS, answers
+    from tests.test_ladder import NOT_RESTORED, snapshot
+
+    before = snapshot(host)
+    with DelayProxy((host.address, 22), up=0.025, down=0.025, jitter=0.004) as proxy:
+        agent_env.config = write_config(host, tmp_path / "slow", proxy_port=proxy.port,
+                                        playbooks_dir=str(tmp_path / "playbooks"))
+        agent = agent_env
+        agent.now = 2_000_000_000.0
+        rc, reply, out = agent("suspend", host.name, "--whole-server", "--playbook",
+                               "server-mail-first", timeout=300)
+        assert rc == 0, out
+        assert [p for p in MAIL_PORTS if answers(host, p)] == []
+        assert set(bare(host).values()) == {"own:blog.test"}  # the web grade comes later
+        agent.now += 24 * 3600 + 1
+        rc, reply, out = agent("tick", timeout=300)
+        assert rc == 0, out
+        assert set(bare(host).values()) == {"landing"}
+        assert set(shows(host, "bob").values()) == {"landing"}
+        rc, reply, out = agent("unsuspend", host.name, "--whole-server", timeout=300)
+        assert rc == 0 and reply["state"] == "active", out
+    assert all(answers(host, p) for p in MAIL_PORTS)
+    assert set(bare(host).values()) == {"own:blog.test"}
+    assert {k: v for k, v in snapshot(host).items() if k not in NOT_RESTORED} == {
+        k: v for k, v in before.items() if k not in NOT_RESTORED}
