@@ -137,8 +137,10 @@ def history_text(events: list[dict]) -> str:
     for e in events:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["at"]))
         # The commands carried out are in --json; the table says how many.
-        extra = " ".join(f"{k}={len(v)} lines" if k == "actions" else f"{k}={v}"
-                         for k, v in e["detail"].items())
+        # What visitors were shown (kept for the dossier) is counted, not printed.
+        extra = " ".join(f"{k}={len(v)} lines" if k == "actions" else
+                         f"{k}={len(v)} replies" if k == "seen" else f"{k}={v}"
+                         for k, v in e["detail"].items() if k != "bodies")
         # Stored text (a caller's --reason, an error from the server) may hold escape
         # sequences or newlines: shown escaped, it can neither drive the terminal nor forge
         # a line of this table.

@@ -156,3 +156,14 @@ def test_main_reads_sys_argv(world: World, monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(SystemExit) as done:
         cli.main()
     assert done.value.code == EXIT_OK and '"targets": []' in capsys.readouterr().out
+
+
+def test_the_history_table_counts_what_visitors_saw_and_prints_no_bodies() -> None:
+    from agent.cli.render import history_text
+
+    event = {"at": 0.0, "event": "step.applied", "step": "landing_page", "outcome": "done",
+             "hold": "billing", "caller": "admin:root",
+             "detail": {"actions": ["a", "b"], "seen": [{"url": "http://x/"}] * 3,
+                        "bodies": {"ab12": "PGh0bWw+" * 100}}}
+    line = history_text([event])
+    assert "actions=2 lines" in line and "seen=3 replies" in line and "PGh0bWw+" not in line
