@@ -44,10 +44,10 @@ def qdiscs(host) -> list[dict]:
     return [{k: v for k, v in q.items() if k != "refcnt"} for q in shown]
 
 
-def http_rate(host, path: str = "/big.bin") -> float:
-    """Download `path` from bob.test as a visitor; return bytes per second (all of it read)."""
+def http_rate(host, path: str = "/big.bin", site: str = "bob.test") -> float:
+    """Download `path` from `site` as a visitor; return bytes per second (all of it read)."""
     with socket.create_connection((host.address, 80), timeout=30) as sock:
-        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: bob.test\r\n\r\n".encode())
+        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {site}\r\n\r\n".encode())
         start, got = time.monotonic(), b""
         while chunk := sock.recv(65536):
             got += chunk
