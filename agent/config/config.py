@@ -123,11 +123,13 @@ def parse(doc: object, source: str, base: Path) -> Config:
         servers=found,
         min_uid=integer(d, "min_uid", "", problems, 1000, 0, 1 << 31),
         callers=callers.parse(d.get("callers"), problems),
-        idempotency_retention=_retention(d, problems),
+        idempotency_retention=_delay(d, "idempotency_retention", problems, "35d", 3600,
+                                     "1h, like 35d"),
         webhooks=webhooks.parse(d.get("webhooks"), problems),
         audit_checkpoint_key=(where("audit_checkpoint_key", "")
                               if d.get("audit_checkpoint_key") else None),
-        audit_checkpoint_every=_every(d, problems),
+        audit_checkpoint_every=_delay(d, "audit_checkpoint_every", problems, "1h", 60,
+                                      "1m, like 1h"),
         dossier_dir=where("dossier_dir", "/var/lib/suspension-agent/dossiers"),
     )
     if problems:
@@ -135,23 +137,14 @@ def parse(doc: object, source: str, base: Path) -> Config:
     return config
 
 
-def _retention(d: dict, problems: Problems) -> int:
-    """Return `idempotency_retention` in seconds (a delay like 35d; at least an hour)."""
-    raw = d.get("idempotency_retention", "35d")
+def _delay(d: dict, key: str, problems: Problems, default: str, least: int,
+           example: str) -> int:
+    """Return the delay under `key` in seconds (a string like 35d, at least `least`)."""
+    raw = d.get(key, default)
     seconds = duration(raw) if isinstance(raw, str) else None
-    if seconds is None or seconds < 3600:
-        problems.add("idempotency_retention", "must be a delay of at least 1h, like 35d")
-        return 35 * 86400
-    return seconds
-
-
-def _every(d: dict, problems: Problems) -> int:
-    """Return `audit_checkpoint_every` in seconds (a delay like 1h; at least a minute)."""
-    raw = d.get("audit_checkpoint_every", "1h")
-    seconds = duration(raw) if isinstance(raw, str) else None
-    if seconds is None or seconds < 60:
-        problems.add("audit_checkpoint_every", "must be a delay of at least 1m, like 1h")
-        return 3600
+    if seconds is None or seconds < least:
+        problems.add(key, f"must be a delay of at least {example}")
+        return int(duration(default) or 0)
     return seconds
 
 

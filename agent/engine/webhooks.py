@@ -17,8 +17,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
-import stat
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +24,7 @@ from typing import Any
 import requests
 
 from agent.errors import ConfigError
+from agent.files import read_private
 
 # Seconds before attempt n+1 after attempt n failed (attempt 1 is at the first tick).
 SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
@@ -36,16 +35,10 @@ USER_AGENT = "suspension-agent-webhooks/1"
 def read_secret(path: str) -> bytes:
     """Return the key in a `whsec_<base64>` secret file: a regular file only its owner can
     read; ConfigError (naming the file, never its content) otherwise."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError as exc:
-        raise ConfigError(path, [f"webhook secret: {exc.strerror}"]) from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o077:
-            raise ConfigError(path, ["webhook secret must be a regular file readable by its "
-                                     "owner only (chmod 600)"])
-        text = f.read(512).decode("ascii", "replace").strip()
+    data, why = read_private(path, 512)
+    if data is None:
+        raise ConfigError(path, [f"webhook secret: {why}"])
+    text = data.decode("ascii", "replace").strip()
     text = text.removeprefix("whsec_")
     try:
         key = base64.b64decode(text, validate=True)

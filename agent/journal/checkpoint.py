@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import stat
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -26,21 +24,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.errors import ConfigError
+from agent.files import read_private
 
 
 def load_key(path: str) -> Ed25519PrivateKey:
     """Return the Ed25519 private key in `path` (owner-only regular file); ConfigError
     naming the file otherwise."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError as exc:
-        raise ConfigError(path, [f"audit checkpoint key: {exc.strerror}"]) from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o077:
-            raise ConfigError(path, ["audit checkpoint key must be a regular file readable "
-                                     "by its owner only (chmod 600)"])
-        data = f.read(16384)
+    data, why = read_private(path, 16384)
+    if data is None:
+        raise ConfigError(path, [f"audit checkpoint key: {why}"])
     for loader in (serialization.load_ssh_private_key, serialization.load_pem_private_key):
         try:
             key = loader(data, password=None)

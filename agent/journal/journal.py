@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent import failpoints
-from agent.journal import chain, database, outbox
+from agent.journal import database
+from agent.journal.events import EventLog
 
 ACTIVE = ("intent", "done", "reverting", "stuck")
 _ACTIVE_SQL = "('intent', 'done', 'reverting', 'stuck')"  # the same states, for SQL
 
 
-_EVENT_COLUMNS = ("server", "kind", "name", "case_id", "hold", "step", "caller", "outcome")
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,9 @@ class Change:
     driver: str = "linux"
 
 
-class Journal:
-    """Access to the state database (one connection per run)."""
+class Journal(EventLog):
+    """Access to the state database (one connection per run); its audit events are
+    agent/journal/events.py's."""
 
     def __init__(self, path: str) -> None:
         self.db = database.open_db(path)
@@ -261,44 +262,6 @@ class Journal:
         return None
 
     # -- events ---------------------------------------------------------------------------
-    def event(self, at: float, event: str, endpoints: dict[str, Any] | None = None,
-              **fields: Any) -> None:
-        """Record an audit event; with `endpoints` that want it (webhooks), their messages
-        are written in the same transaction (agent/journal/outbox.py)."""
-        wanted = outbox.wanted(endpoints or {}, event)
-        if wanted and fields.get("case_id") and self._is_child(fields["case_id"]):
-            wanted = []  # a tree's child: its tree's own events tell billing
-        full = dict(fields)
-        row = {c: fields.pop(c, None) for c in _EVENT_COLUMNS}
-        row |= {"at": at, "event": event,
-                "detail": json.dumps(fields, default=str) if fields else None}
-        # One transaction: the chain's last hash is read and extended atomically, and the
-        # webhooks' messages are written with their event.
-        with self.db.transaction() as tx:
-            seq = chain.append(tx, row)
-            if wanted:
-                outbox.enqueue(tx, wanted, at, event, seq, full)
-
-    def _is_child(self, case_id: str) -> bool:
-        row = self.db.execute("SELECT parent FROM cases WHERE id=?", (case_id,)).fetchone()
-        return row is not None and row["parent"] is not None
-
-    def case_events(self, case_ids: list[str]) -> list[dict]:
-        """Return the events of the given cases (a reseller's children), in order."""
-        out: list[dict] = []
-        for at in range(0, len(case_ids), 500):  # SQLite's host-parameter limit
-            chunk = case_ids[at:at + 500]
-            rows = self.db.execute("SELECT * FROM events WHERE case_id IN ("  # noqa: S608
-                                   + ",".join("?" * len(chunk)) + ")", tuple(chunk)).fetchall()
-            out += [dict(r) | {"detail": json.loads(r["detail"]) if r["detail"] else {}}
-                    for r in rows]
-        return sorted(out, key=lambda e: e["seq"])
-
-    def events(self, server: str, kind: str, name: str) -> list[dict]:
-        rows = self.db.execute("SELECT * FROM events WHERE server=? AND kind=? AND name=? "
-                               "ORDER BY seq", (server, kind, name)).fetchall()
-        return [dict(r) | {"detail": json.loads(r["detail"]) if r["detail"] else {}}
-                for r in rows]
 
 
 def _case(row: sqlite3.Row) -> Case:
