@@ -47,11 +47,12 @@ def message_id(case_id: str | None, event_seq: int) -> str:
 
 def body(kind: str, at: float, event: str, event_seq: int, fields: dict[str, Any]) -> str:
     """Return the message body (Standard Webhooks' recommended shape, compact JSON)."""
-    detail = {k: v for k, v in fields.items()
-              if k not in ("server", "kind", "name", "case_id", "hold", "caller")}
+    detail = {k: v for k, v in fields.items() if k not in (
+        "server", "kind", "name", "case_id", "hold", "caller", "step", "outcome")}
     data = {"case_id": fields.get("case_id"), "server": fields.get("server"),
             "target": {"kind": fields.get("kind"), "name": fields.get("name")},
             "hold": fields.get("hold"), "event": event, "audit_seq": event_seq,
+            "step": fields.get("step"), "outcome": fields.get("outcome"),
             "caller": fields.get("caller"), "detail": detail}
     return json.dumps({"type": PREFIX + kind,
                        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),

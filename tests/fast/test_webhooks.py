@@ -194,3 +194,38 @@ def test_bad_webhook_config_is_78(world: World, entry: str, said: str) -> None:
                                  + "webhooks:\n  billing:\n" + entry)
     rc, _reply, out = world.cli("status")
     assert rc == EXIT_CONFIG and said in out, out
+
+
+def test_drift_and_a_stuck_revert_are_messages_too(tmp_path: Path) -> None:
+    from agent.config.webhooks import Endpoint
+    from agent.journal.journal import Journal
+
+    journal = Journal(str(tmp_path / "s.db"))
+    endpoints = {"billing": Endpoint("billing", "https://b.test/h", ("/s",))}
+    journal.event(1.0, "step.drift", endpoints, server="web1", kind="server", name="web1",
+                  case_id="20231114-aaaaaaaa", step="firewall_block", outcome="repaired")
+    journal.event(2.0, "step.revert_failed", endpoints, server="web1", kind="account",
+                  name="alice", case_id="20231114-bbbbbbbb", step="mail_block",
+                  outcome="stuck", error="doveadm failed")
+    journal.event(3.0, "server.unreachable", endpoints, server="web1")  # not a webhook
+    rows = journal.db.execute("SELECT type, body FROM outbox ORDER BY seq").fetchall()
+    journal.close()
+    assert [r["type"] for r in rows] == ["suspension.drift.found", "suspension.case.partial"]
+    body = json.loads(rows[1]["body"])
+    assert body["data"]["detail"] == {"error": "doveadm failed"}
+    assert (body["data"]["step"], body["data"]["outcome"]) == ("mail_block", "stuck")
+    assert body["data"]["target"] == {"kind": "account", "name": "alice"}
+
+
+def test_a_whole_servers_invoices_are_reconciled_like_an_accounts(world: World) -> None:
+    from tests.fast.test_whole_server import on_server
+
+    on_server(world)
+    pristine = world.step_files()
+    rc, reply, out = world.cli("suspend", "web1", "--whole-server", "--invoice", "s-1")
+    assert rc == EXIT_OK and reply["invoices"] == {"billing": ["s-1"]}, out
+    rc, reply, out = world.cli("reconcile", "web1", "--whole-server", "--overdue", "s-1")
+    assert rc == 4 and reply["not_lifted"]["invoices"] == ["s-1"], out
+    rc, reply, out = world.cli("reconcile", "web1", "--whole-server", "--overdue", "none")
+    assert rc == EXIT_OK and reply["state"] == "active", out
+    assert world.step_files() == pristine
