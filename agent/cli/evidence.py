@@ -47,7 +47,8 @@ def verify(g: Globals) -> None:
     reply = {"ok": bad is None, "checked": verdict.checked,
              "before_chain": verdict.unchained, "head": verdict.head,
              "head_seq": verdict.head_seq, "checkpoints": signed,
-             "last_checkpoint": last} | ({"first_bad": bad} if bad else {})
+             "last_checkpoint": last and {k: last[k] for k in (
+                 "seq", "covers_seq", "covers_head")}} | ({"first_bad": bad} if bad else {})
     if bad:
         text = (f"AUDIT TRAIL BROKEN at event {bad['seq']} ({bad['event']}, {bad['at']}): "
                 f"it {bad['problem']}; {verdict.checked} event(s) before it are intact")

@@ -96,9 +96,14 @@ def mark_remaining(o: Outcome, dry_run: bool) -> Outcome:
     """Mark an outcome of a call that asked for services back: what keeps the target
     suspended (holds, and the invoices of each), so that the CLI exits 4."""
     if not dry_run and o.holds and o.ok:
-        o.not_lifted = {"holds": list(o.holds),
-                        "invoices": sorted({i for v in o.invoices.values() for i in v})}
+        o.not_lifted = _remaining(o)
     return o
+
+
+def _remaining(o: Outcome) -> dict:
+    """Return what keeps the target of `o` suspended: its holds and their invoices."""
+    return {"holds": list(o.holds),
+            "invoices": sorted({i for v in o.invoices.values() for i in v})}
 
 
 def reconcile(engine: Engine, target: tuple[str, str, str], hold: str,
@@ -136,6 +141,5 @@ def reconcile(engine: Engine, target: tuple[str, str, str], hold: str,
             f"{hold} hold kept: invoice(s) {', '.join(given.invoices)} still overdue"))
     if dry_run:
         o.invoices = {**o.invoices, hold: list(given.invoices)}
-    o.not_lifted = {"holds": list(o.holds), "invoices": sorted(
-        {i for v in o.invoices.values() for i in v})}
+    o.not_lifted = _remaining(o)
     return o

@@ -56,15 +56,11 @@ def export(engine: Any, case_id: str, out: str) -> dict[str, Any]:
     case = journal.case(case_id)
     children = journal.children(case_id, status=None)
     ids = [case_id, *[c.id for c in children]]
-    events = sorted(_rows(journal.db, "events", ids), key=lambda e: e["seq"])
-    rows = sorted(_rows(journal.db, "changes", ids), key=lambda r: r["seq"])
+    events = journal.case_rows("events", ids)
+    rows = journal.case_rows("changes", ids)
     verdict = chain.verify(journal.db)
+    # The last signed head, which the case's events are proven against.
     signed, bad_mark, last_mark = checkpoint.verify_all(journal.db, None)
-    if last_mark is not None:  # the signed head the case's events are proven against
-        row = journal.db.execute("SELECT detail FROM events WHERE seq=?",
-                                 (last_mark["seq"],)).fetchone()
-        last_mark |= {k: v for k, v in json.loads(row["detail"]).items()
-                      if k in ("signature", "public_key", "signed_at")}
     texts = {
         "case.json": _dump(_case(case) | {"children": [_case(c) for c in children]}),
         "events.jsonl": "".join(json.dumps(_event(e), sort_keys=True) + "\n" for e in events),
@@ -89,17 +85,6 @@ def export(engine: Any, case_id: str, out: str) -> dict[str, Any]:
                  case_id=case_id, outcome="done", manifest_sha256=hashlib.sha256(
                      _dump(manifest).encode()).hexdigest())
     return manifest
-
-
-def _rows(db: Any, table: str, ids: list[str]) -> list[dict[str, Any]]:
-    """Return the rows of `table` (events or changes) of the cases `ids`."""
-    out: list[dict[str, Any]] = []
-    for at in range(0, len(ids), 500):  # SQLite's host-parameter limit
-        chunk = ids[at:at + 500]
-        out += [dict(r) for r in db.execute(
-            f"SELECT * FROM {table} WHERE case_id IN ("  # noqa: S608 - a fixed table name
-            + ",".join("?" * len(chunk)) + ")", tuple(chunk)).fetchall()]
-    return out
 
 
 def _write(path: Path, data: bytes) -> None:

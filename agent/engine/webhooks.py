@@ -63,6 +63,10 @@ def deliver(engine: Any, wall: Callable[[], float] = time.time,
     counts = {"delivered": 0, "retry": 0, "failed": 0}
     db = engine.journal.db
     for endpoint in engine.config.webhooks.values():
+        rows = db.execute("SELECT * FROM outbox WHERE endpoint=? AND state='pending' "
+                          "ORDER BY seq", (endpoint.name,)).fetchall()
+        if not rows or rows[0]["next_at"] > engine.now():
+            continue  # nothing due: the secrets are not read, nothing is logged
         try:
             keys = [read_secret(p) for p in endpoint.secret_files]
         except ConfigError as exc:
@@ -70,8 +74,6 @@ def deliver(engine: Any, wall: Callable[[], float] = time.time,
                          error=str(exc))
             counts["failed"] += 1
             continue
-        rows = db.execute("SELECT * FROM outbox WHERE endpoint=? AND state='pending' "
-                          "ORDER BY seq", (endpoint.name,)).fetchall()
         for row in rows:
             if row["next_at"] > engine.now():
                 break  # in order: the later ones wait for this one

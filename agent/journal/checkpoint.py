@@ -79,7 +79,8 @@ def check(detail: dict[str, Any], public_key: str | None) -> str | None:
 
 def verify_all(db: Any, public_key: str | None) -> tuple[int, dict | None, dict | None]:
     """Check every checkpoint event: its signature, and that the chain still holds the
-    head it covers. Return how many, the first bad one (seq, problem) and the last one."""
+    head it covers. Return how many, the first bad one (seq, problem) and the last one
+    (its seq, what it covers, and its signature with the public key)."""
     rows = db.execute("SELECT seq, detail FROM events WHERE event='audit.checkpoint' "
                       "ORDER BY seq").fetchall()
     last = None
@@ -94,8 +95,8 @@ def verify_all(db: Any, public_key: str | None) -> tuple[int, dict | None, dict 
                            f"{detail['covers_seq']} (rewritten or removed since)")
         if problem is not None:
             return len(rows), {"seq": row["seq"], "problem": problem}, last
-        last = {"seq": row["seq"], "covers_seq": detail["covers_seq"],
-                "covers_head": detail["covers_head"]}
+        last = {"seq": row["seq"]} | {k: detail[k] for k in (
+            "covers_seq", "covers_head", "signed_at", "public_key", "signature")}
     return len(rows), None, last
 
 

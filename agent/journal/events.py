@@ -39,16 +39,22 @@ class EventLog:
         row = self.db.execute("SELECT parent FROM cases WHERE id=?", (case_id,)).fetchone()
         return row is not None and row["parent"] is not None
 
-    def case_events(self, case_ids: list[str]) -> list[dict]:
-        """Return the events of the given cases (a reseller's children), in order."""
+    def case_rows(self, table: str, case_ids: list[str]) -> list[dict]:
+        """Return the rows of `table` (events or changes) of the given cases, by seq."""
+        if table not in ("events", "changes"):
+            raise ValueError(f"no case rows in {table!r}")
         out: list[dict] = []
         for at in range(0, len(case_ids), 500):  # SQLite's host-parameter limit
             chunk = case_ids[at:at + 500]
-            rows = self.db.execute("SELECT * FROM events WHERE case_id IN ("  # noqa: S608
-                                   + ",".join("?" * len(chunk)) + ")", tuple(chunk)).fetchall()
-            out += [dict(r) | {"detail": json.loads(r["detail"]) if r["detail"] else {}}
-                    for r in rows]
-        return sorted(out, key=lambda e: e["seq"])
+            out += [dict(r) for r in self.db.execute(
+                f"SELECT * FROM {table} WHERE case_id IN ("  # noqa: S608 - a fixed name
+                + ",".join("?" * len(chunk)) + ")", tuple(chunk)).fetchall()]
+        return sorted(out, key=lambda r: r["seq"])
+
+    def case_events(self, case_ids: list[str]) -> list[dict]:
+        """Return the events of the given cases (a reseller's children), in order."""
+        return [r | {"detail": json.loads(r["detail"]) if r["detail"] else {}}
+                for r in self.case_rows("events", case_ids)]
 
     def events(self, server: str, kind: str, name: str) -> list[dict]:
         rows = self.db.execute("SELECT * FROM events WHERE server=? AND kind=? AND name=? "
