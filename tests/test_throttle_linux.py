@@ -25,6 +25,9 @@ from tests.hosts.provision import write_config
 pytestmark = pytest.mark.testhost
 
 RATE_BITS = 8_000_000  # the playbook's 8mbit: 1 MB/s
+# Unshaped, a download runs well above the cap even on a loaded 2-core CI machine (3 MB/s
+# seen through the cPanel simulator's Apache there); a shaped one never exceeds 1.2x.
+UNSHAPED = 2.5 * RATE_BITS / 8
 SIZE = 3_000_000
 START = 2_000_000_000.0
 BOOK = """description: backup, then the server throttled at once
@@ -98,7 +101,7 @@ def test_throttle_caps_downloads_spares_ssh_and_comes_off_exactly(host, throttle
                                                                  ) -> None:
     agent = throttle_agent
     before = qdiscs(host)
-    assert http_rate(host) > 5 * RATE_BITS / 8  # unthrottled, the link is far faster
+    assert http_rate(host) > UNSHAPED  # unthrottled, the link is far faster
     dev = f"sa{host.index}n"
     rc, reply, out = agent("check", host.name)
     assert (f"throttle (whole-server playbooks) would shape: {dev} (the kernel's own root: "
@@ -140,4 +143,4 @@ def test_throttle_caps_downloads_spares_ssh_and_comes_off_exactly(host, throttle
     rc, reply, out = agent("unsuspend", host.name, "--whole-server")
     assert rc == 0 and reply["state"] == "active", out
     assert qdiscs(host) == before
-    assert http_rate(host) > 5 * RATE_BITS / 8
+    assert http_rate(host) > UNSHAPED
