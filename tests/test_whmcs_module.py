@@ -61,19 +61,25 @@ def forced(agent_env, tmp_path):
         f"AuthorizedKeysFile {d / 'authorized_keys'}\nPidFile {d / 'sshd.pid'}\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
         "PermitRootLogin prohibit-password\nStrictModes no\nLogLevel ERROR\n")
-    made_run = not Path("/run/sshd").exists()
-    if made_run:
-        os.makedirs("/run/sshd", mode=0o755)  # sshd's privilege separation folder
-    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
-                            stderr=subprocess.PIPE)
+    # sshd's privilege separation folder, made if missing and never removed: the xdist
+    # workers run this fixture side by side, and one removing it while another's sshd still
+    # accepts made that sshd reset every later connection (seen in CI at f8959dd).
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    log = d / "sshd.log"  # a file, not a pipe nobody reads, so sshd never blocks on it
+    with log.open("wb") as err:
+        proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
+                                stderr=err)
     deadline = time.monotonic() + 10
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), 0.5).close()
             break
         except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
+    # Something else may have taken the port between free_port and sshd's bind.
+    time.sleep(0.2)
+    assert proc.poll() is None, log.read_text()
     params = {"serviceid": 77, "userid": 5, "username": "bob", "domain": "bob.test",
               "serverip": "127.0.0.1", "serverhostname": "agent.example", "serverport": port,
               "serverusername": "root", "serverpassword": "not-used-secret",
@@ -83,9 +89,6 @@ def forced(agent_env, tmp_path):
     yield agent_env, params, tmp_path
     proc.terminate()  # exactly the sshd this fixture started
     proc.wait(timeout=10)
-    proc.stderr.close()
-    if made_run:
-        os.rmdir("/run/sshd")
 
 
 def whmcs(tmp_path: Path, function: str, params: dict) -> object:
