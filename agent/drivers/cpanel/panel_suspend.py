@@ -37,6 +37,13 @@ from agent.steps.protocol import Context, Plan
 BANDWIDTH = "Bandwidth Limit Exceeded"  # listsuspended's reason for bwlimited users (A5)
 
 
+def unsuspend_args(user: str) -> list[tuple[str, str]]:
+    """The arguments of the agent's every `unsuspendacct`: without retain-service-proxies it
+    also drops the account's service-proxy backends (cpanel-review.md F14:
+    scripts/unsuspendacct:402-415), which the agent's suspension never touched."""
+    return [("user", user), ("retain-service-proxies", "1")]
+
+
 def marker(case_id: str) -> str:
     return f"suspension-agent case {case_id}"
 
@@ -109,7 +116,7 @@ class PanelSuspend:
         note = ""
         if flag(summary.get("suspended")) and marker(ctx.case_id) in str(
                 summary.get("suspendreason") or ""):
-            actions.append(panel.act(panel.whm("unsuspendacct", [("user", ctx.account)],
+            actions.append(panel.act(panel.whm("unsuspendacct", unsuspend_args(ctx.account),
                                                verify="accountsummary")))
         elif flag(summary.get("suspended")):
             note = (f"suspended again by someone else ({summary.get('suspendreason')}); "

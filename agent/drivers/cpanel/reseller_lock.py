@@ -40,7 +40,7 @@ from typing import Any
 
 from agent.drivers.cpanel.facts import Panel, account_name, flag
 from agent.drivers.cpanel.panel_lock import login_state
-from agent.drivers.cpanel.panel_suspend import BANDWIDTH, marker, own_panel_lock
+from agent.drivers.cpanel.panel_suspend import BANDWIDTH, marker, own_panel_lock, unsuspend_args
 from agent.drivers.cpanel.reapply import Reapply, ahead, before_state, differences
 from agent.drivers.cpanel.reseller_tree import resellers
 from agent.errors import BadInput, VerifyFailed
@@ -133,7 +133,8 @@ class ResellerLock:
                 call = panel.whm("unsuspendreseller", [("user", user), ("reseller-only", "1")],
                                  verify="accountsummary")
             else:
-                call = panel.whm("unsuspendacct", [("user", user)], verify="accountsummary")
+                call = panel.whm("unsuspendacct", unsuspend_args(user),
+                                 verify="accountsummary")
             actions.append(panel.act(call))
         elif [r for r in reasons if not r.startswith(BANDWIDTH)]:
             note = f"suspended again by someone else ({reasons[0]}); left suspended"

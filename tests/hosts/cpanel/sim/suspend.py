@@ -172,5 +172,17 @@ def unsuspendacct(user: str, retain_proxies: bool = False) -> tuple[int, str]:
         pass
     out.append(_web())
     _hook("postunsuspendacct", [user])
+    # [SRC] asmrdevelop/cpanel @393631a2 scripts/unsuspendacct:402-415: unless
+    # --retain-service-proxies, every service-proxy backend of the account goes
+    # (Cpanel::AccountProxy::Transaction::unset_all_backends_and_update_services); the
+    # backends are the cpuser keys PROXY_BACKEND and PROXY_BACKEND-<worker>
+    # (Cpanel/AccountProxy/Storage.pm:50, 237-239). Review finding F14.
+    if retain_proxies:
+        out.append("Keep service proxying settings for this account...Done\n")
+    else:
+        keys = [k for k in store.cpuser(user) or {} if k == "PROXY_BACKEND"
+                or k.startswith("PROXY_BACKEND-")]
+        store.update_cpuser(user, drop=tuple(keys))
+        out.append("The system will disable service proxying for this account...Done\n")
     out.append(f"{user}'s account is now active\n")
     return 0, "".join(out)
