@@ -19,11 +19,15 @@ HOOK_FILE = "suspension-agent.conf"
 def hook_conf(case_id: str, landing_dir: str, retry_after: int) -> str:
     """Return the Apache include that puts one account's vhosts behind the landing page.
 
-    The one thing still served from the site is an ACME challenge: a plain file name that
-    exists as a file in the docroot's challenge folder. [END] keeps every .htaccess rewrite
-    from running for it, and the <LocationMatch> (merged after every .htaccess) makes it a
-    static file with no handler (SetHandler/AddHandler), no Options (SSI, CGI, MultiViews,
-    indexes) and text/plain. Anything else, including an internal redirect, gets the 503.
+    The one thing still served from the site is a domain-validation file: a plain file name
+    that exists as a file in the docroot's ACME challenge folder, or in the two folders of
+    cPanel's AutoSSL checks (cpanel-review.md F10: its local DCV check and Sectigo's
+    `/.well-known/pki-validation/<hex>.txt`; EA4's own vhosts exempt the same paths,
+    ea-apache2-config vhost.default `dcv_rewrite_patterns`), so certificates still renew. [END]
+    keeps every .htaccess rewrite from running for it, and the <LocationMatch> (merged after
+    every .htaccess) makes it a static file with no handler (SetHandler, AddHandler), no
+    Options (SSI, CGI, MultiViews, indexes) and text/plain. Anything else, including an
+    internal redirect, gets the 503.
     """
     return f"""# BEGIN SUSPENSION-AGENT case {case_id}
 # Written by suspension-agent; removed when the suspension is lifted. Do not edit.
@@ -35,12 +39,13 @@ Alias {LANDING_URL} {landing_dir}/
 </Directory>
 ErrorDocument 503 {LANDING_URL}index.html
 RewriteEngine On
-RewriteCond %{{REQUEST_URI}} ^/\\.well-known/acme-challenge/[A-Za-z0-9_-]+$
+RewriteCond %{{REQUEST_URI}} ^/\\.well-known/(acme-challenge|cpanel-dcv)/[A-Za-z0-9_-]+$ [OR]
+RewriteCond %{{REQUEST_URI}} ^/\\.well-known/pki-validation/[A-Za-z0-9_-]+\\.txt$
 RewriteCond %{{DOCUMENT_ROOT}}%{{REQUEST_URI}} -f
 RewriteRule ^ - [END]
 RewriteCond %{{REQUEST_URI}} !^{_LANDING_RE}
 RewriteRule ^ - [R=503,L]
-<LocationMatch "^/\\.well-known/acme-challenge/">
+<LocationMatch "^/\\.well-known/(acme-challenge|pki-validation|cpanel-dcv)/">
     SetHandler default-handler
     Options None
     ForceType text/plain

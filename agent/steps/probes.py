@@ -128,16 +128,32 @@ def compact(records: list[dict]) -> dict:
 def _problems(server: Server, targets: list[tuple], suspended: bool,
               seen: list | None = None) -> list[str]:
     token = secrets.token_hex(4)
-    wanted = [t for t in targets if not t[0].startswith("*")]
-    found = visit_all(server, wanted, lambda v, t: _one(v, t, suspended, token, seen),
+    # A wildcard domain (cPanel's `*.example.com` subdomains, review F8) is asked for a
+    # name of its own that no other vhost has: any label is a way in for visitors.
+    wanted = [(f"sa-probe-{token}{t[0][1:]}" if t[0].startswith("*.") else t[0], *t[1:])
+              for t in targets]
+    https = {t[0] for t in wanted if t[2]}
+    found = visit_all(server, wanted,
+                      lambda v, t: _one(v, t, suspended, token, seen, t[0] in https),
                       workers=visitor.WORKERS, timeout=visitor.TIMEOUT)
     return [p for problems in found for p in problems]
 
 
+def _to_https(resp: _Reply, domain: str, path: str) -> bool:
+    """True when a plain-HTTP reply is a permanent redirect to the same name and path over
+    HTTPS: what cPanel's "Force HTTPS Redirect" answers before any include (review F3,
+    ea-apache2-config vhost.default:4-18)."""
+    return (resp.status_code in (301, 308)
+            and resp.headers.get("Location") == f"https://{domain}{path}")
+
+
 def _one(visitor: Visitor, target: tuple, suspended: bool, token: str,
-         seen: list | None = None) -> list[str]:
+         seen: list | None = None, https_probed: bool = False) -> list[str]:
     domain, port, tls = target
     problems = []
+    # Plain HTTP that only redirects to HTTPS is behind the landing page when that HTTPS
+    # name is probed too (and must show the landing page there).
+    redirected = suspended and not tls and https_probed
     try:
         path = f"/sa-probe-{token}/page?q={token}&x=1"
         resp = visitor.get(domain, path, tls)
@@ -148,7 +164,9 @@ def _one(visitor: Visitor, target: tuple, suspended: bool, token: str,
                                      if h in resp.headers}})
         # Not suspended, the page is the site's own answer for a path it lacks (often a
         # 404): what counts is that it is not the landing page.
-        if looks_suspended(resp) != suspended:
+        if redirected and _to_https(resp, domain, path):
+            pass
+        elif looks_suspended(resp) != suspended:
             want = "the landing page (503)" if suspended else "the site, not the landing page"
             problems.append(f"{'https' if tls else 'http'}://{domain}/ answered "
                             f"{resp.status_code}, expected {want}")
@@ -161,8 +179,10 @@ def _one(visitor: Visitor, target: tuple, suspended: bool, token: str,
         if suspended:
             # The ACME exemption covers only files that exist: a missing challenge name is
             # the landing page too (else a customer's .htaccess could serve the site there).
-            acme = visitor.get(domain, f"/.well-known/acme-challenge/sa-probe-{token}", tls)
-            if not looks_suspended(acme):
+            missing = f"/.well-known/acme-challenge/sa-probe-{token}"
+            acme = visitor.get(domain, missing, tls)
+            if not looks_suspended(acme) and not (redirected and _to_https(acme, domain,
+                                                                           missing)):
                 problems.append(f"{domain}: a missing ACME challenge answered "
                                 f"{acme.status_code}, not the landing page")
     except PROBE_ERRORS as exc:
@@ -174,10 +194,12 @@ def check_landing(server: Server, targets: list[tuple], suspended: bool,
                   wait: float = 10.0) -> None:
     """Ensure every domain shows (or no longer shows) the landing page; raise VerifyFailed.
 
-    Targets are (domain, port, tls); wildcards are skipped. Suspended: the page and a missing
-    ACME challenge of every target answer the landing page. Not suspended: every target
-    answers, and not with the landing page (the probe's path is one the site lacks, so a
-    404 is its own answer). A target that cannot be asked is a problem.
+    Targets are (domain, port, tls); a wildcard `*.name` is asked as a fresh label of it.
+    Suspended: the page and a missing ACME challenge of every target answer the landing page,
+    or over plain HTTP a 301/308 to the same URL over HTTPS when that name's HTTPS target is
+    probed as well (cPanel's Force HTTPS Redirect answers before any include). Not suspended:
+    every target answers, and not with the landing page (the probe's path is one the site
+    lacks, so a 404 is its own answer). A target that cannot be asked is a problem.
     Apache's graceful restart lets old workers finish, so the check is retried until `wait`
     runs out.
     """

@@ -60,7 +60,7 @@ def cpanel_check(server: Any, conn: Connector, lines: list[str]) -> bool:
     stats = conn.stat_many(paths)
     absent = {p for p, st in stats.items() if not st.exists}
     lines.append(("yes" if s.userdata_dir not in absent else "NO") + ": EA4 userdata includes ("
-                 f"{s.userdata_dir}/{{std,ssl}}/{s.apache_dir}/<user>/)")
+                 + _include_base(conn, s) + ")")
     account_lock = _account_lock(conn, server, lines) if s.mysql not in absent else False
     doveadm = programs.program_problem(conn, s.doveadm, stats[s.doveadm])
     lines.append(f"NO: {doveadm} (cpanel.doveadm)" if doveadm else
@@ -93,6 +93,20 @@ def cpanel_check(server: Any, conn: Connector, lines: list[str]) -> bool:
             "Configuration Manager, Advanced Editor (docs/cpanel.md, 'Whole server'), or "
             "close 25 too"))
     return ok
+
+
+def _include_base(conn: Connector, s: Any) -> str:
+    """Say which include base EA4's templates use on this server (review F7): the first
+    existing of std/<apache_dir>/ and std/2/, the same for every vhost."""
+    bases = [f"{s.userdata_dir}/std/{v}" for v in dict.fromkeys((s.apache_dir, "2"))]
+    stats = conn.stat_many(bases)
+    there = [b for b in bases if stats[b].exists]
+    if not there:
+        return (f"no base yet; landing_page makes {s.userdata_dir}/{{std,ssl}}/"
+                f"{s.apache_dir}/<user>/")
+    base = there[0].rsplit("/", 1)[1]
+    return (f"every vhost includes from {s.userdata_dir}/{{std,ssl}}/{base}/; landing_page "
+            "writes there")
 
 
 def _privileges(panel: Panel, lines: list[str]) -> bool:

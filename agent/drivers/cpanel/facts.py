@@ -40,6 +40,15 @@ def account_name(name: str) -> str:
     return name
 
 
+def _domain(name: str) -> str:
+    """Return a domain as cPanel lists it, validated: a host name, or a wildcard subdomain
+    `*.example.com` (stored as an ordinary subdomain: Cpanel/WildcardDomain.pm, Cpanel/Sub.pm;
+    review F8), whose vhost the account's include covers like any other."""
+    if isinstance(name, str) and name.startswith("*."):
+        return "*." + ids.domain(name[2:])
+    return ids.domain(name)
+
+
 def flag(value: Any) -> bool:
     """Return a cPanel boolean (1/0, "1"/"0", true/false) as a bool."""
     return str(value).strip().lower() in ("1", "true", "yes")
@@ -111,7 +120,7 @@ class Panel:
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise StepError(f"DomainInfo::list_domains of {user}: {kind}_domains is not a "
                                 "list of names")
-            found[kind] = [ids.domain(n) for n in names]
+            found[kind] = [_domain(n) for n in names]
         return found
 
     def domain_index(self) -> dict[str, dict[str, list[str]]]:

@@ -1,8 +1,9 @@
 """landing_page on cPanel: every domain of the account answers 503 with the landing page.
 
 Mechanism: EA4's userdata includes (reference/panels.md A12). The per-user include folders
-`<userdata_dir>/std/<apache_dir>/<user>/` (HTTP) and `.../ssl/<apache_dir>/<user>/` (HTTPS)
-are included by every vhost of the user, whatever the domain's kind: the main domain, its
+`<userdata_dir>/std/<base>/<user>/` (HTTP) and `.../ssl/<base>/<user>/` (HTTPS), `<base>`
+being the one the server uses (`2_4`, or `2` where only that exists: review F7), are
+included by every vhost of the user, whatever the domain's kind: the main domain, its
 subdomains, addon domains (their own vhosts) and parked domains (ServerAliases of the main
 vhost). `suspension-agent.conf` goes into both, then `rebuildhttpdconf` puts the Include
 lines into httpd.conf (it does not restart Apache, A12) and one `restartsrv_httpd` loads
@@ -27,11 +28,27 @@ from agent.steps.landing_include import HOOK_FILE, hook_conf, put_back
 from agent.steps.protocol import Context, Plan, memo, read
 
 
-def include_paths(ctx: Context) -> list[str]:
-    """Return the account's two per-user include files: std (HTTP), then ssl (HTTPS)."""
+def include_bases(ctx: Context) -> dict[str, list[str]]:
+    """Return, for std (HTTP) and ssl (HTTPS), the include bases EA4's templates try in
+    order: `<kind>/<apache_dir>/` (2_4), then `<kind>/2/`. The first that exists is the one
+    every vhost of the server includes from (review F7: ea-apache2-config vhost.default's
+    vhost_include_dir loop tests only these shared folders)."""
     s = ctx.server.cpanel
-    return [f"{s.userdata_dir}/{kind}/{s.apache_dir}/{ctx.account}/{HOOK_FILE}"
-            for kind in ("std", "ssl")]
+    return {kind: list(dict.fromkeys(f"{s.userdata_dir}/{kind}/{v}" for v in (s.apache_dir,
+                                                                               "2")))
+            for kind in ("std", "ssl")}
+
+
+def include_paths(ctx: Context, found: dict[str, Any]) -> list[str]:
+    """Return the account's two per-user include files, std then ssl, under the base the
+    server uses now (`found`: a read of the bases). With no base there yet, the first one
+    is made; a server that keeps its includes under `2/` gets ours there too, since
+    creating `2_4/` would switch every vhost to it and leave out every `2/` include."""
+    chosen = []
+    for bases in include_bases(ctx).values():
+        base = next((b for b in bases if found[b].exists), bases[0])
+        chosen.append(f"{base}/{ctx.account}/{HOOK_FILE}")
+    return chosen
 
 
 def _rebuild(ctx: Context) -> list[Run]:
@@ -52,8 +69,11 @@ class LandingPage:
     together = True
 
     def plan_reads(self, ctx: Context) -> list[str]:
-        """The folders and files `plan` reads (a batch reads every account's at once)."""
-        landing_dir, page_path, includes = _paths(ctx)
+        """The folders and files `plan` reads (a batch reads every account's at once): the
+        landing folder and page, and the include folders and files under every base."""
+        landing_dir, page_path = _paths(ctx)
+        includes = [f"{b}/{ctx.account}/{HOOK_FILE}" for bases in include_bases(ctx).values()
+                    for b in bases]
         folders = [landing_dir] + [p.rsplit("/", 1)[0] for p in includes]
         return [*with_parents(folders), page_path, *includes]
 
@@ -61,14 +81,15 @@ class LandingPage:
         user = account_name(ctx.account)
         domains = _domains(ctx, user)
         names = all_domains(domains)
-        landing_dir, page_path, includes = _paths(ctx)
+        landing_dir, page_path = _paths(ctx)
         page = landing.render(ctx.config.landing_pages_dir, ctx.branding,
                               ctx.params.get("language")).encode()
         conf = hook_conf(ctx.case_id, landing_dir, ctx.branding.retry_after).encode()
+        # One read (or the batch's, held): the include base in use, which folders must be
+        # made, and the files as they are (a path that is not a regular file is refused).
+        found = read(ctx, self.plan_reads(ctx))
+        includes = include_paths(ctx, found)
         wanted = with_parents([landing_dir] + [p.rsplit("/", 1)[0] for p in includes])
-        # One read (or the batch's, held): which folders must be made, and the files as
-        # they are (a path that is not a regular file is refused).
-        found = read(ctx, [*wanted, page_path, *includes])
         made = [d for d in wanted if not found[d].exists]
         before = {p: file_state(found[p], ctx.server.name) for p in (page_path, *includes)}
         actions: list = [Run(["install", "-d", "-m", "755", d]) for d in made]
@@ -118,10 +139,10 @@ class LandingPage:
         probes.check_landing(ctx.server, [tuple(t) for t in undo["probe"]], suspended)
 
 
-def _paths(ctx: Context) -> tuple[str, str, list[str]]:
-    """Return the account's landing folder, its page and its two include files."""
+def _paths(ctx: Context) -> tuple[str, str]:
+    """Return the account's landing folder and its page."""
     landing_dir = f"{ctx.server.cpanel.landing_dir}/{account_name(ctx.account)}"
-    return landing_dir, f"{landing_dir}/index.html", include_paths(ctx)
+    return landing_dir, f"{landing_dir}/index.html"
 
 
 def _domains(ctx: Context, user: str) -> dict[str, list[str]]:

@@ -4,7 +4,8 @@
 /var/cpanel/userdata/USER/DOMAIN[_SSL]    one vhost each: servername, serveralias, documentroot
 /etc/apache2/conf/httpd.conf              what rebuildhttpdconf compiles (Debian includes it
                                           from sites-enabled/cpanel.conf)
-/etc/apache2/conf.d/userdata/{std,ssl}/2_4/USER[/DOMAIN]/*.conf   the EA4 include folders
+/etc/apache2/conf.d/userdata/{std,ssl}/{2_4,2}/USER[/DOMAIN]/*.conf   the EA4 include
+                                          folders (one base for the whole server, F7)
 /etc/apache2/conf.d/includes/account_suspensions.conf             suspended homes (A7.11)
 /etc/apache2/conf.d/includes/errordocument.conf                   ErrorDocument N /N.shtml
 """
@@ -39,25 +40,75 @@ def vhost_names(user: str) -> list[str]:
     return [main["main_domain"], *sorted(main.get("sub_domains") or [])]
 
 
-def _includes(kind: str, user: str, domain: str) -> list[str]:
-    # The include lines exist only when matching files existed at rebuild time: the reason
-    # A12 says includes take effect only after rebuildhttpdconf.
-    lines = []
-    for folder in (f"{INCLUDES}/{kind}/2_4/{user}", f"{INCLUDES}/{kind}/2_4/{user}/{domain}"):
-        if glob.glob(f"{folder}/*.conf"):
-            lines.append(f'    Include "{folder}/*.conf"\n')
-    return lines
+def wildcard_safe(name: str) -> str:
+    """cPanel's encoding of a wildcard name for file paths and ServerName: `*.x` as
+    `_wildcard_.x` ([SRC] asmrdevelop/cpanel @393631a2 Cpanel/WildcardDomain.pm:34-47)."""
+    return "_wildcard_" + name[1:] if name.startswith("*.") else name
+
+
+def _legacy_wildcard_safe(name: str) -> str:
+    # The include folder of a wildcard domain: `wildcard_safe.x` (WildcardDomain.pm:50-55).
+    return "wildcard_safe" + name[1:] if name.startswith("*.") else name
+
+
+def include_base(kind: str) -> str | None:
+    """Return the one include base every vhost of the server uses: the first existing of
+    `<kind>/2_4/` and `<kind>/2/` ([SRC] CpanelInc/ea-apache2-config @6f26dd7
+    SOURCES/vhost.default:179-195, the FOREACH vhost_include_dir loop; review F7). It tests
+    the shared folders only, never a user's: once `std/2_4/` exists, every `std/2/`
+    include of every account is left out at the next rebuild."""
+    if not os.path.isdir(f"{INCLUDES}/{kind}"):
+        return None
+    for version in ("2_4", "2"):
+        if os.path.isdir(f"{INCLUDES}/{kind}/{version}"):
+            return f"{INCLUDES}/{kind}/{version}/"
+    return None
+
+
+def _includes(kind: str, user: str, names: list[str]) -> list[str]:
+    # vhost.default:196-223: the base's own *.conf, the user's folder and one folder per
+    # ServerName and ServerAlias, each only when it held a .conf at rebuild time (the
+    # reason A12 says includes take effect only after rebuildhttpdconf).
+    base = include_base(kind)
+    if base is None:
+        return []
+    folders = [base.rstrip("/"), f"{base}{user}"]
+    folders += [f"{base}{user}/{_legacy_wildcard_safe(n)}" for n in dict.fromkeys(names)]
+    return [f'    Include "{folder}/*.conf"\n' for folder in folders
+            if glob.glob(f"{folder}/*.conf")]
+
+
+# [SRC] CpanelInc/ea-apache2-config @6f26dd7 SOURCES/vhost.default:4-18 (review F3): a
+# domain with "Force HTTPS Redirect" (userdata `ssl_redirect`, the key ea-nginx reads too,
+# CpanelInc/ea-nginx cpanel-scripts-ea-nginx:2286) starts its HTTP vhost with this, before
+# any include; the DCV patterns are cPanel's `dcv_rewrite_patterns` as the package's test
+# renders them (t/SOURCES-ssl_vhost_proxysub.t:73-75).
+_REDIRECT = (
+    "    <IfModule rewrite_module>\n"
+    "        RewriteEngine On\n"
+    "        RewriteCond %{REQUEST_URI} ^/\\.well-known/pki-validation/(?:\\ Ballot169)? [OR]\n"
+    "        RewriteCond %{REQUEST_URI} ^/\\.well-known/cpanel-dcv/[0-9a-zA-Z_-]+$ [OR]\n"
+    "        RewriteCond %{REQUEST_URI} "
+    "^/\\.well-known/pki-validation/[A-F0-9]{32}\\.txt(?:\\ Sectigo\\ DCV)?$\n"
+    "        RewriteRule ^ - [END]\n"
+    "        RewriteCond %{HTTP:X-Forwarded-Proto} !https\n"
+    "        RewriteCond %{HTTPS} !=on\n"
+    "        RewriteRule ^ https://%{HTTP_HOST}%{REQUEST_URI} [L,R=301]\n"
+    "    </IfModule>\n")
 
 
 def _vhost(user: str, domain: str, ssl: bool) -> str:
-    data = userdata(user, f"{domain}_SSL" if ssl else domain) or userdata(user, domain)
+    name = wildcard_safe(domain)
+    data = userdata(user, f"{name}_SSL" if ssl else name) or userdata(user, name)
     aliases = data.get("serveralias") or ""
+    servername = str(data.get("servername", domain))
     body = [
         f"<VirtualHost *:{443 if ssl else 80}>\n",
-        f"    ServerName {data.get('servername', domain)}\n",
+        f"    ServerName {wildcard_safe(servername)}\n",
+        _REDIRECT if not ssl and str(data.get("ssl_redirect", "")) == "1" else "",
         f"    ServerAlias {aliases}\n" if aliases else "",
         f"    DocumentRoot {data.get('documentroot')}\n",
-        f"    ServerAdmin webmaster@{domain}\n",
+        f"    ServerAdmin webmaster@{name}\n",
         "    UseCanonicalName Off\n",
         f"    <IfModule mpm_itk.c>\n        AssignUserID {user} {user}\n    </IfModule>\n",
     ]
@@ -65,7 +116,7 @@ def _vhost(user: str, domain: str, ssl: bool) -> str:
         body.append(f"    SSLEngine on\n    SSLCertificateFile {CERT}\n"
                     f"    SSLCertificateKeyFile {KEY}\n")
     # EA4: the userdata includes are the LAST directives of the vhost (A12).
-    body += _includes("ssl" if ssl else "std", user, domain)
+    body += _includes("ssl" if ssl else "std", user, [*aliases.split(), servername])
     body.append("</VirtualHost>\n\n")
     return "".join(body)
 
