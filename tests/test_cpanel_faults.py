@@ -66,7 +66,14 @@ def test_what_was_locked_before_the_case_stays_locked_after_it(cp, host, tmp_pat
 def test_an_account_suspended_by_an_admin_is_never_unsuspended(cp, host, tmp_path):
     agent = make_agent(host, tmp_path, "cli", cp[1].root_token)
     calls.whmapi1(host, "suspendacct", user="alice", reason="admin: spam complaint")
+    # mail_block waits while someone else's suspension is on (review F4): refused, named,
+    # nothing changed.
     rc, _reply, out = agent("suspend", host.name, "alice", "--playbook", "final")
+    assert rc == 1 and "admin: spam complaint" in out and "F4" in out, out
+    (tmp_path / "playbooks" / "final-no-mail.yaml").write_text(
+        "stages:\n  - after: 0s\n    steps: [backup, landing_page, ftp_lock, db_lock, "
+        "panel_lock, panel_suspend]\n")
+    rc, _reply, out = agent("suspend", host.name, "alice", "--playbook", "final-no-mail")
     assert rc == 0, out
     rc, _reply, out = agent("unsuspend", host.name, "alice")
     assert rc == 0, out

@@ -6,8 +6,12 @@ against the driver as it was before its fix and failed there (the note of issue 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from tests.conftest import tree_state
+from tests.hosts import clients
 from tests.hosts.cpanel import calls
 from tests.hosts.cpanel.agent import make_agent, snapshot
 
@@ -200,3 +204,221 @@ def test_f7_includes_kept_under_std_2_stay_in_effect(host, agent) -> None:
                     top.rmdir()
             (base / kind / "2_4").mkdir(mode=0o755)
         _rebuild(host)
+
+
+def _ftp(host) -> dict:
+    return {
+        "main": clients.ftp_login(host, "alice", "alice-pass-1"),
+        "logs": clients.ftp_login(host, "alice_logs", "alice-pass-1"),
+        "sub": clients.ftp_login(host, "ftpuser@alice.test", "ftp-pass-1"),
+    }
+
+
+def test_f1_ftp_lock_holds_through_ftpupdate_and_comes_back_exactly(host, agent,
+                                                                    tmp_path) -> None:
+    """F1: ftpupdate rebuilds /etc/proftpd/USER, the main and _logs lines from the system
+    password entry (bin/ftpupdate:128-333): ftp_lock's locks survive it (run by the step and
+    again by cPanel at any time), every FTP login of the account is refused, then all come
+    back, the files byte-identical; a second suspend changes nothing."""
+    (tmp_path / "playbooks" / "ftp-now.yaml").write_text(
+        "stages:\n  - after: 0s\n    steps: [backup, ftp_lock]\n")
+    before = snapshot(host)
+    assert set(_ftp(host).values()) == {"ok"}
+    rc, reply, out = agent("suspend", host.name, "alice", "--playbook", "ftp-now")
+    assert rc == 0, out
+    assert "ok" not in _ftp(host).values(), _ftp(host)
+    locked = snapshot(host)
+    calls.script(host, "ftpupdate")
+    assert "ok" not in _ftp(host).values(), _ftp(host)
+    rc, reply, out = agent("suspend", host.name, "alice", "--playbook", "ftp-now")
+    assert rc == 0, out
+    assert snapshot(host) == locked
+    rc, reply, out = agent("unsuspend", host.name, "alice")
+    assert rc == 0, out
+    assert set(_ftp(host).values()) == {"ok"}
+    assert snapshot(host) == before
+
+
+START = 2_000_000_000.0
+DAY = 86400.0
+BOXES = {"bob@bob.test": "bob-mail-1"}
+
+
+def _imap(host) -> dict:
+    return {box: clients.imap_login(host, box, password) for box, password in BOXES.items()}
+
+
+def test_f4_someone_elses_suspension_never_costs_a_mailbox_its_password(host, agent,
+                                                                        tmp_path) -> None:
+    """F4: list_pops is blind during suspendacct's `*LOCKED*` (Cpanel/Email/Accounts.pm:368),
+    and suspend_login would put `!!` in front of it, which unsuspendacct then keeps
+    (scripts/unsuspendacct:467-470): so mail_block is not applied while someone else's full
+    suspension is on, and says why; once it is lifted, the next tick applies it, and after
+    our case is lifted every mailbox logs in with its old password."""
+    (tmp_path / "playbooks" / "web-then-mail.yaml").write_text(
+        "stages:\n  - after: 0s\n    steps: [backup, landing_page]\n"
+        "  - after: 1d\n    steps: [mail_block]\n")
+    agent.now = START
+    rc, reply, out = agent("suspend", host.name, "bob", "--playbook", "web-then-mail")
+    assert rc == 0, out
+    calls.whmapi1(host, "suspendacct", user="bob", reason="WHMCS: Overdue on Payment")
+    agent.now = START + DAY + 60
+    rc, reply, out = agent("tick")
+    assert rc != 0, out
+    assert "WHMCS: Overdue on Payment" in out and "mail_block" in out, out
+    rc, reply, out = agent("status", host.name, "bob")
+    assert "mail_block" not in [a["step"] for a in reply["applied"]], out
+    calls.whmapi1(host, "unsuspendacct", user="bob")
+    assert set(_imap(host).values()) == {"ok"}
+    agent.now = START + DAY + 120
+    rc, reply, out = agent("tick")
+    assert rc == 0, out
+    assert "ok" not in _imap(host).values()
+    rc, reply, out = agent("unsuspend", host.name, "bob")
+    assert rc == 0, out
+    assert set(_imap(host).values()) == {"ok"}
+
+
+def test_f4_a_suspension_placed_after_mail_block_leaves_its_revert_stuck_not_silent(
+        host, agent, tmp_path) -> None:
+    """F4: someone else's suspendacct after mail_block hides the mailbox locks from
+    list_pops; lifting the case then must not pass for done while the locks wait under
+    `*LOCKED*`: the revert is stuck (exit 3) and names the suspension; once that is lifted,
+    unsuspend finishes and every mailbox logs in with its old password."""
+    (tmp_path / "playbooks" / "mail-now.yaml").write_text(
+        "stages:\n  - after: 0s\n    steps: [backup, mail_block]\n")
+    rc, reply, out = agent("suspend", host.name, "bob", "--playbook", "mail-now")
+    assert rc == 0, out
+    assert "ok" not in _imap(host).values()
+    calls.whmapi1(host, "suspendacct", user="bob", reason="admin: abuse report")
+    rc, reply, out = agent("unsuspend", host.name, "bob")
+    assert rc == 3, out
+    assert "admin: abuse report" in out, out
+    calls.whmapi1(host, "unsuspendacct", user="bob")
+    rc, reply, out = agent("unsuspend", host.name, "bob")
+    assert rc == 0, out
+    assert set(_imap(host).values()) == {"ok"}
+
+
+def _db_locks(host, *names: str) -> dict:
+    sql = ("SELECT User, JSON_VALUE(Priv, '$.account_locked') FROM mysql.global_priv "
+           f"WHERE User IN ({', '.join(repr(n) for n in names)}) ORDER BY 1;")
+    out = host.run(["mysql", "--batch", "--skip-column-names", "-e", sql]).stdout.decode()
+    return {name: value in ("1", "true") for name, value in
+            (line.split("\t") for line in out.splitlines())}
+
+
+def test_f2_without_prefixing_the_panels_own_database_users_are_locked(host, agent) -> None:
+    """F2: with the Tweak Setting database_prefix off, Mysql::get_restrictions answers
+    prefix null (Cpanel/API/Mysql.pm:82-99) and the account's users are whatever its DB map
+    holds: db_lock locks them instead of refusing the account."""
+    host.run(["mysql", "-e", "CREATE USER 'shopdb'@'localhost' IDENTIFIED BY 'shop-db-2';"])
+    config = host.path("/var/cpanel/cpanel.config")
+    maps = host.path("/var/cpanel/databases")
+    maps.mkdir(exist_ok=True)
+    (maps / "bob.json").write_text(json.dumps({"version": 1, "MYSQL": {
+        "owner": "bob", "dbs": {"bob_wp": "localhost"},
+        "dbusers": {"shopdb": {"dbs": {}}, "bob_wp": {"dbs": {"bob_wp": "localhost"}}}}}))
+    config.write_text("database_prefix=0\n")
+    try:
+        rc, reply, out = agent("suspend", host.name, "bob", "--playbook", "immediate")
+        assert rc == 0, out
+        assert _db_locks(host, "shopdb", "bob_wp", "bob") == {
+            "bob": True, "bob_wp": True, "shopdb": True}
+        assert clients.mysql_login(host, "shopdb", "shop-db-2") != "ok"
+        rc, reply, out = agent("unsuspend", host.name, "bob")
+        assert rc == 0, out
+        assert clients.mysql_login(host, "shopdb", "shop-db-2") == "ok"
+    finally:
+        config.unlink()
+        (maps / "bob.json").unlink()
+        host.run(["mysql", "-e", "DROP USER 'shopdb'@'localhost';"])
+
+
+def test_f6_the_documented_token_works_for_every_step_and_check_names_a_missing_acl(
+        cp, host, tmp_path) -> None:
+    """F6: UAPI through WHM needs `cpanel-api`; version, myprivs and listsuspended are gated
+    on basic-system-info, basic-whm-functions and suspend-acct (Whostmgr/XMLUI/Meta.pm):
+    the token docs/cpanel.md documents runs `immediate` and back over the WHM API, and
+    `check` with a token lacking one of them names it."""
+    from tests.hosts.cpanel import services
+    from tests.hosts.cpanel.agent import certificate_for
+
+    certificate_for(host, cp[1])  # the API transport checks the certificate's name
+    acls = ("acct-summary", "suspend-acct", "cpanel-api", "basic-system-info",
+            "basic-whm-functions")
+    least = make_agent(host, tmp_path / "least", "api",
+                       services.create_token(host, "root", "least", acls))
+    rc, reply, out = least("check", host.name)
+    assert rc == 0 and "missing" not in out, out
+    rc, reply, out = least("suspend", host.name, "bob", "--playbook", "immediate")
+    assert rc == 0, out
+    assert calls.web(host, "bob.test").status_code == 503
+    rc, reply, out = least("unsuspend", host.name, "bob")
+    assert rc == 0, out
+    for gone in ("cpanel-api", "basic-system-info", "basic-whm-functions"):
+        short = make_agent(host, tmp_path / gone, "api", services.create_token(
+            host, "root", f"no-{gone}", tuple(a for a in acls if a != gone)))
+        rc, reply, out = short("check", host.name)
+        assert rc != 0 and gone in out, out
+
+
+def test_f13_a_cpanel_session_s_phpmyadmin_user_is_locked_too(host, agent) -> None:
+    """F13: cPanel's temporary phpMyAdmin users (cpses_*) are in the account's database map
+    but not in Mysql::list_users (Cpanel/DB/Map/Reader.pm:214-233); db_lock locks them as
+    suspendmysqlusers does, so a cPanel session open before the lock loses the databases."""
+    session = "cpses_bo4f2a9c1e"
+    host.run(["mysql"], input=(
+        f"CREATE USER '{session}'@'localhost' IDENTIFIED BY 'pma-1';"
+        f"GRANT ALL PRIVILEGES ON bob_wp.* TO '{session}'@'localhost';").encode())
+    maps = host.path("/var/cpanel/databases")
+    maps.mkdir(exist_ok=True)
+    (maps / "bob.json").write_text(json.dumps({"version": 1, "MYSQL": {
+        "owner": "bob", "dbs": {"bob_wp": "localhost"},
+        "dbusers": {"bob_wp": {"dbs": {"bob_wp": "localhost"}}, session: {"dbs": {}}}}}))
+    try:
+        assert clients.mysql_login(host, session, "pma-1") == "ok"
+        rc, reply, out = agent("suspend", host.name, "bob", "--playbook", "immediate")
+        assert rc == 0, out
+        assert clients.mysql_login(host, session, "pma-1") != "ok"
+        assert clients.mysql_login(host, "bob_wp", "bob-db-1") != "ok"
+        rc, reply, out = agent("unsuspend", host.name, "bob")
+        assert rc == 0, out
+        assert clients.mysql_login(host, session, "pma-1") == "ok"
+        assert _db_locks(host, session, "bob_wp", "bob") == {
+            session: False, "bob_wp": False, "bob": False}
+    finally:
+        (maps / "bob.json").unlink()
+        host.run(["mysql", "-e", f"DROP USER '{session}'@'localhost';"])
+
+
+LONG = "longcustomer2026"  # 16 characters, the longest cPanel allows (panels.md A13)
+
+
+def test_f2_the_longest_account_name_and_its_real_prefix_go_through_immediate_and_back(
+        host, agent) -> None:
+    """F2: on MariaDB the prefix is up to 16 characters of the name (Cpanel/DB/Prefix.pm,
+    Cpanel/Database/MariaDB.pm:25), not 8: an account of 16 characters with databases and
+    users under `longcustomer2026_` goes through `immediate` and back, byte-identical. (The
+    account stays on this module's host, which is torn down after the module.)"""
+    from tests.hosts.cpanel import resellers
+
+    resellers.add_accounts(host, [resellers.account(LONG, "root")])
+    db, user = f"{LONG}_shop", f"{LONG}_app"
+    host.run(["mysql"], input=(
+        f"CREATE DATABASE {db}; CREATE USER '{user}'@'localhost' IDENTIFIED BY 'app-db-1';"
+        f"GRANT ALL PRIVILEGES ON {db}.* TO '{user}'@'localhost';").encode())
+    folders = (f"/home/{LONG}/public_html", f"/home/{LONG}/etc", "/etc/proftpd",
+               "/var/cpanel/users", "/var/cpanel/userdata", "/etc/apache2/conf.d/userdata")
+    before = tree_state(host, *folders)
+    assert clients.mysql_login(host, user, "app-db-1") == "ok"
+    rc, reply, out = agent("suspend", host.name, LONG, "--playbook", "immediate")
+    assert rc == 0, out
+    assert _db_locks(host, user, LONG) == {user: True, LONG: True}
+    assert clients.mysql_login(host, user, "app-db-1") != "ok"
+    assert calls.web(host, f"{LONG}.test").status_code == 503
+    rc, reply, out = agent("unsuspend", host.name, LONG)
+    assert rc == 0, out
+    assert _db_locks(host, user, LONG) == {user: False, LONG: False}
+    assert clients.mysql_login(host, user, "app-db-1") == "ok"
+    assert tree_state(host, *folders) == before

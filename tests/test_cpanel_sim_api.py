@@ -46,7 +46,11 @@ def test_reseller_token_sees_and_does_only_what_its_acls_allow(host):
     refused = api(host, token, "suspendacct", as_user="res1", user="alice").json()
     assert refused["metadata"]["result"] == 0
     assert whmapi1(host, "accountsummary", user="alice")["data"]["acct"][0]["suspended"] == 0
-    privs = api(host, token, "myprivs", as_user="res1").json()["data"]["privileges"][0]
+    # myprivs needs basic-whm-functions (review F6, Whostmgr/XMLUI/Meta.pm).
+    assert api(host, token, "myprivs", as_user="res1").json()["metadata"]["result"] == 0
+    seeing = services.create_token(host, "res1", "seeing",
+                                   ("list-accts", "acct-summary", "basic-whm-functions"))
+    privs = api(host, seeing, "myprivs", as_user="res1").json()["data"]["privileges"][0]
     assert (privs["list-accts"], privs["suspend-acct"], privs["all"]) == (1, 0, 0)
     # A suspended reseller's token stops working ([INF] from A1).
     whmapi1(host, "suspendacct", user="res1")

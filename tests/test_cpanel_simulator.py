@@ -100,20 +100,30 @@ def test_suspend_and_unsuspend_answer_ok_when_the_script_refused(host):
     assert whmapi1(host, "suspendacct", user="nosuchuser")["metadata"]["result"] == 0
 
 
-def test_unsuspendacct_lifts_an_earlier_mail_block_too(host):
-    # A8, C2.4: unsuspendacct always lifts the outgoing suspension and strips every
-    # *LOCKED* prefix, including a mailbox locked on purpose before the suspension.
+def test_unsuspendacct_keeps_an_earlier_mailbox_lock_and_lifts_outgoing(host):
+    # Review F4 (scripts/suspendacct:424-429, scripts/unsuspendacct:467-470,
+    # Cpanel/Email/Accounts.pm:368, Webmail/Password.pm): suspend_login puts `!!` in front;
+    # suspendacct adds `*LOCKED*` once in front of that; list_pops then shows no login lock;
+    # unsuspendacct strips only the leading `*LOCKED*`, so the mailbox lock survives it. It
+    # always lifts the outgoing suspension (A8, C2.4).
     uapi(host, "alice", "Email", "suspend_login", email="sales@alice.test")
     whmapi1(host, "suspend_outgoing_email", user="alice")
     assert clients.imap_login(host, "sales@alice.test", "sales-mail-1") != "ok"
     whmapi1(host, "suspendacct", user="alice")
     shadow = host.path("/home/alice/etc/alice.test/shadow").read_text()
-    assert "sales:*LOCKED**LOCKED*$6$" in shadow
+    assert "sales:*LOCKED*!!$6$" in shadow and "*LOCKED**LOCKED*" not in shadow
+    pops = {p["email"]: p for p in uapi(host, "alice", "Email", "list_pops", skip_main="1")[
+        "result"]["data"]}
+    assert pops["sales@alice.test"]["suspended_login"] == 0  # blind while suspended
     whmapi1(host, "unsuspendacct", user="alice")
-    assert "*LOCKED*" not in host.path("/home/alice/etc/alice.test/shadow").read_text()
-    assert clients.imap_login(host, "sales@alice.test", "sales-mail-1") == "ok"
+    shadow = host.path("/home/alice/etc/alice.test/shadow").read_text()
+    assert "*LOCKED*" not in shadow and "sales:!!$6$" in shadow
+    assert clients.imap_login(host, "sales@alice.test", "sales-mail-1") != "ok"
+    assert clients.imap_login(host, "info@alice.test", "info-mail-1") == "ok"
     assert summary(host, "alice")["outgoing_mail_suspended"] == 0
     assert clients.smtp_submit(host, "info@alice.test", "info-mail-1", "x@outside.test") == "ok"
+    uapi(host, "alice", "Email", "unsuspend_login", email="sales@alice.test")
+    assert clients.imap_login(host, "sales@alice.test", "sales-mail-1") == "ok"
 
 
 def test_listsuspended_reads_the_system_hash_and_lists_bandwidth_limits(host):

@@ -196,8 +196,9 @@ def test_cpanel_ftp_lock_ends_the_open_sessions_of_the_locked_logins_only(cp, cp
         rc, reply, out = cp_agent("--dry-run", "suspend", host.name, "alice",
                                   "--playbook", "ftp-now")
         assert rc == 0, out
-        assert planned_kill(reply) == [f"{KILL} alice, ftpuser@alice.test (/usr/sbin/pure-"
-                                       "ftpwho -s -H, then SIGTERM to those pure-ftpd sessions)"]
+        assert planned_kill(reply) == [f"{KILL} alice, alice_logs, ftpuser@alice.test "
+                                       "(/usr/sbin/pure-ftpwho -s -H, then SIGTERM to those "
+                                       "pure-ftpd sessions)"]
         assert alive(main) and alive(sub)
 
         rc, reply, out = cp_agent("suspend", host.name, "alice", "--playbook", "ftp-now")

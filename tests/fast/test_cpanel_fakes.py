@@ -167,6 +167,9 @@ class Model:
         if function == "Mysql::list_users":
             return uapi_result([{"user": u, "shortuser": u.split("_", 1)[1], "databases": []}
                                 for u in a.db_users])
+        if function == "Mysql::get_restrictions":  # MariaDB's 16 characters (review F2)
+            return uapi_result({"prefix": user.replace("_", "").replace(".", "")[:16] + "_",
+                                "max_database_name_length": 64, "max_username_length": 47})
         if function == "Mysql::list_databases":
             return uapi_result([{"database": d, "users": [], "disk_usage": 0}
                                 for d in a.databases])
@@ -195,8 +198,20 @@ class FakeCpanel(FakeConnector):
         self.flushed: list[str] = []
         self.put(DOVEADM, b"\x7fELF doveadm", 0o755)
         self.put("/usr/sbin/pure-ftpwho", b"\x7fELF pure-ftpwho", 0o755)
-        self.put("/etc/proftpd/alice", b"alice:$6$main:1001:1001::/home/alice:/bin/bash\n"
-                 b"up@alice.test:$6$up:1001:1001::/home/alice/up:/bin/ftpsh\n")
+        self.put("/etc/proftpd/alice", b"alice:$6$salt$hash:1001:1001:alice:/home/alice:"
+                 b"/bin/bash\nup@alice.test:$6$up:1001:1001:alice:/home/alice/up:/bin/ftpsh\n")
+
+    def _ftpupdate(self) -> None:
+        # The part of bin/ftpupdate the driver meets (review F1): the main login's line is
+        # written again with the system hash; sub-account lines stay.
+        path = "/etc/proftpd/alice"
+        if path not in self.files or self.model.accounts["alice"].suspended:
+            return
+        lines = self.files[path].data.decode().splitlines()
+        fields = lines[0].split(":")
+        fields[1] = self.model.accounts["alice"].hash
+        lines[0] = ":".join(fields)
+        self.put(path, ("\n".join(lines) + "\n").encode(), self.files[path].mode)
 
     def _command(self, argv: list[str], stdin: bytes | None) -> Result:
         if argv[0] == "timeout":
@@ -217,6 +232,9 @@ class FakeCpanel(FakeConnector):
             line = (f"{argv[2]}:x:{a.uid}:{a.uid}::/home/{argv[2]}:{a.shell}" if argv[1] ==
                     "passwd" else f"{argv[2]}:{a.hash}:19000:0:99999:7:::")
             return Result(0, (line + "\n").encode(), b"")
+        if argv[0] == FTPUPDATE:
+            self._ftpupdate()
+            return Result(0, b"", b"")
         if argv[0].endswith("usermod"):
             a = m.accounts[argv[-1]]
             if "--lock" in argv:

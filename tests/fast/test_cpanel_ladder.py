@@ -32,6 +32,8 @@ BOOKS = {
               " db_lock, panel_lock, panel_suspend]\n",
     "cp-hold": "stages:\n  - after: 0s\n    steps: [backup, {mail_block: {outgoing: hold, "
                "incoming: reject}}]\n",
+    "cp-hold-then-suspend": "stages:\n  - after: 0s\n    steps: [backup, {mail_block: "
+                            "{outgoing: hold}}, panel_suspend]\n",
     "cp-defer": "stages:\n  - after: 0s\n    steps: [backup, {mail_block: {incoming: defer}}]\n",
     "cp-mail": "stages:\n  - after: 0s\n    steps: [backup, mail_block]\n",
     "cp-web": "stages:\n  - after: 0s\n    steps: [backup, landing_page]\n",
@@ -249,7 +251,7 @@ def test_dry_run_shows_the_exact_calls_and_changes_nothing(cp: Cp) -> None:
     assert "/usr/local/cpanel/scripts/rebuildhttpdconf" in text
     changed = [f for _a, f, _p in cp.fake.model.calls if not f.startswith(
         ("accountsummary", "listsuspended", "DomainInfo::", "Email::list", "Ftp::list",
-         "Mysql::list"))]
+         "Mysql::list", "Mysql::get_restrictions"))]
     assert changed == [] and cp.fake.loaded == set() and not cp.alice.suspended
 
 
@@ -307,3 +309,12 @@ def test_an_admins_lock_on_the_hash_counts_as_suspended_before(cp: Cp) -> None:
     assert cp.unsuspend().errors == []
     assert cp.alice.hash.startswith("!") and "unsuspendacct" not in cp.whm_calls()
     assert not [c for c in cp.fake.model.calls if c[0] == "script"]
+
+
+def test_panel_suspend_refuses_while_outgoing_mail_is_held(cp: Cp) -> None:
+    """Review F12: suspendacct suspends outgoing mail, and Exim fails a suspended sender's
+    mail before it looks at the hold: the held messages would be discarded."""
+    out = cp.suspend("cp-hold-then-suspend")
+    assert [e["step"] for e in out.errors] == ["panel_suspend"], out.errors
+    assert "F12" in out.errors[0]["message"] and not cp.alice.suspended
+    assert not any(f == "suspendacct" for _a, f, _p in cp.fake.model.calls)

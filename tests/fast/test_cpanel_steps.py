@@ -31,12 +31,23 @@ def test_ftp_lock_refuses_a_login_its_file_lacks(cp: Cp) -> None:  # noqa: F811
 
 
 def test_ftp_lock_leaves_a_login_locked_before_as_it_was(cp: Cp) -> None:  # noqa: F811
-    cp.fake.put("/etc/proftpd/alice", b"alice:$6$main:1001:1001::/home/alice:/bin/bash\n"
-                b"up@alice.test:!$6$up:1001:1001::/home/alice/up:/bin/ftpsh\n")
+    cp.fake.put("/etc/proftpd/alice", b"alice:$6$salt$hash:1001:1001:alice:/home/alice:"
+                b"/bin/bash\nup@alice.test:!$6$up:1001:1001:alice:/home/alice/up:/bin/ftpsh\n")
     assert cp.suspend("cp-now").errors == []
-    assert b"alice:!$6$main" in cp.fake.files["/etc/proftpd/alice"].data
+    # The main login through the system hash (ftpupdate copies it: review F1).
+    assert b"alice:!$6$salt$hash" in cp.fake.files["/etc/proftpd/alice"].data
     assert cp.unsuspend().errors == []
     assert cp.fake.files["/etc/proftpd/alice"].data.count(b":!$6$") == 1
+    assert cp.fake.model.accounts["alice"].hash == "$6$salt$hash"
+
+
+def test_ftp_lock_keeps_the_hash_lock_panel_lock_found_and_undoes_only_its_own(cp: Cp  # noqa: F811
+                                                                              ) -> None:
+    """ftp_lock and panel_lock share the system hash: whichever locked it unlocks it."""
+    cp.fake.model.accounts["alice"].hash = "!$6$salt$hash"  # an admin's lock
+    assert cp.suspend("cp-now").errors == []
+    assert cp.unsuspend().errors == []
+    assert cp.fake.model.accounts["alice"].hash == "!$6$salt$hash"
 
 
 def test_db_lock_refuses_users_without_the_account_prefix(cp: Cp) -> None:  # noqa: F811

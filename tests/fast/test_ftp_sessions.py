@@ -250,7 +250,8 @@ def test_cpanel_plan_shows_the_kill_after_ftpupdate(cpf: Cp) -> None:
     assert out.errors == [], out.errors
     lines = [line for p in out.plans if p["step"] == "ftp_lock" for line in p["actions"]]
     assert lines[-2:] == [f"run   {FTPUPDATE}", f"kill  open FTP sessions of alice, "
-                          f"up@alice.test ({WHO} -s -H, then SIGTERM to those pure-ftpd sessions)"]
+                          f"alice_logs, up@alice.test ({WHO} -s -H, then SIGTERM to those "
+                          "pure-ftpd sessions)"]
     assert cpf.fake.ended == []
 
 

@@ -12,10 +12,14 @@ from agent.errors import AgentError
 from agent.steps import programs, smtp_auth, sql, throttle
 from agent.steps.api import ApiRefused
 
-# WHM ACLs each step's WHM functions need (docs: "Guide to WHM Plugins - ACL Reference
-# Chart"); a token of a user with `all` (root) has every one of them.
-NEEDED_ACLS = {"acct-summary": "accountsummary", "list-accts": "listaccts/listsuspended",
-               "suspend-acct": "suspendacct/unsuspendacct"}
+# WHM ACLs the driver's WHM functions need (docs: "Guide to WHM Plugins - ACL Reference
+# Chart"; review F6: UAPI through WHM needs cpanel-api, and cPanel's API dispatch table
+# gates version, myprivs and listsuspended as below, Whostmgr/XMLUI/Meta.pm in 11.120); a
+# token of a user with `all` (root) has every one of them.
+NEEDED_ACLS = {"acct-summary": "accountsummary",
+               "suspend-acct": "suspendacct/unsuspendacct/listsuspended, outgoing mail",
+               "cpanel-api": "UAPI through WHM: domains, mailboxes, FTP, databases",
+               "basic-system-info": "version", "basic-whm-functions": "myprivs"}
 
 
 def needs(s: Any) -> dict[str, list[str]]:
@@ -51,7 +55,13 @@ def cpanel_check(server: Any, conn: Connector, lines: list[str]) -> bool:
         if missing:
             lines.append("NO: not a cPanel server (missing " + ", ".join(missing) + ")")
             return False
-    version = panel.query(panel.whm("version"))
+    try:
+        version = panel.query(panel.whm("version"))
+    except ApiRefused as exc:
+        lines.append(f"NO: WHM refuses `version` ({exc}): the API user lacks the "
+                     "basic-system-info privilege")
+        _privileges(panel, lines)
+        return False
     on_disk = (conn.read(s.version_file) or b"").decode("utf-8", "replace").strip()
     lines.append(f"cPanel & WHM version {(version or {}).get('version', 'unknown')}"
                  + (f" ({s.version_file}: {on_disk[:40]})" if on_disk else ""))
@@ -115,7 +125,8 @@ def _privileges(panel: Panel, lines: list[str]) -> bool:
     try:
         data = panel.query(panel.whm("myprivs"))
     except ApiRefused as exc:
-        lines.append(f"NO: cannot read the API user's privileges: {exc}")
+        lines.append(f"NO: cannot read the API user's privileges ({exc}): it lacks the "
+                     "basic-whm-functions privilege (myprivs)")
         return False
     privs = (data or {}).get("privileges") if isinstance(data, dict) else None
     granted = {k for p in (privs or []) if isinstance(p, dict) for k, v in p.items()

@@ -3,8 +3,9 @@
 cPanel's only native database lock is the one inside `suspendacct` (reference/panels.md A7
 step 8, C1), which comes with the rest of the full suspension. What the agent does instead:
 the users are the ones the panel itself lists (UAPI `Mysql::list_users`, each carrying the
-account's prefix, the first 8 characters of its name and `_`, A13) plus the account's own
-database login (cPanel keeps a MySQL user named like the account); each existing user@host
+account's prefix as `Mysql::get_restrictions` gives it: up to 16 characters of the name
+without `_` and `.` on MariaDB, none when prefixing is off; review F2) plus the account's
+own database login (its name without `_` and `.`, username_to_dbowner); each existing user@host
 gets `ALTER USER ... ACCOUNT LOCK` (MariaDB >= 10.4.2, MySQL >= 5.7.6; older servers are
 refused rather than having passwords changed) and its open connections are killed. Users
 already locked are left alone and stay locked. The SQL travels on the client's stdin with
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.drivers.cpanel.facts import Panel, account_name
+from agent.drivers.cpanel.facts import Panel, account_name, dbowner
 from agent.errors import StepError, VerifyFailed
 from agent.steps.actions import Run, carry_out
 from agent.steps.protocol import Context, Plan
@@ -70,6 +71,25 @@ def user_states(ctx: Context, names: list[str]) -> list[tuple[str, str, bool | N
     return rows
 
 
+def session_users(ctx: Context) -> list[str]:
+    """Return the account's temporary phpMyAdmin users (`cpses_*`) from its database map:
+    cPanel makes one inside a cPanel session, Mysql::list_users leaves them out, and its own
+    suspendmysqlusers locks them (scripts/suspendmysqlusers:48-58; review F13). A map that
+    is missing or not JSON gives none; its users are checked as any other name."""
+    import json
+
+    path = f"{ctx.server.cpanel.databases_dir}/{ctx.account}.json"
+    found = ctx.conn.read_many([path])[path]
+    if not found.exists or not found.data:
+        return []
+    try:
+        mysql = json.loads(found.data).get("MYSQL") or {}
+        users = mysql.get("dbusers") or {}
+    except (ValueError, AttributeError):
+        return []
+    return sorted(n for n in users if isinstance(n, str) and n.startswith("cpses_"))
+
+
 def alter(ctx: Context, user: str, host: str, how: str) -> Run:
     # One statement per call: a failure leaves a known prefix of the users changed.
     sql = f"ALTER USER {sql_name(user)}@{sql_name(host)} ACCOUNT {how};\n"
@@ -83,7 +103,8 @@ class DbLock:
 
     def plan(self, ctx: Context) -> Plan:
         user = account_name(ctx.account)
-        names = Panel(ctx.server, ctx.conn).db_users(user) + [user]
+        names = Panel(ctx.server, ctx.conn).db_users(user) + [dbowner(user)]
+        names += session_users(ctx)
         rows = user_states(ctx, names)
         lock = [(u, h) for u, h, locked in rows if locked is False]
         already = [f"{u}@{h}" for u, h, locked in rows if locked]

@@ -49,6 +49,17 @@ def _domain(name: str) -> str:
     return ids.domain(name)
 
 
+def dbowner(user: str) -> str:
+    """Return the account's own MySQL login: its name without `_` and `.` (cPanel's
+    username_to_dbowner, Cpanel/DB/Utils.pm:19; review F2)."""
+    return user.replace("_", "").replace(".", "")
+
+
+def marker(case_id: str) -> str:
+    """The text that names a case in the reasons of the agent's own suspensions."""
+    return f"suspension-agent case {case_id}"
+
+
 def flag(value: Any) -> bool:
     """Return a cPanel boolean (1/0, "1"/"0", true/false) as a bool."""
     return str(value).strip().lower() in ("1", "true", "yes")
@@ -158,20 +169,39 @@ class Panel:
         return [{"user": str(e["user"]), "type": str(e.get("type", ""))}
                 for e in _records(data, None, "Ftp::list_ftp") if e.get("user")]
 
+    def db_prefix(self, user: str) -> str | None:
+        """Return the account's database prefix as the server has it (UAPI
+        `Mysql::get_restrictions`: `<dbowner>[:16]_` on MariaDB and MySQL 5.7+, `[:8]` on
+        MySQL 5.5/5.6 or with force_short_prefix), or None when prefixing is off (review F2:
+        Cpanel/DB/Prefix.pm, Cpanel/API/Mysql.pm:82-99; the documentation's "first eight
+        characters" is only the old servers' rule)."""
+        data = self.query(_READS["db_prefix"](self, user))
+        if not isinstance(data, dict) or "prefix" not in data:
+            raise StepError(f"Mysql::get_restrictions of {user}: no prefix in the reply")
+        found = data["prefix"]
+        if found is None or found == "":
+            return None
+        if not isinstance(found, str) or not found.endswith("_"):
+            raise StepError(f"Mysql::get_restrictions of {user}: prefix {found!r} is not a "
+                            "database prefix")
+        return found
+
     def db_users(self, user: str) -> list[str]:
-        """Return the account's MySQL users (Mysql::list_users) that carry its prefix: the
-        first 8 characters of the user name and '_' (A13), and the account's own MySQL user
-        (named as the account) if listed; any other name is refused."""
+        """Return the account's MySQL users (Mysql::list_users, which lists the users of the
+        account's database map): each must carry the account's prefix when the server
+        prefixes (db_prefix); any other name is refused. Without prefixing the list is
+        taken as cPanel's map gives it. The account's own MySQL login (`dbowner`) is left
+        out: db_lock adds it."""
         data = self.query(_READS["db_users"](self, user))
         names = [str(e.get("user") or "") for e in _records(data, None, "Mysql::list_users")]
-        prefix = user[:8] + "_"
-        # The account's own MySQL user is locked by db_lock anyway; whether cPanel lists it
-        # is not documented (the reference sample shows prefixed names only).
-        foreign = [n for n in names if not n.startswith(prefix) and n != user]
+        prefix = self.db_prefix(user)
+        own = dbowner(user)
+        foreign = [n for n in names if prefix is not None and not n.startswith(prefix)
+                   and n != own]
         if foreign:
             raise StepError(f"Mysql::list_users of {user} lists {foreign[:3]}, without the "
                             f"account's prefix {prefix!r}; nothing was changed")
-        return sorted({n for n in names if n != user})
+        return sorted({n for n in names if n and n != own})
 
     def databases(self, user: str) -> list[str]:
         """Return the account's MySQL databases (Mysql::list_databases)."""
@@ -187,6 +217,7 @@ _READS: dict[str, Any] = {
     "resellers": lambda p, _u: p.whm("listresellers"),
     "mailboxes": lambda p, u: p.uapi(u, "Email::list_pops", [("skip_main", "1")]),
     "db_users": lambda p, u: p.uapi(u, "Mysql::list_users"),
+    "db_prefix": lambda p, u: p.uapi(u, "Mysql::get_restrictions"),
 }
 
 

@@ -13,6 +13,15 @@ Mechanism, all cPanel's own functions (reference/panels.md A4, A6):
 Every call answers "success" even when nothing changed (A8, C2.5): verify re-reads
 `Email::list_pops` and `accountsummary` and compares each flag.
 
+While the account is fully suspended by someone else (suspendacct: a file in
+`/var/cpanel/suspended/`), that list is blind: suspendacct puts `*LOCKED*` before every
+mailbox hash, list_pops counts only a leading `!`, and suspend_login would put `!!` before
+the `*LOCKED*`, which unsuspendacct then keeps: the mailbox would lose its password for
+good (cpanel-review.md F4, read in cPanel 11.120's code). So the step is not applied then
+(the plan says whose suspension, nothing changes, the next tick tries again), and its
+reversal under such a suspension is refused, so the change stays `stuck` (seen, named)
+until that suspension is lifted, instead of passing for done while the locks wait under it.
+
 `Email::suspend_login` refuses new logins only: a mail client already connected (an IMAP
 IDLE session) keeps reading. After the suspend_login calls, Dovecot's auth cache is flushed
 for the locked mailboxes and their open IMAP/POP sessions are ended with `doveadm kick`, run
@@ -24,7 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.drivers.cpanel.facts import Panel, account_name, flag
+from agent.drivers.cpanel.facts import Panel, account_name, flag, marker
 from agent.errors import StepError, VerifyFailed
 from agent.steps import programs
 from agent.steps.actions import Run, Skipped, carry_out
@@ -62,9 +71,20 @@ class MailBlock:
                             "or reject on this server")
         if outgoing not in OUTGOING:
             raise StepError(f"mail_block outgoing: {outgoing!r} (use suspend or hold)")
+        under = full_suspension(ctx)
+        if under is not None and under.startswith(marker("")):
+            # The agent's own suspendacct (a reseller's lock, another grade): every mailbox
+            # is locked by it for as long as it holds, and list_pops cannot tell more.
+            note = (f"every mailbox is locked by the agent's own full suspension ({under}) "
+                    "while it holds; nothing more is done")
+            return Plan(self.name, note=note, facts={"covered_by": under},
+                        undo={"locked": [], "already_locked": [], "incoming_rejected": [],
+                              "outgoing": None, "covered_by": under})
         panel = Panel(ctx.server, ctx.conn)
         summary = panel.summary(user)
         boxes = panel.mailboxes(user)
+        if under is not None and boxes:
+            raise _under(ctx, under, "mail_block is not applied", "it is lifted")
         lock = [b["email"] for b in boxes if not b["login"]]
         already = [b["email"] for b in boxes if b["login"]]
         reject = ([b["email"] for b in boxes if not b["incoming"]]
@@ -101,6 +121,11 @@ class MailBlock:
     def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
         """Lift exactly what this step set and is still set; mailboxes suspended before the
         case, or deleted since, are left alone."""
+        if undo["locked"] or undo["incoming_rejected"]:
+            under = full_suspension(ctx)
+            if under is not None:
+                raise _under(ctx, under, "mail_block cannot be lifted",
+                             "it is lifted; then unsuspend again")
         panel = Panel(ctx.server, ctx.conn)
         boxes = {b["email"]: b for b in panel.mailboxes(ctx.account)}
         unlock = [e for e in undo["locked"] if boxes.get(e, {}).get("login")]
@@ -115,7 +140,13 @@ class MailBlock:
         return Plan(self.name, actions, undo=undo)
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
-        """Re-read every mailbox's flags and the account's outgoing flag from the panel."""
+        """Re-read every mailbox's flags and the account's outgoing flag from the panel (or,
+        for locks held by the agent's own full suspension, that it still holds)."""
+        if undo.get("covered_by"):
+            if suspended and full_suspension(ctx) != undo["covered_by"]:
+                raise VerifyFailed(f"the full suspension ({undo['covered_by']}) that locks "
+                                   f"{ctx.account}'s mailboxes is no longer in effect")
+            return
         panel = Panel(ctx.server, ctx.conn)
         boxes = {b["email"]: b for b in panel.mailboxes(ctx.account)}
         problems = []
@@ -152,6 +183,26 @@ def end_sessions(doveadm: str, emails: list[str]) -> list[Run]:
         return []
     return [Run([doveadm, "auth", "cache", "flush", "--", *emails]),
             *(Run([doveadm, "kick", "--", email], ok_codes=KICK_OK) for email in emails)]
+
+
+def full_suspension(ctx: Context) -> str | None:
+    """Return the reason of suspendacct's suspension of the account ("Unknown" when none
+    was given), or None when it is not fully suspended: /var/cpanel/suspended/USER."""
+    path = f"{ctx.server.cpanel.suspended_dir}/{ctx.account}"
+    found = ctx.conn.read_many([path])[path]
+    if not found.exists:
+        return None
+    return (found.data or b"").decode("utf-8", "replace").strip() or "Unknown"
+
+
+def _under(ctx: Context, reason: str, what: str, until: str) -> StepError:
+    # suspendacct's `*LOCKED*` hides every mailbox lock from list_pops (F4).
+    whose = ("the agent's own suspension" if reason.startswith(marker("")) else
+             "someone else")
+    return StepError(f"{ctx.account} is fully suspended by {whose} (reason {reason!r}): "
+                     f"{what} while that suspension is on, since cPanel then shows no "
+                     "mailbox lock and suspend_login would cost each mailbox its password "
+                     f"(cpanel-review.md F4); nothing was changed; wait until {until}")
 
 
 def _require_doveadm(ctx: Context, user: str) -> None:

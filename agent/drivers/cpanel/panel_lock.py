@@ -27,6 +27,13 @@ from agent.steps.protocol import Context, Plan
 
 def login_state(ctx: Context) -> tuple[str, str]:
     """Return the account's shadow hash and shell, read from the system databases."""
+    passwd, shadow = login_entry(ctx)
+    return shadow[1], passwd[6]
+
+
+def login_entry(ctx: Context) -> tuple[list[str], list[str]]:
+    """Return the account's passwd and shadow entries (fields), read from the system
+    databases; an account without both, or a malformed passwd entry, is BadInput."""
     s = ctx.server.cpanel
     found = []
     for db in ("passwd", "shadow"):
@@ -38,7 +45,7 @@ def login_state(ctx: Context) -> tuple[str, str]:
     passwd, shadow = found
     if len(passwd) < 7:
         raise BadInput(f"the passwd entry of {ctx.account!r} is malformed")
-    return shadow[1], passwd[6]
+    return passwd, shadow
 
 
 class PanelLock:

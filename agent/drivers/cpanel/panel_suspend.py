@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.drivers.cpanel.facts import Panel, account_name, flag
+from agent.drivers.cpanel.facts import Panel, account_name, flag, marker
 from agent.drivers.cpanel.reapply import Reapply, before_state, differences
-from agent.errors import VerifyFailed
+from agent.errors import StepError, VerifyFailed
 from agent.steps.actions import Run, carry_out
 from agent.steps.protocol import Context, Plan
 
@@ -44,16 +44,30 @@ def unsuspend_args(user: str) -> list[tuple[str, str]]:
     return [("user", user), ("retain-service-proxies", "1")]
 
 
-def marker(case_id: str) -> str:
-    return f"suspension-agent case {case_id}"
-
-
 def own_panel_lock(ctx: Context) -> bool:
-    """True when this agent's panel_lock holds the account's hash locked right now."""
+    """True when this agent holds the account's hash locked right now: its panel_lock, or
+    its ftp_lock (the main FTP login is the system hash on cPanel, review F1)."""
     if ctx.journal is None:
         return False
     return any(c.step == "panel_lock" and c.undo.get("locked_here")
+               or c.step == "ftp_lock" and c.undo.get("hash_locked_here")
                for c in ctx.journal.active_changes(ctx.server.name, "account", ctx.account))
+
+
+def _refuse_over_held_mail(ctx: Context) -> None:
+    """Refuse (nothing changed) while the agent's own `outgoing: hold` is in effect on the
+    account: suspendacct always suspends outgoing mail (scripts/suspendacct:325), and Exim
+    checks suspension before hold, so every held message would be failed and discarded
+    (etc/exim/perl/mail_permissions:780-840 in cPanel 11.120; review F12)."""
+    if ctx.journal is None:
+        return
+    held = [c for c in ctx.journal.active_changes(ctx.server.name, "account", ctx.account)
+            if c.step == "mail_block" and (c.undo or {}).get("outgoing") == "hold"]
+    if held:
+        raise StepError(f"{ctx.account}'s outgoing mail is held by mail_block (case "
+                        f"{held[0].case_id}): suspendacct would discard every held message "
+                        "(cpanel-review.md F12); nothing was changed. Use `outgoing: "
+                        "suspend` in playbooks that go on to panel_suspend")
 
 
 class PanelSuspend:
@@ -84,6 +98,7 @@ class PanelSuspend:
                      "before this case; left suspended, never unsuspended by the agent")
             return Plan(self.name, note=f"already suspended ({shown}) {whose}",
                         undo={"suspended_here": False, "reason_before": reason})
+        _refuse_over_held_mail(ctx)
         hold = ctx.hold or "billing"
         abuse = hold == "abuse"
         text = f"{marker(ctx.case_id)} ({hold} hold)"

@@ -17,7 +17,7 @@ from typing import Any
 
 from agent.connector import each
 from agent.drivers.cpanel import db_lock
-from agent.drivers.cpanel.facts import Panel, flag
+from agent.drivers.cpanel.facts import Panel, dbowner, flag
 from agent.drivers.cpanel.mail_block import OUTGOING
 from agent.drivers.cpanel.panel_lock import login_state
 from agent.errors import AgentError
@@ -42,7 +42,8 @@ def ahead(ctx: Context, *reads: str, login: bool = False) -> Context:
 def _db_locked(ctx: Context, panel: Panel) -> list[list[str]]:
     """Return the account's database users locked now (none when the server cannot say)."""
     try:
-        names = panel.db_users(ctx.account) + [ctx.account]
+        names = (panel.db_users(ctx.account) + [dbowner(ctx.account)]
+                 + db_lock.session_users(ctx))
         return [[u, h] for u, h, locked in db_lock.user_states(ctx, names) if locked]
     except AgentError:
         return []
@@ -114,7 +115,8 @@ class Reapply:
         ctx, s = self.ctx, self.ctx.server.cpanel
         # The reads in one round trip; the changes after them go through `conn` itself.
         reads = ahead(dataclasses.replace(ctx, conn=conn), "summary", "mailboxes",
-                      *(["db_users"] if self.before["db_locked"] else []), login=True)
+                      *(["db_users", "db_prefix"] if self.before["db_locked"] else []),
+                      login=True)
         panel = Panel(ctx.server, reads.conn)
         gone = _missing(reads, panel, panel.summary(ctx.account), self.before)
         panel = Panel(ctx.server, conn)

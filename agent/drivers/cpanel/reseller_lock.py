@@ -71,7 +71,7 @@ class ResellerLock:
     def plan(self, ctx: Context) -> Plan:
         user = account_name(ctx.account)
         # Every read below in one round trip (what before_state reads too).
-        ctx = ahead(ctx, "resellers", "summary", "suspended", "mailboxes", "db_users",
+        ctx = ahead(ctx, "resellers", "summary", "suspended", "mailboxes", "db_users", "db_prefix",
                     login=True)
         panel = Panel(ctx.server, ctx.conn)
         if user not in resellers(panel):
@@ -148,7 +148,8 @@ class ResellerLock:
         if not undo.get("suspended_here"):
             return
         ctx = ahead(ctx, "summary", "suspended", *([] if suspended else ["mailboxes"]),
-                    *(["db_users"] if not suspended and undo["before"]["db_locked"] else []),
+                    *(["db_users", "db_prefix"] if not suspended and undo["before"]["db_locked"]
+                      else []),
                     login=True)
         panel = Panel(ctx.server, ctx.conn)
         summary = panel.summary(ctx.account)

@@ -50,6 +50,12 @@ class CpanelSettings:
     userdata_dir: str = "/etc/apache2/conf.d/userdata"
     apache_dir: str = "2_4"
     landing_dir: str = "/var/lib/suspension-agent/landing"
+    # suspendacct's own record: /var/cpanel/suspended/USER holds the reason while the
+    # account is fully suspended (Cpanel/AcctUtils/Suspended.pm:48-50; review F4, F11).
+    suspended_dir: str = "/var/cpanel/suspended"
+    # Each account's database map, /var/cpanel/databases/USER.json (Cpanel/DB/Map.pm): where
+    # cPanel's temporary phpMyAdmin users (cpses_*) are listed (review F13).
+    databases_dir: str = "/var/cpanel/databases"
     # pkgacct archives go to <backup_dir>/<user>-<time>-<case>/cpmove-<user>.tar.gz (A11).
     backup_dir: str = "/home/suspension-agent-backups"
     tar: str = "/bin/tar"

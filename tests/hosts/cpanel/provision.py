@@ -205,6 +205,18 @@ def _ftp(host: TestHost) -> None:
                          ":/bin/ftpsh\n")
             host.path(sub.homedir).mkdir(parents=True, exist_ok=True)
         hostfs.write(host, f"/etc/proftpd/{acct.user}", "".join(lines), mode=0o640)
+    for acct in ACCOUNTS:
+        logs(host, acct.user)
+    # As a real server has them: in the form ftpupdate writes (main line from the system
+    # entry, sub-accounts name@domain, the _logs login; review F1).
+    host.run([f"{services.SCRIPTS}/ftpupdate"])
+
+
+def logs(host: TestHost, user: str) -> None:
+    """Make the account's folder of raw access logs: the home of its USER_logs FTP login."""
+    hostfs.make_dirs(host, "/var/log/apache2/domlogs", 0o755, (0, 0))
+    hostfs.make_dirs(host, f"/var/log/apache2/domlogs/{user}", 0o750,
+                     hostfs.user_ids(host, user))
 
 
 def _apache(host: TestHost) -> None:

@@ -70,5 +70,8 @@ def add_accounts(host: TestHost, accounts: list[Account]) -> None:
     host.run(["mysql"], input="".join(
         f"CREATE USER '{a.user}'@'localhost' IDENTIFIED BY '{a.password}';\n"
         for a in accounts).encode())
+    for acct in accounts:
+        provision.logs(host, acct.user)
+    host.run([f"{services.SCRIPTS}/ftpupdate"])
     host.run([f"{services.SCRIPTS}/rebuildhttpdconf"])
     host.run([f"{services.SCRIPTS}/restartsrv_httpd"])

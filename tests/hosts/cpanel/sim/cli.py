@@ -139,7 +139,8 @@ def main(name: str, words: list[str]) -> int:
     if name == "pureauth":
         return pureauth()
     if name == "ftpupdate":
-        return 0  # pure-authd reads /etc/proftpd itself: nothing to rebuild
+        ftp.ftpupdate()  # every account's /etc/proftpd/USER rebuilt (review F1)
+        return 0
     if name == "pkgacct-session":
         return pkgacct.run_session(*words[:3])
     if name == "sim-token":

@@ -1,5 +1,6 @@
-"""MySQL (MariaDB) of a cPanel account: its users and databases carry the `USER8_` prefix
-(panels.md A13), plus one MariaDB user named as the account itself.
+"""MySQL (MariaDB) of a cPanel account: its users and databases carry its prefix, up to 16
+characters of its name without `_` and `.` and `_` (review F2; panels.md A13's "8" is the
+documentation's, older servers' rule), plus one MariaDB user named as that dbowner form.
 
 suspendmysqlusers: panels.md A7 step 8 leaves cPanel's method open ("password changed/locked",
 [3P]). The simulator uses `ALTER USER ... ACCOUNT LOCK` and kills the users' open sessions:
@@ -19,9 +20,47 @@ _NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 _HOST = re.compile(r"^[a-z0-9_.%:-]{1,255}$")
 
 
+PREFIX_LENGTH = 16  # MariaDB ([SRC] asmrdevelop/cpanel @393631a2 Cpanel/Database/MariaDB.pm:25)
+CPANEL_CONFIG = "/var/cpanel/cpanel.config"
+DB_MAPS = "/var/cpanel/databases"
+
+
+def dbowner(user: str) -> str:
+    """username_to_dbowner: the name without `_` and `.` (Cpanel/DB/Utils.pm:19)."""
+    return user.replace("_", "").replace(".", "")
+
+
+def use_prefix() -> bool:
+    """Tweak Setting `database_prefix` (default 1; Cpanel/Config/CpConfGuard/Default.pm:83,
+    Whostmgr/TweakSettings/Main.pm:2535-2551), read from cpanel.config."""
+    for line in store.read(CPANEL_CONFIG).splitlines():
+        if line.startswith("database_prefix="):
+            return line.split("=", 1)[1].strip() != "0"
+    return True
+
+
 def prefix(user: str) -> str:
-    """Return the database-name prefix of `user`: its first 8 characters and `_` (A13)."""
-    return user[:8] + "_"
+    """Return the database-name prefix of `user`: up to 16 characters of its dbowner form
+    and `_` (review F2: Cpanel/DB/Prefix.pm username_to_prefix and get_prefix_length; the
+    documentation's 8 characters hold only for MySQL 5.5/5.6 or force_short_prefix)."""
+    return dbowner(user)[:PREFIX_LENGTH] + "_"
+
+
+def get_restrictions(user: str) -> dict:
+    """UAPI Mysql::get_restrictions (Cpanel/API/Mysql.pm:82-99): the prefix, null when
+    prefixing is off; MariaDB's name lengths (Cpanel/Validate/DB/Name.pm:15, 47 for users)."""
+    return {"prefix": prefix(user) if use_prefix() else None,
+            "max_database_name_length": 64, "max_username_length": 47}
+
+
+def _map(user: str) -> dict | None:
+    # /var/cpanel/databases/USER.json, the account's DB map (Cpanel/DB/Map.pm:536-551):
+    # {"MYSQL": {"dbs": {DB: server}, "dbusers": {NAME: {"dbs": {...}}}}}; when a test
+    # wrote one, it decides (as on cPanel, always); else the names' prefix does.
+    import json
+
+    text = store.read(f"{DB_MAPS}/{user}.json")
+    return json.loads(text).get("MYSQL") if text else None
 
 
 def _query(sql: str) -> list[list[str]]:
@@ -37,17 +76,27 @@ def _like(user: str) -> str:
 
 
 def users(user: str) -> list[tuple[str, str]]:
-    """Return (name, host) of every MariaDB user of the account."""
-    if not _NAME.match(user):
+    """Return (name, host) of every MariaDB user of the account: its map's users (or those
+    with its prefix) and its own login (dbowner)."""
+    if not _NAME.match(dbowner(user)):
         return []
-    rows = _query("SELECT User, Host FROM mysql.user WHERE User = "
-                  f"'{user}' OR User LIKE '{_like(user)}' ORDER BY User, Host;\n")
+    found = _map(user)
+    if found is not None:
+        names = [n for n in (found.get("dbusers") or {}) if _NAME.match(n)]
+        listed = " OR ".join(f"User = '{n}'" for n in names)
+        where = f"User = '{dbowner(user)}'" + (f" OR {listed}" if listed else "")
+    else:
+        where = f"User = '{dbowner(user)}' OR User LIKE '{_like(user)}'"
+    rows = _query(f"SELECT User, Host FROM mysql.user WHERE {where} ORDER BY User, Host;\n")
     return [(r[0], r[1]) for r in rows if _NAME.match(r[0]) and _HOST.match(r[1])]
 
 
 def databases(user: str) -> list[str]:
-    """Return every database whose name starts with the account's prefix."""
-    if not _NAME.match(user):
+    """Return the account's databases: its map's, or those with its prefix."""
+    found = _map(user)
+    if found is not None:
+        return sorted(d for d in (found.get("dbs") or {}) if _NAME.match(d))
+    if not _NAME.match(dbowner(user)):
         return []
     rows = _query(f"SHOW DATABASES LIKE '{_like(user)}';\n")
     return sorted(r[0] for r in rows)
@@ -94,8 +143,12 @@ def list_users(user: str) -> list[dict]:
     """Mysql::list_users (A6): {user, shortuser, databases[]} per user."""
     owned = grants(user)
     out = []
-    for name in sorted({n for n, _h in users(user)}):
-        short = name[len(prefix(user)):] if name.startswith(prefix(user)) else name
+    # get_dbusers leaves out cPanel's temporary phpMyAdmin users (Cpanel/DB/Map/Reader.pm
+    # 214-219, TEMP_USER_PREFIX cpses_; review F13); suspendmysqlusers locks them too.
+    for name in sorted({n for n, _h in users(user) if not n.startswith("cpses_")}
+                       - {dbowner(user)}):
+        short = (name[len(prefix(user)):] if use_prefix() and name.startswith(prefix(user))
+                 else name)
         out.append({"user": name, "shortuser": short,
                     "databases": sorted(db for db, who in owned.items() if name in who)})
     return out

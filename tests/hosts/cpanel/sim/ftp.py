@@ -30,10 +30,70 @@ def accounts(user: str) -> list[dict]:
     out = []
     for fields in _entries(f"{PROFTPD}/{user}"):
         login = fields[0]
+        kind = {user: "main", f"{user}_logs": "logaccess"}.get(login, "sub")
         out.append({"login": login, "hash": fields[1], "uid": int(fields[2]),
                     "gid": int(fields[3]), "owner": fields[4], "homedir": fields[5],
-                    "type": "main" if login == user else "sub"})
+                    "type": kind})
     return out
+
+
+DOMLOGS = "/var/log/apache2/domlogs"
+
+
+def ftpupdate() -> None:
+    """bin/ftpupdate: rebuild every account's /etc/proftpd/USER as cPanel does (review F1).
+
+    [SRC] asmrdevelop/cpanel @393631a2 bin/ftpupdate, processuser (lines 128-333): the file
+    is read from USER.suspended when that exists (Cpanel/FtpUtils/Passwd.pm:382) and written
+    only while the account is not suspended (lines 255-260), mode 0640. The main login's line
+    is made again from the system passwd and shadow entries (lines 237-238:
+    `USER:HASH:UID:GID:USER:HOME:SHELL`, the hash as is, a noshell shell as /bin/ftpsh, lines
+    142-143); every line named ftp, anonymous, USER or USER_logs (with or without
+    @maindomain) is dropped first, and lines that have not exactly 7 fields, an empty name or
+    a `+` (lines 181-186). A sub-account without a domain gets @maindomain (196-200), its
+    uid, gid and gecos those of the account (207); one of a domain the account does not own
+    goes (it is kept for Pure-FTPd's own file only, 215-220). Its hash keeps a single `!`;
+    a `!!` is stripped (293-323). Then the USER_logs line (246-248). Every rebuild gives the
+    same file from the same input, so the cache that skips unchanged accounts (151-158)
+    changes nothing here.
+    """
+    for user in store.accounts():
+        _rebuild(user)
+
+
+def _rebuild(user: str) -> None:
+    path = f"{PROFTPD}/{user}"
+    if os.path.exists(f"{store.SUSPENDED_DIR}/{user}"):
+        return
+    pw = store.passwd_entry(user)
+    hashed = store.system_hash(user)
+    main = (store.cpuser(user) or {}).get("DNS", "")
+    if pw is None or hashed is None or not main:
+        return
+    uid, gid, home, shell = pw[2], pw[3], pw[5], pw[6]
+    if shell.endswith("noshell"):
+        shell = "/bin/ftpsh"
+    source = f"{path}.suspended" if os.path.exists(f"{path}.suspended") else path
+    dropped = {"ftp", "anonymous", user, f"{user}_logs"}
+    owned = set(store.domains_of(user))
+    lines = [f"{user}:{hashed}:{uid}:{gid}:{user}:{home}:{shell}"]
+    for line in store.read(source).splitlines():
+        fields = line.split(":")
+        if len(fields) != 7 or not fields[0] or "+" in line:
+            continue
+        name, _at, domain = fields[0].partition("@")
+        if name in dropped and domain in ("", main):
+            continue
+        domain = domain or main
+        if domain not in owned:
+            continue
+        sub_hash = fields[1][2:] if fields[1].startswith("!!") else fields[1]
+        lines.append(":".join([f"{name}@{domain}", sub_hash, uid, gid, user, fields[5],
+                               fields[6]]))
+    lines.append(f"{user}_logs:{hashed}:{uid}:{gid}:{user}:{DOMLOGS}/{user}:/bin/ftpsh")
+    text = "".join(f"{line}\n" for line in lines)
+    if store.read(path) != text:
+        store.write_atomic(path, text, mode=0o640)
 
 
 def suspend(user: str) -> bool:
@@ -77,6 +137,8 @@ def authenticate(login: str, password: str) -> dict | None:
         return None
     if "@" in login:
         user = store.user_of_domain(login.split("@", 1)[1])
+    elif login.endswith("_logs") and store.cpuser(login[:-5]) is not None:
+        user = login[:-5]  # the account's log-access login, in its own file (ftpupdate)
     else:
         user = login
     if not user or not store.USERNAME_RE.match(user):

@@ -76,15 +76,13 @@ def _settle() -> None:
     time.sleep(1.05 - (time.time() % 1.0))
 
 
-def _lock(fields: list[str]) -> list[str]:
-    fields[1] = LOCKED + fields[1]
-    return fields
-
-
 def _lock_both(fields: list[str]) -> list[str]:
-    # A7 step 6: fields 1 and 8 get the prefix (Dovecot ignores field 8; tested).
+    # A7 step 6: fields 1 and 8 get the prefix unless they already start with it, a missing
+    # field made empty first ([SRC] asmrdevelop/cpanel @393631a2 scripts/suspendacct:424-429;
+    # review F4). Dovecot ignores field 8 (tested).
+    fields += [""] * (9 - len(fields))
     for index in (1, 8):
-        if len(fields) > index:
+        if not fields[index].startswith(LOCKED):
             fields[index] = LOCKED + fields[index]
     return fields
 
@@ -98,7 +96,7 @@ def _unlock_all(fields: list[str]) -> list[str]:
 
 def lock_all(user: str) -> None:
     """suspendacct step 6 (panels.md A7): prefix fields 1 (the hash) and 8 of every mailbox
-    line with `*LOCKED*` (one more prefix each time, as the script adds without looking)."""
+    line with `*LOCKED*`, once (scripts/suspendacct:424-429)."""
     _rewrite(user, _lock_both)
 
 
@@ -117,15 +115,33 @@ def find(user: str, email: str) -> dict | None:
 
 
 def suspend_login(user: str, email: str) -> None:
-    """Email::suspend_login (A6): the mailbox's hash gets `*LOCKED*` (kept once), so IMAP, POP
-    and SMTP AUTH refuse it. Whether cPanel uses the same prefix is open in A6 [INF]; using it
-    makes unsuspendacct lift it too, the pitfall C2.4 describes."""
-    _rewrite(user, lambda f: f if f[1].startswith(LOCKED) else _lock(f), only=email.lower())
+    """Email::suspend_login (A6): `!!` before the mailbox's hash unless it already starts
+    with `!`, so IMAP, POP and SMTP AUTH refuse it: cPanel's webmail-password helper
+    ([SRC] asmrdevelop/cpanel @393631a2 Cpanel/Security/Authn/Webmail/Password.pm:48-82,
+    set_suspended; review F4). The Email module itself is compiled, so that it uses this
+    helper is inferred (cpanel-review.md section 4); it fits list_pops below exactly. A
+    hash under suspendacct's `*LOCKED*` does not start with `!`: it gets `!!` in front of
+    that, which unsuspendacct's strip of a leading `*LOCKED*` then leaves in place."""
+    _rewrite(user, lambda f: f if f[1].startswith("!") else _prefix(f, "!!"),
+             only=email.lower())
 
 
 def unsuspend_login(user: str, email: str) -> None:
-    """Email::unsuspend_login (A6): every leading `*LOCKED*` of that one mailbox removed."""
-    _rewrite(user, _unlock_all, only=email.lower())
+    """Email::unsuspend_login (A6): unset_suspended (Password.pm:67-82): one leading `!`
+    removed, then a second one if there is one; a hash not starting with `!` is left."""
+    _rewrite(user, _unset_suspended, only=email.lower())
+
+
+def _prefix(fields: list[str], text: str) -> list[str]:
+    fields[1] = text + fields[1]
+    return fields
+
+
+def _unset_suspended(fields: list[str]) -> list[str]:
+    for _ in range(2):
+        if fields[1].startswith("!"):
+            fields[1] = fields[1][1:]
+    return fields
 
 
 def _incoming_flag(user: str, email: str) -> str:
@@ -216,7 +232,9 @@ def list_pops(user: str, skip_main: bool = False) -> list[dict]:
     for box in mailboxes(user):
         email = box["email"]
         out.append({"email": email, "login": email,
-                    "suspended_login": int(box["hash"].startswith(LOCKED)),
+                    # [SRC] Cpanel/Email/Accounts.pm:368: the hash's first character is
+                    # `!`; so during suspendacct's `*LOCKED*` every mailbox reads 0 (F4).
+                    "suspended_login": int(box["hash"].startswith("!")),
                     "suspended_incoming": int(incoming_suspended(user, email)),
                     "suspended_outgoing": int(email in suspended),
                     "hold_outgoing": int(email in held)})

@@ -24,7 +24,8 @@ STORE = "/var/cpanel/authn/api_tokens_v2/whostmgr"
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,50}$")
 # ACL names from cPanel's ACL reference chart (subset the simulator's functions use).
 KNOWN_ACLS = {"all", "acct-summary", "list-accts", "suspend-acct", "kill-acct",
-              "create-acct", "edit-account", "passwd"}
+              "create-acct", "edit-account", "passwd", "cpanel-api", "basic-system-info",
+              "basic-whm-functions"}
 
 
 def _path(user: str) -> str:

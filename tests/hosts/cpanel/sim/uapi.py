@@ -68,6 +68,7 @@ FUNCTIONS: dict[str, Callable[[str, dict[str, str]], object]] = {
     "Email::release_outgoing": _outgoing(held=False),
     "Mysql::list_users": lambda user, args: db.list_users(user),
     "Mysql::list_databases": lambda user, args: db.list_databases(user),
+    "Mysql::get_restrictions": lambda user, args: db.get_restrictions(user),
     "Ftp::list_ftp": _list_ftp,
     "DomainInfo::list_domains": domaininfo.list_domains,
 }

@@ -17,11 +17,15 @@ __all__ = ["Caller", "call", "envelope"]
 
 
 # function -> (handler, ACL needed). ACL names from cPanel's ACL reference chart
-# (acct-summary, list-accts, suspend-acct); "all" marks root-only ones ([INF]).
+# (acct-summary, list-accts, suspend-acct, cpanel-api: "Execute cPanel API 1, cPanel API 2,
+# and UAPI functions via WHM"); "all" marks root-only ones ([INF]). Review F6: the gates of
+# version (basic-system-info), myprivs (basic-whm-functions) and listsuspended
+# (suspend-acct) are those of the API dispatch table in [SRC] asmrdevelop/cpanel @393631a2
+# Whostmgr/XMLUI/Meta.pm (API v0; the v1 dispatcher is compiled, so [INF] for v1).
 FUNCTIONS: dict[str, tuple[Callable[[Caller, dict[str, str]], Reply], str | None]] = {
     "accountsummary": (acct.accountsummary, "acct-summary"),
     "listaccts": (acct.listaccts, "list-accts"),
-    "listsuspended": (acct.listsuspended, "list-accts"),
+    "listsuspended": (acct.listsuspended, "suspend-acct"),
     "listlockedaccounts": (acct.listlockedaccounts, "list-accts"),
     "listresellers": (acct.listresellers, "all"),
     # [INF] no ACL found for it in Accounts.pm (NEEDS_ROLE undef is about server roles);
@@ -38,9 +42,9 @@ FUNCTIONS: dict[str, tuple[Callable[[Caller, dict[str, str]], Reply], str | None
     "start_background_pkgacct": (misc.start_background_pkgacct, "all"),
     "get_pkgacct_session_state": (misc.get_pkgacct_session_state, "all"),
     "fetch_pkgacct_master_log": (misc.fetch_pkgacct_master_log, "all"),
-    "uapi_cpanel": (misc.uapi_cpanel, None),
-    "version": (misc.version, None),
-    "myprivs": (misc.myprivs, None),
+    "uapi_cpanel": (misc.uapi_cpanel, "cpanel-api"),
+    "version": (misc.version, "basic-system-info"),
+    "myprivs": (misc.myprivs, "basic-whm-functions"),
     "api_token_create": (misc.api_token_create, None),
     "api_token_list": (misc.api_token_list, None),
     "api_token_revoke": (misc.api_token_revoke, None),
