@@ -392,6 +392,28 @@ def test_f13_a_cpanel_session_s_phpmyadmin_user_is_locked_too(host, agent) -> No
         host.run(["mysql", "-e", f"DROP USER '{session}'@'localhost';"])
 
 
+def test_f11_the_bandwidth_limit_during_our_suspension_does_not_keep_it(host, agent) -> None:
+    """F11: accountsummary's `suspended` and reason come from the hash and the bandwidth
+    limit, whose text replaces the reason file (Whostmgr/Accounts/Suspended.pm:70-79): an
+    account over its limit while our suspendacct is on is still lifted from it (the reason
+    is read from /var/cpanel/suspended/USER), not left suspended with the case closed."""
+    rc, reply, out = agent("suspend", host.name, "bob", "--playbook", "final")
+    assert rc == 0, out
+    host.path("/var/cpanel/bwlimited/bob").write_text("")
+    try:
+        shown = calls.whmapi1(host, "accountsummary", user="bob")["data"]["acct"][0]
+        assert shown["suspendreason"].startswith("Bandwidth Limit Exceeded")
+        rc, reply, out = agent("unsuspend", host.name, "bob")
+        assert rc == 0, out
+        assert not host.path("/var/cpanel/suspended/bob").exists()
+        hashed = next(line.split(":")[1] for line in
+                      host.path("/etc/shadow").read_text().splitlines()
+                      if line.startswith("bob:"))
+        assert not hashed.startswith("!")
+    finally:
+        host.path("/var/cpanel/bwlimited/bob").unlink(missing_ok=True)
+
+
 LONG = "longcustomer2026"  # 16 characters, the longest cPanel allows (panels.md A13)
 
 

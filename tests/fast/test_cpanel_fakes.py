@@ -201,6 +201,17 @@ class FakeCpanel(FakeConnector):
         self.put("/etc/proftpd/alice", b"alice:$6$salt$hash:1001:1001:alice:/home/alice:"
                  b"/bin/bash\nup@alice.test:$6$up:1001:1001:alice:/home/alice/up:/bin/ftpsh\n")
 
+    def _read(self, paths: list[str]) -> Result:
+        # suspendacct's own record, /var/cpanel/suspended/USER (its reason), as the model has
+        # it now (review F11: the driver reads the reason there).
+        for user, a in self.model.accounts.items():
+            path = f"/var/cpanel/suspended/{user}"
+            if a.suspended:
+                self.put(path, (a.reason + "\n").encode())
+            else:
+                self.files.pop(path, None)
+        return super()._read(paths)
+
     def _ftpupdate(self) -> None:
         # The part of bin/ftpupdate the driver meets (review F1): the main login's line is
         # written again with the system hash; sub-account lines stay.

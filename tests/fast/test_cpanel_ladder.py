@@ -157,7 +157,10 @@ def test_reversal_reapplies_what_unsuspendacct_lifted_of_earlier_grades(cp: Cp) 
 
 def test_an_account_suspended_before_the_case_is_never_unsuspended(cp: Cp) -> None:
     cp.alice.suspended, cp.alice.reason = True, "abuse ticket 77 (admin)"
+    # mail_block waits while someone else's suspension is on (review F4).
     out = cp.suspend("cp-now")
+    assert [e["step"] for e in out.errors] == ["mail_block"], out.errors
+    out = cp.suspend("cp-suspend")
     assert out.errors == [], out.errors
     assert cp.unsuspend().errors == []
     assert cp.alice.suspended and cp.alice.reason == "abuse ticket 77 (admin)"

@@ -55,6 +55,19 @@ def dbowner(user: str) -> str:
     return user.replace("_", "").replace(".", "")
 
 
+def suspension_file(conn: Connector, server: Any, user: str) -> str | None:
+    """Return the reason suspendacct recorded for `user` ("Unknown" when it gave none), or
+    None when the account is not under suspendacct: /var/cpanel/suspended/USER, what cpsrvd
+    and suspendacct itself go by (Cpanel/AcctUtils/Suspended.pm:48-50). accountsummary's
+    own `suspended` also counts a locked hash and the bandwidth limit, whose text then
+    replaces this reason (review F11)."""
+    path = f"{server.cpanel.suspended_dir}/{user}"
+    found = conn.read_many([path])[path]
+    if not found.exists:
+        return None
+    return (found.data or b"").decode("utf-8", "replace").strip() or "Unknown"
+
+
 def marker(case_id: str) -> str:
     """The text that names a case in the reasons of the agent's own suspensions."""
     return f"suspension-agent case {case_id}"

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.drivers.cpanel.facts import Panel, account_name, flag, marker
+from agent.drivers.cpanel.facts import Panel, account_name, flag, marker, suspension_file
 from agent.errors import StepError, VerifyFailed
 from agent.steps import programs
 from agent.steps.actions import Run, Skipped, carry_out
@@ -186,13 +186,8 @@ def end_sessions(doveadm: str, emails: list[str]) -> list[Run]:
 
 
 def full_suspension(ctx: Context) -> str | None:
-    """Return the reason of suspendacct's suspension of the account ("Unknown" when none
-    was given), or None when it is not fully suspended: /var/cpanel/suspended/USER."""
-    path = f"{ctx.server.cpanel.suspended_dir}/{ctx.account}"
-    found = ctx.conn.read_many([path])[path]
-    if not found.exists:
-        return None
-    return (found.data or b"").decode("utf-8", "replace").strip() or "Unknown"
+    """Return the reason of suspendacct's suspension of the account, or None."""
+    return suspension_file(ctx.conn, ctx.server, ctx.account)
 
 
 def _under(ctx: Context, reason: str, what: str, until: str) -> StepError:

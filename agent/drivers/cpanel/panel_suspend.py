@@ -10,9 +10,11 @@ Never touched: an account suspended before the case (by an admin, another tool, 
 cPanel's bandwidth limit, which `listsuspended` reports too; A5, C2.9). Its plan is empty
 and its reversal does nothing, so the agent never unsuspends it. One look-alike is the
 agent's own: while its panel_lock is on, the locked hash makes cPanel see the account as
-suspended for reason "Unknown" (A5), recognised from the journal. suspendacct refuses such
-an account as "already suspended" (A7 step 1) and the API has no --force, so then the
-script runs instead: `scripts/suspendacct USER REASON 0|1 --force` (A7's CLI form).
+suspended for reason "Unknown" (A5), recognised from the journal. Then the script runs
+instead of the API: `scripts/suspendacct USER REASON 0|1 --force` (A7's CLI form). That was
+written for A7 step 1's "already suspended" refusal, which cpanel-review.md F15 found tests
+only /var/cpanel/suspended/USER (scripts/suspendacct:111), not the hash: the API call would
+do too. The script is kept because it works and changes nothing else.
 
 Reversal knows `unsuspendacct`'s traps (A8, C2.4): it always lifts the account's outgoing-mail
 suspension, strips every `*LOCKED*` from mailbox passwords and the leading `!` from the
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.drivers.cpanel.facts import Panel, account_name, flag, marker
+from agent.drivers.cpanel.facts import Panel, account_name, flag, marker, suspension_file
 from agent.drivers.cpanel.reapply import Reapply, before_state, differences
 from agent.errors import StepError, VerifyFailed
 from agent.steps.actions import Run, carry_out
@@ -103,9 +105,9 @@ class PanelSuspend:
         abuse = hold == "abuse"
         text = f"{marker(ctx.case_id)} ({hold} hold)"
         if ours:
-            # suspendacct refuses an account it already sees as suspended (A7 step 1; our
-            # locked hash) and the WHM API has no --force: the script has (A7, its CLI
-            # form: user, reason, disallow, in that order). The hash stays locked meanwhile.
+            # The script's own form (A7: user, reason, disallow, in that order), with
+            # --force against a refusal that F15 found cannot happen here (see above).
+            # The hash stays locked meanwhile.
             action: Any = Run([ctx.server.cpanel.suspendacct, user, text,
                                "1" if abuse else "0", "--force"], timeout=600)
         else:
@@ -126,16 +128,17 @@ class PanelSuspend:
             return Plan(self.name, note="the account was suspended before the case; left so",
                         undo=undo)
         panel = Panel(ctx.server, ctx.conn)
-        summary = panel.summary(ctx.account)
+        # The reason from suspendacct's own file: accountsummary shows the bandwidth limit's
+        # text instead while the account is over it (F11), which is not someone else's
+        # suspension of it.
+        reason = suspension_file(ctx.conn, ctx.server, ctx.account)
         actions: list = []
         note = ""
-        if flag(summary.get("suspended")) and marker(ctx.case_id) in str(
-                summary.get("suspendreason") or ""):
+        if reason is not None and marker(ctx.case_id) in reason:
             actions.append(panel.act(panel.whm("unsuspendacct", unsuspend_args(ctx.account),
                                                verify="accountsummary")))
-        elif flag(summary.get("suspended")):
-            note = (f"suspended again by someone else ({summary.get('suspendreason')}); "
-                    "left suspended")
+        elif reason is not None:
+            note = f"suspended again by someone else ({reason}); left suspended"
         actions.append(Reapply(ctx, undo["before"]))
         return Plan(self.name, actions, note=note, undo=undo)
 
@@ -146,17 +149,18 @@ class PanelSuspend:
             return
         panel = Panel(ctx.server, ctx.conn)
         summary = panel.summary(ctx.account)
-        reason = str(summary.get("suspendreason") or "")
+        reason = suspension_file(ctx.conn, ctx.server, ctx.account) or ""
         problems = []
         if suspended:
             if not flag(summary.get("suspended")) or marker(ctx.case_id) not in reason:
-                problems.append(f"accountsummary shows suspended={summary.get('suspended')} "
-                                f"reason {reason!r}: suspendacct did not take effect")
+                problems.append(f"accountsummary shows suspended={summary.get('suspended')}, "
+                                f"the suspension's reason is {reason or 'none'!r}: "
+                                "suspendacct did not take effect")
             if flag(summary.get("is_locked")) != undo["disallowun"]:
                 problems.append(f"is_locked is {summary.get('is_locked')}, expected "
                                 f"{int(undo['disallowun'])}")
         else:
-            if flag(summary.get("suspended")) and marker(ctx.case_id) in reason:
+            if marker(ctx.case_id) in reason:
                 problems.append("the account is still suspended under this case")
             problems += differences(ctx, panel, summary, undo["before"])
         if problems:

@@ -43,7 +43,12 @@ def record(user: str) -> dict | None:
     entry = store.passwd_entry(user)
     if data is None or entry is None:
         return None
-    suspended = int(data.get("SUSPENDED", "0") == "1")
+    # [SRC] asmrdevelop/cpanel @393631a2 Whostmgr/Accounts/List.pm:189, 227-230 and
+    # Whostmgr/Accounts/Suspended.pm:70-79 (review F11): `suspended`, its reason and lock
+    # come from getsuspendedlist: the system hash starts with `!` or holds `*LOCKED*`, or the
+    # account is over its bandwidth limit, whose text then replaces the reason file's.
+    bw = os.path.exists(f"{store.BWLIMITED_DIR}/{user}")
+    suspended = int(is_suspended(user) or bw)
     start = int(data.get("STARTDATE", "0") or 0)
     suspend_time = int(data.get("SUSPENDTIME", "0") or 0)
     return {
@@ -55,7 +60,8 @@ def record(user: str) -> dict | None:
         "shell": entry[6],
         "suspended": suspended,
         # [INF] a live listaccts says "not suspended" here; A5 only says null|""|text.
-        "suspendreason": reason(user) if suspended else "not suspended",
+        "suspendreason": (BW_REASON if bw else reason(user)) if suspended
+        else "not suspended",
         "suspendtime": suspend_time if suspended and suspend_time else None,
         "is_locked": int(is_locked(user)),
         "outgoing_mail_suspended": int(bool(data.get("OUTGOING_MAIL_SUSPENDED"))),
@@ -109,13 +115,13 @@ def _matches(rec: dict, user: str, search: str, searchtype: str, method: str) ->
 def listsuspended(visible: set[str] | None) -> list[dict]:
     """listsuspended (A5 [SRC]): suspended = the system shadow hash starts with `!` or
     contains `*LOCKED*`; bandwidth-limited users (/var/cpanel/bwlimited/USER) are listed too,
-    with the bandwidth reason."""
+    with the bandwidth reason, which wins over the reason file (Suspended.pm:72-79)."""
     out = []
     for user in store.accounts():
         if visible is not None and user not in visible:
             continue
         bw = os.path.exists(f"{store.BWLIMITED_DIR}/{user}")
-        if is_suspended(user):
+        if is_suspended(user) and not bw:
             data = store.cpuser(user) or {}
             when = int(data.get("SUSPENDTIME", "0") or 0)
             if not when:
