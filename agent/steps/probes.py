@@ -155,27 +155,11 @@ def _one(visitor: Visitor, target: tuple, suspended: bool, token: str,
     # name is probed too (and must show the landing page there).
     redirected = suspended and not tls and https_probed
     try:
-        path = f"/sa-probe-{token}/page?q={token}&x=1"
-        resp = visitor.get(domain, path, tls)
-        if seen is not None:  # list.append: safe from the visitors' threads
-            seen.append({"url": f"{'https' if tls else 'http'}://{domain}{path}",
-                         "status": resp.status_code, "body": bytes(resp.head),
-                         "headers": {h: resp.headers[h] for h in _KEPT_HEADERS
-                                     if h in resp.headers}})
-        # Not suspended, the page is the site's own answer for a path it lacks (often a
-        # 404): what counts is that it is not the landing page.
-        if redirected and _to_https(resp, domain, path):
-            pass
-        elif looks_suspended(resp) != suspended:
-            want = "the landing page (503)" if suspended else "the site, not the landing page"
-            problems.append(f"{'https' if tls else 'http'}://{domain}/ answered "
-                            f"{resp.status_code}, expected {want}")
-        elif suspended and _ERRORDOC_FAILED in resp.text:
-            # The 503 and its headers, but Apache could not serve the page itself (a
-            # folder it cannot read): the visitor gets Apache's bare error text.
-            problems.append(f"{'https' if tls else 'http'}://{domain}/ answered 503 without "
-                            "the landing page: Apache could not serve it as the "
-                            "ErrorDocument (check the landing folder's permissions)")
+        # A path no cache can hold (fresh each probe), and the home page: the one most
+        # likely cached by a proxy in front of Apache (ea-nginx serves a cached copy stale
+        # when Apache answers 503: cpanel-review.md F5).
+        for path in (f"/sa-probe-{token}/page?q={token}&x=1", "/"):
+            problems += _page(visitor, domain, path, tls, suspended, redirected, seen)
         if suspended:
             # The ACME exemption covers only files that exist: a missing challenge name is
             # the landing page too (else a customer's .htaccess could serve the site there).
@@ -190,15 +174,40 @@ def _one(visitor: Visitor, target: tuple, suspended: bool, token: str,
     return problems
 
 
+def _page(visitor: Visitor, domain: str, path: str, tls: bool, suspended: bool,
+          redirected: bool, seen: list | None) -> list[str]:
+    url = f"{'https' if tls else 'http'}://{domain}{path}"
+    shown = f"{url.split('//', 1)[0]}//{domain}/" + ("" if path == "/" else " (a fresh path)")
+    resp = visitor.get(domain, path, tls)
+    if seen is not None:  # list.append: safe from the visitors' threads
+        seen.append({"url": url, "status": resp.status_code, "body": bytes(resp.head),
+                     "headers": {h: resp.headers[h] for h in _KEPT_HEADERS
+                                 if h in resp.headers}})
+    # Not suspended, the page is the site's own answer (for the probe's path, which the
+    # site lacks, often a 404): what counts is that it is not the landing page.
+    if redirected and _to_https(resp, domain, path):
+        return []
+    if looks_suspended(resp) != suspended:
+        want = "the landing page (503)" if suspended else "the site, not the landing page"
+        return [f"{shown} answered {resp.status_code}, expected {want}"]
+    if suspended and _ERRORDOC_FAILED in resp.text:
+        # The 503 and its headers, but Apache could not serve the page itself (a folder it
+        # cannot read): the visitor gets Apache's bare error text.
+        return [f"{shown} answered 503 without the landing page: Apache could not serve it "
+                "as the ErrorDocument (check the landing folder's permissions)"]
+    return []
+
+
 def check_landing(server: Server, targets: list[tuple], suspended: bool,
                   wait: float = 10.0) -> None:
     """Ensure every domain shows (or no longer shows) the landing page; raise VerifyFailed.
 
     Targets are (domain, port, tls); a wildcard `*.name` is asked as a fresh label of it.
-    Suspended: the page and a missing ACME challenge of every target answer the landing page,
+    Suspended: the home page, a fresh path and a missing ACME challenge of every target
+    answer the landing page,
     or over plain HTTP a 301/308 to the same URL over HTTPS when that name's HTTPS target is
     probed as well (cPanel's Force HTTPS Redirect answers before any include). Not suspended:
-    every target answers, and not with the landing page (the probe's path is one the site
+    the same pages answer, and not with the landing page (the fresh path is one the site
     lacks, so a 404 is its own answer). A target that cannot be asked is a problem.
     Apache's graceful restart lets old workers finish, so the check is retried until `wait`
     runs out.

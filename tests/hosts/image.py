@@ -20,6 +20,8 @@ PACKAGES = (
     "openssh-server", "apache2", "mariadb-server", "mariadb-client", "openssl",
     "ca-certificates", "dovecot-imapd", "dovecot-pop3d", "exim4-daemon-heavy", "pure-ftpd",
     "nftables", "procps", "iproute2", "netbase", "sudo",
+    # cPanel's EA4 "NGINX with reverse proxy" (ea-nginx) in front of Apache (review F5).
+    "nginx",
     # The panel simulators (cPanel's whmapi1/uapi command lines and scripts) are Python.
     "python3",
 )

@@ -14,6 +14,8 @@ restarts once for all of them. The directives are the shared landing include
 step 11), ACME challenges exempt. If rebuild or restart fails, the runner puts the files
 back and rebuilds again from the undo data.
 Every domain is then checked from outside over HTTP and HTTPS (agent.steps.probes).
+With ea-nginx in front (review F5), the account's NGINX cache is turned off and emptied for
+as long as the landing page is on: agent/drivers/cpanel/ea_nginx.py.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent import landing
+from agent.drivers.cpanel import ea_nginx
 from agent.drivers.cpanel.facts import Panel, account_name, all_domains
 from agent.errors import VerifyFailed
 from agent.steps.actions import FileState, Run, Write, carry_out, file_state, with_parents
@@ -51,12 +54,18 @@ def include_paths(ctx: Context, found: dict[str, Any]) -> list[str]:
     return chosen
 
 
-def _rebuild(ctx: Context) -> list[Run]:
+def _rebuild(ctx: Context, nginx: bool) -> list:
     # The finish of the step: a batch of accounts writes (or removes) every include, then
     # httpd.conf is rebuilt and Apache restarted once for all of them. rebuildhttpdconf
     # refuses (non-zero) a configuration that does not build; the restart comes after it.
+    # With ea-nginx, its cache goes after Apache answers with the include: a page cached
+    # before the restart would otherwise be served stale on the 503 (review F5).
     s = ctx.server.cpanel
-    return [Run([s.rebuildhttpdconf], timeout=600), Run([s.restartsrv_httpd], timeout=300)]
+    finish: list = [Run([s.rebuildhttpdconf], timeout=600), Run([s.restartsrv_httpd],
+                                                                timeout=300)]
+    if nginx:
+        finish.append(ea_nginx.refresh(s, account_name(ctx.account)))
+    return finish
 
 
 class LandingPage:
@@ -75,7 +84,8 @@ class LandingPage:
         includes = [f"{b}/{ctx.account}/{HOOK_FILE}" for bases in include_bases(ctx).values()
                     for b in bases]
         folders = [landing_dir] + [p.rsplit("/", 1)[0] for p in includes]
-        return [*with_parents(folders), page_path, *includes]
+        nginx = ea_nginx.paths(ctx.server.cpanel, account_name(ctx.account)).values()
+        return [*with_parents(folders), page_path, *includes, *nginx]
 
     def plan(self, ctx: Context) -> Plan:
         user = account_name(ctx.account)
@@ -95,12 +105,22 @@ class LandingPage:
         actions: list = [Run(["install", "-d", "-m", "755", d]) for d in made]
         actions.append(Write(before[page_path], FileState(page_path, True, page, 0o644, "0:0")))
         actions += [Write(before[p], FileState(p, True, conf, 0o644, "0:0")) for p in includes]
+        where = ea_nginx.paths(ctx.server.cpanel, user)
+        nginx = ea_nginx.present(found, where, ctx.server.name)
+        if nginx:
+            # Written before the includes' finish: the rebuilt NGINX conf reads it.
+            now = file_state(found[where["user"]], ctx.server.name)
+            off = ea_nginx.cache_off(found[where["user"]].data)
+            before[where["user"]] = now
+            if not (now.exists and now.data == off):
+                actions.append(Write(now, FileState(where["user"], True, off, 0o644, "0:0")))
         probe = [[d, ctx.server.http_port, False] for d in names]
         probe += [[d, ctx.server.https_port, True] for d in names]
         return Plan(self.name, actions, facts={"domains": domains},
                     undo={"before": [st.to_dict() for st in before.values()],
-                          "created_dirs": made, "includes": includes, "probe": probe},
-                    finish=_rebuild(ctx))
+                          "created_dirs": made, "includes": includes, "probe": probe,
+                          **({"ea_nginx": where["user"]} if nginx else {})},
+                    finish=_rebuild(ctx, nginx))
 
     def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
         # A failed rebuildhttpdconf or restart leaves the files written: the runner reverts
@@ -113,8 +133,8 @@ class LandingPage:
         return [st["path"] for st in undo["before"]] + list(undo["created_dirs"])
 
     def verify_reads(self, undo: dict[str, Any]) -> list[str]:
-        """The include files verify reads."""
-        return list(undo["includes"])
+        """The include files verify reads, and with ea-nginx the account's caching file."""
+        return list(undo["includes"]) + ([undo["ea_nginx"]] if "ea_nginx" in undo else [])
 
     def revert_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan:
         actions, gone = put_back(read(ctx, self.revert_reads(undo)), ctx.server.name,
@@ -123,7 +143,7 @@ class LandingPage:
         # removing them left httpd.conf (and Apache) with the include. The folders go first
         # (a rebuild reads which include folders exist).
         return Plan(self.name, actions, undo=undo,
-                    finish=([gone] if gone.paths else []) + _rebuild(ctx))
+                    finish=([gone] if gone.paths else []) + _rebuild(ctx, "ea_nginx" in undo))
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         """Re-read the include files, then ask every domain over HTTP and HTTPS."""
@@ -136,6 +156,11 @@ class LandingPage:
             if there != suspended:
                 raise VerifyFailed(f"{path} {'lacks' if suspended else 'still holds'} the "
                                    f"landing include of case {ctx.case_id}")
+        if suspended and "ea_nginx" in undo:
+            cached = found[undo["ea_nginx"]]
+            if not cached.exists or cached.data != ea_nginx.cache_off(cached.data):
+                raise VerifyFailed(f"{undo['ea_nginx']} does not turn ea-nginx's cache off "
+                                   "for the account: NGINX may serve cached pages")
         probes.check_landing(ctx.server, [tuple(t) for t in undo["probe"]], suspended)
 
 

@@ -50,6 +50,14 @@ class CpanelSettings:
     userdata_dir: str = "/etc/apache2/conf.d/userdata"
     apache_dir: str = "2_4"
     landing_dir: str = "/var/lib/suspension-agent/landing"
+    # cPanel's own per-account data (/var/cpanel/userdata/USER/: main, one file per vhost,
+    # nginx-cache.json), not the EA4 include folders above.
+    panel_userdata_dir: str = "/var/cpanel/userdata"
+    # EA4's ea-nginx in front of Apache (review F5): its settings folder (cache.json, the
+    # enable.standalone flag), its script and NGINX's restart script.
+    ea_nginx_dir: str = "/etc/nginx/ea-nginx"
+    ea_nginx: str = "/usr/local/cpanel/scripts/ea-nginx"
+    restartsrv_nginx: str = "/usr/local/cpanel/scripts/restartsrv_nginx"
     # suspendacct's own record: /var/cpanel/suspended/USER holds the reason while the
     # account is fully suspended (Cpanel/AcctUtils/Suspended.pm:48-50; review F4, F11).
     suspended_dir: str = "/var/cpanel/suspended"

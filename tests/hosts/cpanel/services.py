@@ -33,7 +33,8 @@ _WRAPPER = ("#!/usr/bin/python3\nimport sys\nsys.path.insert(0, {root!r})\n"
 _SERVER = ("#!/usr/bin/python3\nimport sys\nsys.path.insert(0, {root!r})\n"
            "from cpsim.server import serve\nserve()\n")
 SCRIPT_NAMES = ("pkgacct", "rebuildhttpdconf", "restartsrv_httpd", "suspendacct",
-                "unsuspendacct", "suspendmysqlusers", "unsuspendmysqlusers", "ftpupdate")
+                "unsuspendacct", "suspendmysqlusers", "unsuspendmysqlusers", "ftpupdate",
+                "ea-nginx", "restartsrv_nginx")
 
 
 def install_sim(host: TestHost) -> None:

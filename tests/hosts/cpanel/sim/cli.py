@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from . import db, ftp, pkgacct, store, suspend, tokens, uapi, web, whm, yamlish
+from . import db, ftp, nginx, pkgacct, store, suspend, tokens, uapi, web, whm, yamlish
 
 
 def _kv(words: list[str]) -> dict[str, str] | None:
@@ -76,6 +76,12 @@ def uapi_cli(words: list[str]) -> int:
 
 def _script(name: str, words: list[str]) -> int:
     store.log_script(name)
+    if name == "ea-nginx":
+        return nginx.main(words)
+    if name == "restartsrv_nginx":
+        code, text = nginx.reload()
+        print(text, end="", file=sys.stderr if code else sys.stdout)
+        return code
     flags = {w for w in words if w.startswith("--")}
     plain = [w for w in words if not w.startswith("--")]
     if name == "rebuildhttpdconf":
@@ -116,7 +122,7 @@ def _script(name: str, words: list[str]) -> int:
 
 
 SCRIPTS = {"rebuildhttpdconf", "restartsrv_httpd", "suspendacct", "unsuspendacct",
-           "suspendmysqlusers", "unsuspendmysqlusers", "pkgacct"}
+           "suspendmysqlusers", "unsuspendmysqlusers", "pkgacct", "ea-nginx", "restartsrv_nginx"}
 
 
 def pureauth() -> int:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 
@@ -97,13 +98,24 @@ _REDIRECT = (
     "    </IfModule>\n")
 
 
+@functools.lru_cache(maxsize=1)
+def apache_ports() -> tuple[str, str]:
+    """Return Apache's HTTP and HTTPS ports: cpanel.config's apache_port and
+    apache_ssl_port (`0.0.0.0:81` once ea-nginx moved Apache behind it: [NG] CpanelInc/ea-nginx
+    cpanel-scripts-ea-nginx:1292-1311), else 80 and 443."""
+    found = dict(line.split("=", 1) for line in
+                 store.read("/var/cpanel/cpanel.config").splitlines() if "=" in line)
+    return tuple(found.get(key, default).strip().rsplit(":", 1)[-1]  # type: ignore[return-value]
+                 for key, default in (("apache_port", "80"), ("apache_ssl_port", "443")))
+
+
 def _vhost(user: str, domain: str, ssl: bool) -> str:
     name = wildcard_safe(domain)
     data = userdata(user, f"{name}_SSL" if ssl else name) or userdata(user, name)
     aliases = data.get("serveralias") or ""
     servername = str(data.get("servername", domain))
     body = [
-        f"<VirtualHost *:{443 if ssl else 80}>\n",
+        f"<VirtualHost *:{apache_ports()[1 if ssl else 0]}>\n",
         f"    ServerName {wildcard_safe(servername)}\n",
         _REDIRECT if not ssl and str(data.get("ssl_redirect", "")) == "1" else "",
         f"    ServerAlias {aliases}\n" if aliases else "",
