@@ -112,5 +112,7 @@ def check_dossier(agent, host) -> None:
                 url = record.rec_headers.get_header("WARC-Target-URI")
                 seen[url.split("/sa-probe")[0]] = (record.http_headers.get_statuscode(),
                                                    record.content_stream().read())
-    assert set(seen) == {"http://bob.test", "https://bob.test"}, seen
+    # Each site is asked for the probe path and for "/" (what a visitor opens first).
+    assert set(seen) == {"http://bob.test", "https://bob.test",
+                         "http://bob.test/", "https://bob.test/"}, seen
     assert all(code == "503" and b"Example Hosting" in body for code, body in seen.values())

@@ -125,3 +125,18 @@ def test_f5_standalone_nginx_is_refused_and_nothing_changes(host, agent) -> None
     assert rc != 0
     assert "standalone" in out
     assert snapshot(host) == before
+
+
+def test_check_reports_ea_nginx_and_refuses_landing_page_when_standalone(host, agent) -> None:
+    """Issue 16 item 3: `check` names ea-nginx and its cache, and says landing_page cannot
+    run when NGINX serves the sites standalone."""
+    rc, reply, out = agent("check", host.name)
+    assert rc == 0, out
+    lines = reply["servers"][0]["lines"]
+    assert any(line.startswith("ea-nginx in front of Apache, caching on by default")
+               for line in lines), lines
+    host.path("/etc/nginx/ea-nginx/enable.standalone").write_text("")
+    rc, reply, out = agent("check", host.name)
+    assert rc != 0
+    assert ("step landing_page: NOT available: ea-nginx serves the sites standalone"
+            in reply["servers"][0]["lines"]), out

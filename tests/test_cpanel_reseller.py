@@ -146,6 +146,11 @@ def rebuilds(host, before: dict[str, int]) -> tuple[int, int]:
                  for n in ("rebuildhttpdconf", "restartsrv_httpd"))
 
 
+def ftpupdates(host, before: dict[str, int]) -> int:
+    """Return how often ftpupdate ran since `before`."""
+    return calls.script_runs(host).get("ftpupdate", 0) - before.get("ftpupdate", 0)
+
+
 def keys(*users: str) -> list[str]:
     """The keys `shows` gives the domains of `users`."""
     return [f"{scheme}://{name} ({user})" for user in users for name in names(user)
@@ -194,6 +199,9 @@ def test_reseller_tree_round_trip_with_provenance(cp, agent):
         assert rc == 0 and ticked["processed"][0]["stage"] == 2, out
         refused = reseller_logins(host, tokens)
         assert "ok" not in refused.values(), refused
+    # ftpupdate rewrites every account's FTP file: once for the tree's ftp_lock, after all
+    # the edits (one beside another account's edit could write that file back unedited).
+    assert ftpupdates(host, runs) == 1, out
 
     # Run twice (a billing system retrying): nothing more happens.
     rc, again, out = agent("suspend", host.name, "--reseller", "res1", "--playbook", book)
@@ -204,6 +212,7 @@ def test_reseller_tree_round_trip_with_provenance(cp, agent):
     rc, reply, out = agent("unsuspend", host.name, "--reseller", "res1")
     assert rc == 0 and reply["state"] == "active", out
     assert rebuilds(host, runs) == (1, 1), out
+    assert ftpupdates(host, runs) == 1, out
     kids = {c["account"]: c for c in reply["children"]}
     assert kids[ABUSE]["state"] == "suspended" and kids[ABUSE]["holds"] == ["abuse"], out
     back = [u for u in TREE if u not in (ABUSE, ADMIN)]

@@ -23,7 +23,7 @@ from agent.connector.base import Connector, Result
 Argv = list[str]
 Match = Callable[[Argv], bool]
 # Commands that only look: what a dry run may send.
-READ_ONLY = ("read", "stat", "getent", "true")
+READ_ONLY = ("read", "stat", "getent", "true", "grep")
 
 
 class Crash(BaseException):  # noqa: N818 - stands for a kill -9, not an error to handle
@@ -204,6 +204,15 @@ class FakeConnector(Connector):
             out = "".join(f"{n}:x:{self.uids.get(n, 1000)}:1000::{self.accounts[n]}:/bin/bash\n"
                           for n in found)
             return Result(0 if len(found) == len(names) else 2, out.encode(), b"")
+        if argv[0] == "grep" and argv[1] == "-rlE" and argv[3] == "--":
+            # The files under a folder holding a line that matches (check's Force HTTPS).
+            import re
+
+            under = argv[4].rstrip("/") + "/"
+            hits = [p for p, f in sorted(self.files.items()) if p.startswith(under) and any(
+                re.search(argv[2], line) for line in f.data.decode("utf-8", "replace")
+                .splitlines())]
+            return Result(0 if hits else 1, "".join(h + "\n" for h in hits).encode(), b"")
         if argv[0] == "tar" and argv[1] == "--create":
             self.files[argv[2].removeprefix("--file=")] = FakeFile(f"tar of {argv[3]}".encode())
         if argv[0] == "mv" and argv[2:3] == ["--"] and argv[3] in self.files:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.connector import Connector
-from agent.drivers.cpanel import db_lock
+from agent.drivers.cpanel import db_lock, hazards
 from agent.drivers.cpanel.facts import Panel
 from agent.errors import AgentError
 from agent.steps import programs, smtp_auth, sql, throttle
@@ -71,6 +71,8 @@ def cpanel_check(server: Any, conn: Connector, lines: list[str]) -> bool:
     absent = {p for p, st in stats.items() if not st.exists}
     lines.append(("yes" if s.userdata_dir not in absent else "NO") + ": EA4 userdata includes ("
                  + _include_base(conn, s) + ")")
+    layout, web_ok = hazards.hazard_lines(conn, server)
+    lines += layout
     account_lock = _account_lock(conn, server, lines) if s.mysql not in absent else False
     doveadm = programs.program_problem(conn, s.doveadm, stats[s.doveadm])
     lines.append(f"NO: {doveadm} (cpanel.doveadm)" if doveadm else
@@ -89,6 +91,8 @@ def cpanel_check(server: Any, conn: Connector, lines: list[str]) -> bool:
             # The edited file alone leaves connected FTP clients uploading.
             why += (" (cpanel.pure_ftpwho: without pure-ftpwho, ftp_lock cannot end the open "
                     "FTP sessions of the logins it locks, so it refuses)")
+        elif step == "landing_page" and not web_ok:
+            why = "ea-nginx serves the sites standalone"
         elif step == "db_lock" and not why and not account_lock:
             why = "the database server has no ACCOUNT LOCK"
         lines.append(f"step {step}: " + (f"NOT available: {why}" if why else "available"))

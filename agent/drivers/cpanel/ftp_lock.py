@@ -86,14 +86,18 @@ class FtpLock:
         if lock:
             actions.append(FtpHashes(path, main_domain, tuple(digests.items()), True, tuple(
                 f"lock FTP login {n} (prefix !)" for n in lock)))
+        finish: list = []
         if actions:
             # ftpupdate carries the locked system hash into the main and _logs lines; the
-            # sessions are ended once the lock is in place, so a reconnect meets it.
-            actions += [Run([s.ftpupdate], timeout=300), *kill]
+            # sessions are ended once the lock is in place, so a reconnect meets it. Both
+            # are the finish: ftpupdate rewrites every account's file, so a batch runs it
+            # once after all the edits (one running beside another account's edit could
+            # write that file back as it read it, the edit lost).
+            finish = [Run([s.ftpupdate], timeout=300), *kill]
             if leave:
-                actions.append(Skipped("open FTP sessions of the locked logins are left "
-                                       "running (cpanel.ftp_sessions: leave)"))
-        return Plan(self.name, actions, note="" if not hash_here else ALSO,
+                finish.append(Skipped("open FTP sessions of the locked logins are left "
+                                      "running (cpanel.ftp_sessions: leave)"))
+        return Plan(self.name, actions, finish=finish, note="" if not hash_here else ALSO,
                     facts={"locked": ([user] if hash_here else []) + lock,
                            "already_locked": ([] if hash_here else [user]) + already,
                            "sessions_ended": [n for a in kill for n, _uid in a.logins]},
@@ -120,9 +124,10 @@ class FtpLock:
             actions.append(FtpHashes(undo["path"], undo["main_domain"],
                                      tuple(undo["digests"].items()), False,
                                      tuple(f"unlock FTP login {n}" for n in undo["locked"])))
-        if undo["hash_locked_here"] or undo["locked"]:
-            actions.append(Run([s.ftpupdate], timeout=300))
-        return Plan(self.name, actions, undo=undo)
+        # The finish, once for a whole batch (see plan).
+        finish = ([Run([s.ftpupdate], timeout=300)]
+                  if undo["hash_locked_here"] or undo["locked"] else [])
+        return Plan(self.name, actions, finish=finish, undo=undo)
 
     def _revert_lines(self, ctx: Context, undo: dict[str, Any]) -> Plan:
         # A change journaled by a release before F1 was fixed: whole lines, put back as they
@@ -132,7 +137,7 @@ class FtpLock:
         pairs = tuple((old, new) for old, new in undo["pairs"])
         edit = EditLines(undo["path"], pairs, ()).reversed(tuple(
             f"unlock FTP login {login}" for login in undo["locked"]))
-        return Plan(self.name, [edit, Run([ctx.server.cpanel.ftpupdate], timeout=300)],
+        return Plan(self.name, [edit], finish=[Run([ctx.server.cpanel.ftpupdate], timeout=300)],
                     undo=undo)
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:

@@ -145,6 +145,7 @@ def main(name: str, words: list[str]) -> int:
     if name == "pureauth":
         return pureauth()
     if name == "ftpupdate":
+        store.log_script(name)  # counted like /scripts/NAME (tests count one per batch)
         ftp.ftpupdate()  # every account's /etc/proftpd/USER rebuilt (review F1)
         return 0
     if name == "pkgacct-session":

@@ -1,0 +1,87 @@
+"""What `check` reports about a cPanel server's layout that changes what a suspension does
+(cpanel-review.md item 3): ea-nginx and its cache (F5), Force HTTPS Redirect domains (F3),
+the FTP daemon (F1, F9), the database prefix setting (F2). Read-only: one read of the
+settings files and one grep of the account data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.connector import Connector
+from agent.drivers.cpanel import ea_nginx
+from agent.errors import AgentError
+
+CPANEL_CONFIG = "/var/cpanel/cpanel.config"
+_SHOWN = 5  # names listed before "and N more"
+
+
+def cpanel_config(text: str) -> dict[str, str]:
+    """Parse cpanel.config's `key=value` lines (later lines win, as cPanel's loader does)."""
+    return {k.strip(): v.strip() for k, _, v in
+            (line.partition("=") for line in text.splitlines() if "=" in line)}
+
+
+def hazard_lines(conn: Connector, server: Any) -> tuple[list[str], bool]:
+    """Return the lines `check` prints about the server's layout, and False when one makes
+    a step refuse (ea-nginx standalone: landing_page)."""
+    s = server.cpanel
+    where = ea_nginx.paths(s, "*")
+    found = conn.read_many([CPANEL_CONFIG, where["global"], where["standalone"]])
+    conf = cpanel_config((found[CPANEL_CONFIG].data or b"").decode("utf-8", "replace"))
+    lines, ok = [], True
+    if found[where["standalone"]].exists:
+        ok = False
+        lines.append(f"NO: ea-nginx serves the sites standalone ({where['standalone']}): no "
+                     "Apache behind it for the landing include, landing_page refuses")
+    elif found[where["global"]].exists:
+        lines.append(_nginx_line(found[where["global"]].data or b"", s))
+    else:
+        lines.append("ea-nginx: not installed (Apache answers visitors itself)")
+    lines.append(_ftp_line(conf.get("ftpserver", "pure-ftpd"), s.ftp_sessions))
+    lines.append("database prefixing: " + (
+        "off (database_prefix=0): db_lock finds the account's database users in its "
+        "database map, not by name" if conf.get("database_prefix", "1") == "0" else
+        "on (database users are named after the account, up to 16 characters and _)"))
+    lines.append(_force_https_line(conn, s))
+    return lines, ok
+
+
+def _nginx_line(global_cache: bytes, s: Any) -> str:
+    import json
+
+    try:
+        enabled = json.loads(global_cache).get("enabled", True)
+    except (ValueError, AttributeError):
+        enabled = True  # ea-nginx falls back to its defaults: caching on
+    return ("ea-nginx in front of Apache, caching " + ("on" if enabled else "off")
+            + f" by default ({s.ea_nginx_dir}/cache.json): landing_page turns each "
+            "suspended account's cache off and empties it (ea-nginx config, clear_cache), "
+            "and puts the account's own setting back when lifted")
+
+
+def _ftp_line(daemon: str, sessions: str) -> str:
+    if daemon == "proftpd":
+        return ("NOTE: the FTP daemon is ProFTPD (cpanel.config ftpserver=proftpd): ftp_lock "
+                "locks its logins in /etc/proftpd/USER as for Pure-FTPd, but pure-ftpwho "
+                "sees no ProFTPD session; set `cpanel.ftp_sessions: leave`"
+                if sessions == "end" else
+                "FTP daemon: ProFTPD; open sessions are left running (ftp_sessions: leave)")
+    if daemon == "disabled":
+        return "FTP daemon: disabled (cpanel.config ftpserver=disabled)"
+    return f"FTP daemon: {daemon} (ftp_lock ends open sessions with pure-ftpwho)"
+
+
+def _force_https_line(conn: Connector, s: Any) -> str:
+    # The Force HTTPS Redirect flag is `ssl_redirect: 1` in the domain's userdata file.
+    try:
+        out = conn.run(["grep", "-rlE", "^ssl_redirect: *['\"]?1['\"]?$", "--",
+                        s.panel_userdata_dir], ok_codes=(0, 1, 2), timeout=120).text
+    except AgentError as exc:
+        return f"Force HTTPS Redirect domains: could not be read ({exc})"
+    names = sorted({p.rsplit("/", 1)[-1].removesuffix("_SSL") for p in out.split()})
+    if not names:
+        return "Force HTTPS Redirect domains: none"
+    shown = ", ".join(names[:_SHOWN]) + (f" and {len(names) - _SHOWN} more"
+                                        if len(names) > _SHOWN else "")
+    return (f"NOTE: {len(names)} domain(s) with Force HTTPS Redirect ({shown}): suspended, "
+            "their HTTP answers 301 to HTTPS and the landing page shows there")
