@@ -99,7 +99,8 @@ WATCHED = ("/etc", "/var/cpanel", "/var/spool/cron", "/var/lib/suspension-agent"
 # Not compared: usermod's own backups of the files it edits (the version before its last
 # edit, README "What a round trip gives back") and the simulator's log of its script runs
 # (one line per /scripts/NAME run: a counter for tests, appended on every call).
-NOT_COMPARED = ("etc/passwd-", "etc/shadow-", "var/cpanel/sim/scripts.log")
+NOT_COMPARED = ("etc/passwd-", "etc/shadow-", "etc/group-", "etc/gshadow-",
+                "var/cpanel/sim/scripts.log")
 RECORDS = "/var/lib/suspension-agent-cases"
 BACKUPS = "/home/suspension-agent-backups"  # agent/drivers/cpanel/settings.py backup_dir
 # Suspended state: what differs from run to run (case ids, cPanel's suspension times).
@@ -184,6 +185,9 @@ def _masked(key: str, data: bytes) -> bytes:
     data = _TIMES.sub(rb"\1=X", _CASE_ID.sub(b"X", data))
     if key in _LINE_SETS:
         data = b"".join(sorted(data.splitlines(keepends=True)))
+    if key in ("etc/group", "etc/gshadow"):
+        # A group's members are a set: accounts of a batch join side by side, in any order.
+        data = b"".join(_members_sorted(line) for line in data.splitlines(keepends=True))
     if key.startswith(RECORDS.lstrip("/") + "/") and key.endswith(".json"):
         doc = json.loads(data)
         for entry in (*doc.get("cases", ()), *doc.get("changes", ())):
@@ -196,6 +200,11 @@ def _masked(key: str, data: bytes) -> bytes:
                     d for d in entry["undo"]["created_dirs"] if d not in _SHARED_DIRS]
         data = json.dumps(doc, indent=1, sort_keys=True).encode()
     return data
+
+
+def _members_sorted(line: bytes) -> bytes:
+    head, sep, members = line.rstrip(b"\n").rpartition(b":")
+    return head + sep + b",".join(sorted(m for m in members.split(b",") if m)) + b"\n"
 
 
 def _diff(key: str, want: tuple | None, got: tuple | None) -> str:

@@ -49,7 +49,8 @@ def test_suspendacct_refuses_every_login_and_redirects_every_site(host):
     assert "alice's account has been suspended" in reply["metadata"]["output"]["raw"]
     refused = logins(host)
     assert all(v != "ok" for v in refused.values()), refused
-    assert "locked" in refused["mysql"]
+    # MariaDB: the stored hash reversed behind a `-`, so the password fails (review F16).
+    assert "Access denied" in refused["mysql"]
     for name in layout.web_domains(ALICE):
         for scheme in ("http", "https"):
             page = web(host, name, scheme, "/any/page?q=1")
@@ -236,16 +237,37 @@ def test_listaccts_search_and_want(host):
     assert text.startswith("---\n") and "result: 1" in text
 
 
-def test_mysql_scripts_lock_every_user_of_the_account_and_unlock_them_all(host):
-    # A7 step 8 / A8; the method (ACCOUNT LOCK) is the simulator's choice, see sim/db.py.
-    code, out = calls.script(host, "suspendmysqlusers", "alice")
-    assert code == 0 and "alice_blog" in out
-    for user, password in (("alice_shop", "shop-db-1"), ("alice_blog", "blog-db-1"),
-                           ("alice", "alice-pass-1")):
-        assert "locked" in clients.mysql_login(host, user, password)
-    assert clients.mysql_login(host, "bob_wp", "bob-db-1") == "ok"
-    assert calls.script(host, "unsuspendmysqlusers", "alice")[0] == 0
-    assert clients.mysql_login(host, "alice_blog", "blog-db-1") == "ok"
+@pytest.mark.parametrize("flavour", ["mariadb", "mysql"])
+def test_mysql_scripts_lock_every_user_of_the_account_and_unlock_them_all(host, flavour):
+    """A7 step 8 / A8, as review F16 read them: on MariaDB each stored hash is reversed
+    behind a `-` (the password fails) and turned back; on MySQL 5.7.6+ ACCOUNT LOCK and
+    UNLOCK (sim/db.py)."""
+    flag = host.path("/var/cpanel/sim/mysql-flavour")
+    if flavour == "mysql":
+        flag.write_text("mysql\n")
+    try:
+        before = _hash(host, "alice_blog")
+        code, out = calls.script(host, "suspendmysqlusers", "alice")
+        assert code == 0 and "alice_blog" in out
+        for user, password in (("alice_shop", "shop-db-1"), ("alice_blog", "blog-db-1"),
+                               ("alice", "alice-pass-1")):
+            refused = clients.mysql_login(host, user, password)
+            assert ("locked" if flavour == "mysql" else "Access denied") in refused, refused
+        assert _hash(host, "alice_blog") == (before if flavour == "mysql"
+                                             else "-" + before[1:][::-1])
+        assert clients.mysql_login(host, "bob_wp", "bob-db-1") == "ok"
+        assert calls.script(host, "unsuspendmysqlusers", "alice")[0] == 0
+        assert clients.mysql_login(host, "alice_blog", "blog-db-1") == "ok"
+        assert _hash(host, "alice_blog") == before
+    finally:
+        flag.unlink(missing_ok=True)
+
+
+def _hash(host, user: str) -> str:
+    return host.run(["mysql", "--batch", "--skip-column-names", "-e",
+                     "SELECT JSON_VALUE(Priv, '$.authentication_string') FROM "
+                     f"mysql.global_priv WHERE User = '{user}' AND Host = 'localhost'"]
+                    ).stdout.decode().strip()
 
 
 def test_reseller_only_leaves_the_owned_accounts_alone(host):

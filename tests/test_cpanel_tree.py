@@ -37,7 +37,7 @@ TREE = [account("sub1", "res1", reseller=True), account("sub2", "res1", reseller
 WATCHED = ("/etc", "/var/cpanel/users", "/var/cpanel/userdata", "/var/cpanel/suspended",
            "/var/cpanel/suspendinfo", "/var/spool/cron", "/home/sub1", "/home/res1/etc",
            "/home/res1/public_html")
-NOT_RESTORED = ("etc/passwd-", "etc/shadow-")
+NOT_RESTORED = ("etc/passwd-", "etc/shadow-", "etc/group-", "etc/gshadow-")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ PRESENT = ["/usr/local/cpanel/bin/whmapi1", "/usr/local/cpanel/bin/uapi",
            "/usr/local/cpanel/scripts/pkgacct", "/bin/tar", "/usr/bin/sha256sum", USERDATA,
            REBUILD, "/usr/local/cpanel/scripts/restartsrv_httpd", "/etc/proftpd",
            "/usr/local/cpanel/scripts/ftpupdate", "/usr/bin/mysql", "/usr/sbin/usermod",
-           "/usr/bin/getent", "/usr/local/cpanel/bin/noshell", "/usr/sbin/pure-ftpwho"]
+           "/usr/bin/getent", "/usr/local/cpanel/bin/noshell", "/usr/sbin/pure-ftpwho",
+           "/usr/bin/gpasswd", "/usr/sbin/sshd"]
 
 
 def test_check_reports_every_step_and_changes_nothing(cp: Cp) -> None:  # noqa: F811

@@ -55,6 +55,7 @@ class Account:
     out_suspended: bool = False
     out_hold: bool = False
     saved_shell: str = ""
+    ssh_denied: bool = False  # in the group cpanelsuspended (review F9)
 
 
 def whm_reply(function: str, data: Any = None, ok: bool = True, reason: str = "OK",
@@ -82,6 +83,9 @@ class Model:
         # (user, host) -> locked, for the database server
         self.mysql: dict[tuple[str, str], bool] = {("alice_wp", "localhost"): False,
                                                     ("alice", "localhost"): False}
+        # sshd_config's DenyGroups (cPanel's install: install/SSHD.pm), None: no such group
+        self.deny_groups: list[str] = ["cpaneldemo", "cpanelsuspended"]
+        self.group_exists = True
 
     def summary(self, user: str) -> dict:
         # As the simulator reads A5/A8: "suspended" is judged by the system hash, so a hash
@@ -128,6 +132,7 @@ class Model:
             a.suspended, a.locked, a.reason = False, False, ""
             a.shell, a.hash = a.saved_shell or NOSHELL, a.hash.lstrip("!")
             a.out_suspended = False  # A8: always
+            a.ssh_denied = False  # Whostmgr/Accounts/Suspension/SSH.pm unsuspend
             for box in a.mailboxes.values():  # A8: every *LOCKED* stripped
                 box["login"] = False
         elif function in ("suspend_outgoing_email", "unsuspend_outgoing_email"):
@@ -147,6 +152,7 @@ class Model:
         a.saved_shell, a.shell = a.shell, "/bin/false"
         a.hash = "!!" + a.hash
         a.out_suspended = True  # A7 step 13
+        a.ssh_denied = True
         return True
 
     def uapi(self, user: str, function: str, p: dict) -> dict:
@@ -227,6 +233,8 @@ class FakeCpanel(FakeConnector):
     def _command(self, argv: list[str], stdin: bytes | None) -> Result:
         if argv[0] == "timeout":
             argv = argv[4:]
+        if argv[0] == "flock":  # flock -w 60 LOCK CMD... (agent/steps/account_files.py)
+            argv = argv[4:]
         m = self.model
         if argv[0] == WHMAPI1:
             params = dict(a.split("=", 1) for a in argv[3:])
@@ -236,6 +244,18 @@ class FakeCpanel(FakeConnector):
             params = dict(a.split("=", 1) for a in argv[5:])
             return _json({"apiversion": 3, "module": argv[3], "func": argv[4],
                           "result": m.uapi(user, f"{argv[3]}::{argv[4]}", params)})
+        if argv[0].endswith("getent") and argv[1] == "group":
+            if argv[2] != "cpanelsuspended" or not m.group_exists:
+                return Result(2, b"", b"")
+            names = ",".join(u for u, a in m.accounts.items() if a.ssh_denied)
+            return Result(0, f"cpanelsuspended:x:995:{names}\n".encode(), b"")
+        if argv[0].endswith("sshd") and argv[1] == "-T":
+            return Result(0, ("port 22\nusepam yes\n" + (
+                f"denygroups {' '.join(m.deny_groups)}\n" if m.deny_groups else "")).encode(),
+                b"")
+        if argv[0].endswith("gpasswd"):
+            m.accounts[argv[2]].ssh_denied = argv[1] == "--add"
+            return Result(0, b"", b"")
         if argv[0].endswith("getent"):
             a = m.accounts.get(argv[2])
             if a is None:
@@ -254,6 +274,8 @@ class FakeCpanel(FakeConnector):
                 a.hash = a.hash[1:]
             if "--shell" in argv:
                 a.shell = argv[argv.index("--shell") + 1]
+            if "--append" in argv and argv[argv.index("--groups") + 1] == "cpanelsuspended":
+                a.ssh_denied = True
             return Result(0, b"", b"")
         if argv[0] == SUSPENDACCT:  # user, reason, disallow, [--force] (A7)
             m.calls.append(("script", "suspendacct", {"argv": argv[1:]}))

@@ -31,7 +31,7 @@ def needs(s: Any) -> dict[str, list[str]]:
         "ftp_lock": [s.ftp_passwd_dir, s.ftpupdate]
         + ([s.pure_ftpwho] if s.ftp_sessions == "end" else []),
         "db_lock": [s.mysql],
-        "panel_lock": [s.usermod, s.getent, s.noshell],
+        "panel_lock": [s.usermod, s.getent, s.noshell, s.gpasswd, s.sshd],
         "panel_suspend": [],
         # Reads the hash (getent) and re-locks it after the unsuspend (usermod, reapply.py).
         "reseller_lock": [s.getent, s.usermod],
@@ -71,7 +71,7 @@ def cpanel_check(server: Any, conn: Connector, lines: list[str]) -> bool:
     absent = {p for p, st in stats.items() if not st.exists}
     lines.append(("yes" if s.userdata_dir not in absent else "NO") + ": EA4 userdata includes ("
                  + _include_base(conn, s) + ")")
-    layout, web_ok = hazards.hazard_lines(conn, server)
+    layout, refused = hazards.hazard_lines(conn, server)
     lines += layout
     account_lock = _account_lock(conn, server, lines) if s.mysql not in absent else False
     doveadm = programs.program_problem(conn, s.doveadm, stats[s.doveadm])
@@ -91,8 +91,8 @@ def cpanel_check(server: Any, conn: Connector, lines: list[str]) -> bool:
             # The edited file alone leaves connected FTP clients uploading.
             why += (" (cpanel.pure_ftpwho: without pure-ftpwho, ftp_lock cannot end the open "
                     "FTP sessions of the logins it locks, so it refuses)")
-        elif step == "landing_page" and not web_ok:
-            why = "ea-nginx serves the sites standalone"
+        elif step in refused and not why:
+            why = refused[step]
         elif step == "db_lock" and not why and not account_lock:
             why = "the database server has no ACCOUNT LOCK"
         lines.append(f"step {step}: " + (f"NOT available: {why}" if why else "available"))

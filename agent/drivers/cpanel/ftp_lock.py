@@ -38,7 +38,7 @@ from agent.drivers.cpanel.facts import Panel, account_name
 from agent.drivers.cpanel.ftp_file import LOCKED, FtpHashes, digest, login_key
 from agent.drivers.cpanel.panel_lock import login_entry
 from agent.errors import StepError, VerifyFailed
-from agent.steps import ftp_sessions
+from agent.steps import account_files, ftp_sessions
 from agent.steps.actions import Run, Skipped, carry_out
 from agent.steps.edit_lines import EditLines, file_lines
 from agent.steps.protocol import Context, Plan
@@ -82,7 +82,7 @@ class FtpLock:
         if kill:
             ftp_sessions.require_pure_ftpwho(ctx.conn, s.pure_ftpwho, "cpanel.pure_ftpwho")
         digests = {n: digest(in_file[n]) for n in lock}
-        actions: list = [Run([s.usermod, "--lock", user])] if hash_here else []
+        actions: list = [account_files.run([s.usermod, "--lock", user])] if hash_here else []
         if lock:
             actions.append(FtpHashes(path, main_domain, tuple(digests.items()), True, tuple(
                 f"lock FTP login {n} (prefix !)" for n in lock)))
@@ -119,7 +119,7 @@ class FtpLock:
             _passwd, shadow = login_entry(ctx)
             # --unlock removes the one `!` --lock added; only while the hash is exactly that.
             if shadow[1].startswith("!") and digest(shadow[1][1:]) == undo["hash_digest"]:
-                actions.append(Run([s.usermod, "--unlock", ctx.account]))
+                actions.append(account_files.run([s.usermod, "--unlock", ctx.account]))
         if undo["locked"]:
             actions.append(FtpHashes(undo["path"], undo["main_domain"],
                                      tuple(undo["digests"].items()), False,

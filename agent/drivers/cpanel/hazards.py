@@ -1,14 +1,15 @@
 """What `check` reports about a cPanel server's layout that changes what a suspension does
 (cpanel-review.md item 3): ea-nginx and its cache (F5), Force HTTPS Redirect domains (F3),
-the FTP daemon (F1, F9), the database prefix setting (F2). Read-only: one read of the
-settings files and one grep of the account data."""
+the FTP daemon (F1, F9), the database prefix setting (F2), SSH's deny group (F9). Read-only:
+one read of the settings files, one grep of the account data, `getent group` and `sshd -T`."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from agent.connector import Connector
-from agent.drivers.cpanel import ea_nginx
+from agent.drivers.cpanel import ea_nginx, ssh_deny
 from agent.errors import AgentError
 
 CPANEL_CONFIG = "/var/cpanel/cpanel.config"
@@ -21,16 +22,17 @@ def cpanel_config(text: str) -> dict[str, str]:
             (line.partition("=") for line in text.splitlines() if "=" in line)}
 
 
-def hazard_lines(conn: Connector, server: Any) -> tuple[list[str], bool]:
-    """Return the lines `check` prints about the server's layout, and False when one makes
-    a step refuse (ea-nginx standalone: landing_page)."""
+def hazard_lines(conn: Connector, server: Any) -> tuple[list[str], dict[str, str]]:
+    """Return the lines `check` prints about the server's layout, and why each step it makes
+    refuse would refuse (ea-nginx standalone: landing_page; no SSH deny: panel_lock)."""
     s = server.cpanel
     where = ea_nginx.paths(s, "*")
     found = conn.read_many([CPANEL_CONFIG, where["global"], where["standalone"]])
     conf = cpanel_config((found[CPANEL_CONFIG].data or b"").decode("utf-8", "replace"))
-    lines, ok = [], True
+    lines: list[str] = []
+    refused: dict[str, str] = {}
     if found[where["standalone"]].exists:
-        ok = False
+        refused["landing_page"] = "ea-nginx serves the sites standalone"
         lines.append(f"NO: ea-nginx serves the sites standalone ({where['standalone']}): no "
                      "Apache behind it for the landing include, landing_page refuses")
     elif found[where["global"]].exists:
@@ -43,7 +45,27 @@ def hazard_lines(conn: Connector, server: Any) -> tuple[list[str], bool]:
         "database map, not by name" if conf.get("database_prefix", "1") == "0" else
         "on (database users are named after the account, up to 16 characters and _)"))
     lines.append(_force_https_line(conn, s))
-    return lines, ok
+    ssh = _ssh_line(conn, server)
+    lines.append(ssh)
+    if ssh.startswith("NO"):
+        refused["panel_lock"] = f"sshd does not deny the group {s.ssh_deny_group}"
+    return lines, refused
+
+
+def _ssh_line(conn: Connector, server: Any) -> str:
+    s = server.cpanel
+    ctx = SimpleNamespace(server=server, conn=conn)  # what ssh_deny reads of a step's context
+    try:
+        if ssh_deny.members(ctx) is None:  # type: ignore[arg-type]
+            return (f"NO: there is no group {s.ssh_deny_group}: panel_lock refuses, since SSH "
+                    "key logins and port forwarding would stay open (cpanel.ssh_deny_group)")
+        if not ssh_deny.denied_by_sshd(ctx, "root"):  # type: ignore[arg-type]
+            return (f"NO: sshd does not deny the group {s.ssh_deny_group} (add it to "
+                    "DenyGroups in sshd_config, as cPanel's install does): panel_lock refuses")
+    except AgentError as exc:
+        return f"NO: sshd's configuration could not be read ({exc}): panel_lock refuses"
+    return (f"yes: sshd denies the group {s.ssh_deny_group}; panel_lock puts the account "
+            "in it (SSH key logins and port forwarding stop)")
 
 
 def _nginx_line(global_cache: bytes, s: Any) -> str:

@@ -47,7 +47,8 @@ OUTGOING = {
 # Dovecot reads `*` and `?` in a user mask as wildcards (doveadm-kick(1)): a mailbox named
 # with one would end other mailboxes' sessions too, so it is never passed to doveadm.
 WILDCARDS = frozenset("*?")
-# `doveadm kick`: 0 sessions were ended, 68 (EX_NOUSER) nobody of that name was connected.
+# `doveadm kick`: 0 sessions were ended, 68 (EX_NOHOST, doveadm's "not found") nobody of that
+# name was connected (67 is EX_NOUSER; Cpanel/Dovecot.pm, review F17).
 KICK_OK = (0, 68)
 
 

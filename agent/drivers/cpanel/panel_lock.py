@@ -6,8 +6,10 @@ the site, mail, databases and cron. What the agent does instead is the login par
 suspendacct does (A7 step 3): the account's password hash gets a `!` before it (cpsrvd and
 sshd check the system hash, so cPanel, webmail-as-the-account, SSH and SFTP logins fail)
 and its shell becomes cPanel's own `noshell` (what cPanel gives accounts without shell
-access, A8). The exact prior hash and shell are kept and put back; a hash already locked
-is left alone. Open cPanel sessions are not purged (no documented function for it); with
+access, A8). The account also joins cPanel's SSH deny group (ssh_deny.py), which stops SSH
+key logins and port forwarding, as suspendacct does. The exact prior hash and shell are
+kept and put back, the group left again only when this step put it there; a hash already
+locked is left alone. Open cPanel sessions are not purged (no documented function for it); with
 `kill_processes: true` the account's processes are killed (that part cannot be undone).
 
 Side effect to know: cPanel's `listsuspended` decides "suspended" from the hash (A5), so
@@ -19,8 +21,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.drivers.cpanel import ssh_deny
 from agent.drivers.cpanel.facts import Panel, account_name
 from agent.errors import BadInput, VerifyFailed
+from agent.steps import account_files, login_hash
 from agent.steps.actions import Run, carry_out
 from agent.steps.protocol import Context, Plan
 
@@ -58,13 +62,17 @@ class PanelLock:
         user = account_name(ctx.account)
         hashed, shell = login_state(ctx)
         lock_here = not hashed.startswith(("!", "*"))
+        group_here = user not in ssh_deny.require(ctx, user)
         argv = [s.usermod, *(["--lock"] if lock_here else []),
-                *(["--shell", s.noshell] if shell != s.noshell else []), user]
-        actions: list = [Run(argv)] if len(argv) > 2 else []
+                *(["--shell", s.noshell] if shell != s.noshell else []),
+                *(["--append", "--groups", s.ssh_deny_group] if group_here else []), user]
+        actions: list = [account_files.run(argv)] if len(argv) > 2 else []
         if ctx.params.get("kill_processes"):
             actions.append(Run(["pkill", "--signal", "KILL", "--uid", user], ok_codes=(0, 1)))
-        return Plan(self.name, actions, facts={"shell": shell, "locked_before": not lock_here},
-                    undo={"hash": hashed, "shell": shell, "locked_here": lock_here})
+        return Plan(self.name, actions, facts={"shell": shell, "locked_before": not lock_here,
+                                               "ssh_denied_before": not group_here},
+                    undo={**login_hash.kept(hashed), "shell": shell, "locked_here": lock_here,
+                          "group_added": s.ssh_deny_group if group_here else ""})
 
     def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
         carry_out(ctx.conn, plan.actions)
@@ -75,20 +83,34 @@ class PanelLock:
         hashed, shell = login_state(ctx)
         # --unlock removes the one `!` --lock added; only when the hash is exactly that (an
         # admin who changed the password meanwhile keeps the new one).
-        unlock = undo["locked_here"] and hashed == "!" + undo["hash"]
+        unlock = (undo["locked_here"] and hashed.startswith("!")
+                  and login_hash.is_before(hashed[1:], undo))
         argv = [s.usermod, *(["--unlock"] if unlock else []),
                 *(["--shell", undo["shell"]] if shell != undo["shell"] else []), ctx.account]
-        return Plan(self.name, [Run(argv)] if len(argv) > 2 else [], undo=undo)
+        actions: list = [account_files.run(argv)] if len(argv) > 2 else []
+        # A change journaled before the deny group was used has no `group_added`.
+        group = undo.get("group_added") or ""
+        if group and ctx.account in (ssh_deny.members(ctx) or []):
+            actions.append(account_files.run([s.gpasswd, "--delete", ctx.account, group]))
+        return Plan(self.name, actions, undo=undo)
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
-        """Re-read the hash and shell, and the shell the panel reports (accountsummary)."""
+        """Re-read the hash and shell, the shell the panel reports (accountsummary), the deny
+        group's members and, suspended, what sshd's configuration denies the account."""
         s = ctx.server.cpanel
         hashed, shell = login_state(ctx)
         problems = []
         if suspended and not hashed.startswith(("!", "*")):
             problems.append("the password hash is not locked")
-        if not suspended and undo["locked_here"] and hashed != undo["hash"]:
+        if not suspended and undo["locked_here"] and not login_hash.is_before(hashed, undo):
             problems.append("the password hash is not the one from before the case")
+        group = undo.get("group_added") or ""
+        if suspended and ctx.account not in (ssh_deny.members(ctx) or []):
+            problems.append(f"the account is not in the group {s.ssh_deny_group}")
+        if suspended and not ssh_deny.denied_by_sshd(ctx, ctx.account):
+            problems.append(f"sshd does not deny the group {s.ssh_deny_group}")
+        if not suspended and group and ctx.account in (ssh_deny.members(ctx) or []):
+            problems.append(f"the account is still in the group {group}")
         want = s.noshell if suspended else undo["shell"]
         if shell != want:
             problems.append(f"the shell is {shell}, expected {want}")

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.connector import each
-from agent.drivers.cpanel import db_lock
+from agent.drivers.cpanel import db_lock, ssh_deny
 from agent.drivers.cpanel.facts import Panel, dbowner, flag
 from agent.drivers.cpanel.mail_block import OUTGOING
 from agent.drivers.cpanel.panel_lock import login_state
 from agent.errors import AgentError
-from agent.steps.actions import Run, carry_out
+from agent.steps import account_files
+from agent.steps.actions import carry_out
 from agent.steps.protocol import Context
 
 
@@ -35,7 +36,9 @@ def ahead(ctx: Context, *reads: str, login: bool = False) -> Context:
     argvs = ([c.argv() for c in panel.read_calls(ctx.account, *reads)]
              if panel.channel.via == "cli" else [])
     if login:
-        argvs += [[ctx.server.cpanel.getent, db, ctx.account] for db in ("passwd", "shadow")]
+        s = ctx.server.cpanel
+        argvs += [[s.getent, db, ctx.account] for db in ("passwd", "shadow")]
+        argvs.append([s.getent, "group", s.ssh_deny_group])
     return dataclasses.replace(ctx, conn=each.held(ctx.conn, argvs))
 
 
@@ -61,6 +64,8 @@ def before_state(ctx: Context, panel: Panel, summary: dict[str, Any]) -> dict[st
         "hash_locked": hashed.startswith(("!", "*")),
         "shell": shell,
         "db_locked": _db_locked(ctx, panel),
+        # unsuspendacct takes the account out of the SSH deny group (review F9).
+        "ssh_denied": ctx.account in (ssh_deny.members(ctx) or []),
     }
 
 
@@ -78,6 +83,9 @@ def _missing(ctx: Context, panel: Panel, summary: dict[str, Any],
         "hash": before["hash_locked"] and not hashed.startswith(("!", "*")),
         "shell": before["shell"] if shell != before["shell"] else None,
         "db": [x for x in before["db_locked"] if tuple(x) not in locked_now],
+        # A record from before the deny group was used has no `ssh_denied`.
+        "ssh": bool(before.get("ssh_denied"))
+        and ctx.account not in (ssh_deny.members(ctx) or []),
     }
 
 
@@ -91,6 +99,8 @@ def differences(ctx: Context, panel: Panel, summary: dict[str, Any],
     lines += ["the account's password hash is no longer locked"] if gone["hash"] else []
     lines += [f"the shell is no longer {gone['shell']}"] if gone["shell"] else []
     lines += [f"database user {u}@{h} is no longer locked" for u, h in gone["db"]]
+    lines += [f"the account is no longer in the group {ctx.server.cpanel.ssh_deny_group}"
+              ] if gone["ssh"] else []
     return lines
 
 
@@ -108,6 +118,8 @@ class Reapply:
         kept += [f"incoming mail of {e} suspended" for e in b["incoming_suspended"]]
         kept += ["password hash locked"] if b["hash_locked"] else []
         kept += [f"database user {u}@{h} locked" for u, h in b["db_locked"]]
+        kept += ["SSH denied (group "
+                 f"{self.ctx.server.cpanel.ssh_deny_group})"] if b.get("ssh_denied") else []
         return [f"check after unsuspendacct, re-apply if it lifted it: {k}" for k in kept] or [
             "check after unsuspendacct: nothing was locked before the suspension"]
 
@@ -128,7 +140,9 @@ class Reapply:
         actions += [panel.act(panel.uapi(user, "Email::suspend_incoming", [("email", e)]))
                     for e in gone["incoming"]]
         if gone["hash"] or gone["shell"]:
-            actions.append(Run([s.usermod, *(["--lock"] if gone["hash"] else []),
+            actions.append(account_files.run([s.usermod, *(["--lock"] if gone["hash"] else []),
                                 *(["--shell", gone["shell"]] if gone["shell"] else []), user]))
         actions += [db_lock.alter(ctx, u, h, "LOCK") for u, h in gone["db"]]
+        if gone["ssh"]:
+            actions.append(account_files.run([s.gpasswd, "--add", user, s.ssh_deny_group]))
         carry_out(conn, actions)

@@ -85,6 +85,12 @@ class CpanelSettings:
     getent: str = "/usr/bin/getent"
     usermod: str = "/usr/sbin/usermod"
     noshell: str = "/usr/local/cpanel/bin/noshell"
+    # SSH key logins and port forwarding (review F9): cPanel's install denies this group in
+    # sshd_config (install/SSHD.pm), and suspendacct adds the account to it
+    # (Whostmgr/Accounts/Suspension/SSH.pm); panel_lock does the same.
+    ssh_deny_group: str = "cpanelsuspended"
+    gpasswd: str = "/usr/bin/gpasswd"
+    sshd: str = "/usr/sbin/sshd"
     # Database users: the mysql client as root (cPanel keeps root's credentials in
     # /root/.my.cnf, read by the client itself); an extra defaults file if set.
     mysql: str = "/usr/bin/mysql"

@@ -18,6 +18,7 @@ from typing import Any
 
 from agent.drivers import linux
 from agent.errors import VerifyFailed
+from agent.steps import account_files, login_hash
 from agent.steps.actions import FileState, Run, Write, carry_out, snapshot
 from agent.steps.protocol import Context, Plan
 
@@ -41,8 +42,8 @@ _HUP_SSHD = (
 
 # usermod refuses ("cannot lock /etc/passwd") while another usermod holds the files: the
 # agent's own usermods (a reseller batch runs several side by side, or two agents) wait for
-# each other on this lock on the server (a runtime file, nothing under /etc).
-USERMOD_LOCK = "/run/suspension-agent-usermod.lock"
+# each other on this lock on the server (agent/steps/account_files.py).
+USERMOD_LOCK = account_files.LOCK
 # How long the probe waits for a reload that another account's change has under way.
 SETTLE = 10.0
 
@@ -76,8 +77,9 @@ class PanelLock:
             finish.append(Run(["pkill", "--signal", "KILL", "--uid", ctx.account],
                               ok_codes=(0, 1)))
         return Plan(self.name, actions, facts={"shell": fields[6]},
-                    undo={"hash": hashed, "shell": fields[6], "locked_here": "--lock" in argv,
-                          "dropin": before.to_dict()}, finish=finish)
+                    undo={**login_hash.kept(hashed), "shell": fields[6],
+                          "locked_here": "--lock" in argv, "dropin": before.to_dict()},
+                    finish=finish)
 
     def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
         # A drop-in that fails `sshd -t` is put back by the runner at once from the undo data
@@ -89,7 +91,8 @@ class PanelLock:
         paths = ctx.server.linux
         fields, hashed = linux.login_entry(ctx.conn, paths, ctx.account)
         argv = [paths.usermod]
-        if undo["locked_here"] and hashed == "!" + undo["hash"]:
+        if undo["locked_here"] and hashed.startswith("!") and login_hash.is_before(
+                hashed[1:], undo):
             argv.append("--unlock")
         if fields[6] != undo["shell"]:
             argv += ["--shell", undo["shell"]]
@@ -111,7 +114,7 @@ class PanelLock:
         shell = fields[6]
         if suspended and not hashed.startswith("!"):
             problems.append("the password is not locked")
-        if not suspended and hashed != undo["hash"]:
+        if not suspended and not login_hash.is_before(hashed, undo):
             problems.append("the password hash is not the one from before the case")
         want = paths.nologin_shell if suspended else undo["shell"]
         if shell != want:
@@ -145,7 +148,7 @@ class PanelLock:
 
 def _usermod(argv: list[str]) -> Run:
     """usermod under the server-side lock that keeps the agent's usermods apart."""
-    return Run(["flock", "-w", "60", USERMOD_LOCK, *argv])
+    return account_files.run(argv)
 
 
 def _reload(paths) -> Run:  # noqa: ANN001 - LinuxPaths

@@ -22,7 +22,7 @@ ALICE = layout.account("alice")
 # logins and deliveries update them; usermod's own backups hold the version before its edit).
 WATCHED = ("/etc", "/var/cpanel/users", "/var/cpanel/userdata", "/var/cpanel/suspended",
            "/home/alice/etc", "/home/alice/public_html")
-NOT_RESTORED = ("etc/passwd-", "etc/shadow-")
+NOT_RESTORED = ("etc/passwd-", "etc/shadow-", "etc/group-", "etc/gshadow-")
 
 
 def certificate_for(host: TestHost, cpanel: CpanelHost) -> CpanelHost:

@@ -41,6 +41,7 @@ def provision_cpanel(host: TestHost) -> CpanelHost:
     _mail(host)
     _databases(host)
     _apache(host)
+    _ssh(host)
     services.start_mail(host)
     services.start_ftp(host)
     proc = services.start_whm(host)
@@ -188,6 +189,21 @@ def _databases(host: TestHost) -> None:
                 sql.append(f"GRANT ALL PRIVILEGES ON {database.name}.* TO "
                            f"'{acct.user}'@'localhost';\n")
     host.run(["mysql"], input="".join(sql).encode())
+
+
+SSH_DENY = "DenyGroups cpaneldemo cpanelsuspended\n"
+
+
+def _ssh(host: TestHost) -> None:
+    """sshd as cPanel's install leaves it (review F9; [SRC] asmrdevelop/cpanel @393631a2
+    install/SSHD.pm:96-150): groups cpaneldemo and cpanelsuspended, both in DenyGroups.
+    cPanel edits sshd_config itself; here a drop-in read before the others, then a reload."""
+    for group in ("cpaneldemo", "cpanelsuspended"):
+        host.run(["groupadd", "--force", "--system", group])
+    hostfs.write(host, "/etc/ssh/sshd_config.d/00-cpanel.conf", SSH_DENY, mode=0o644)
+    from agent.drivers.linux.panel_lock import _HUP_SSHD
+
+    host.run(["sh", "-c", _HUP_SSHD, "sh", "/run/sshd.pid"])
 
 
 def _ftp(host: TestHost) -> None:

@@ -2,12 +2,16 @@
 characters of its name without `_` and `.` and `_` (review F2; panels.md A13's "8" is the
 documentation's, older servers' rule), plus one MariaDB user named as that dbowner form.
 
-suspendmysqlusers: panels.md A7 step 8 leaves cPanel's method open ("password changed/locked",
-[3P]). The simulator uses `ALTER USER ... ACCOUNT LOCK` and kills the users' open sessions:
-MariaDB refuses a locked user at login with its own error (4151), the lock is reversible
-without keeping password hashes, and it is the method design.md names for db_lock. Like the
-rest of unsuspendacct (A8), unsuspendmysqlusers unlocks EVERY user of the account, including
-one that was locked before the suspension.
+suspendmysqlusers (review F16; [SRC] asmrdevelop/cpanel @393631a2 scripts/suspendmysqlusers
+:74-117, scripts/unsuspendmysqlusers:84-172, Cpanel/MysqlUtils/Support.pm:86-93): on MySQL
+5.7.6 and later (below 10.0) every user of the account gets `ACCOUNT LOCK` and
+unsuspendmysqlusers `ACCOUNT UNLOCK`, also one locked before the suspension. On MariaDB (the
+test hosts' server) it locks no account: each user's stored hash `*HEX` becomes `-` and HEX
+reversed (a blank password is taken as 41 `*`), so the password no longer matches, and
+unsuspend turns every 41-character `-...` back (a `-` and 40 `*` back to blank); an
+`ACCOUNT LOCK` is left as it is both ways. The simulator takes MariaDB's way unless
+/var/cpanel/sim/mysql-flavour says `mysql` (a MySQL 8 server's layout). Open sessions of
+the users are killed on suspension, in both.
 """
 
 from __future__ import annotations
@@ -112,15 +116,43 @@ def grants(user: str) -> dict[str, set[str]]:
     return out
 
 
+FLAVOUR = "/var/cpanel/sim/mysql-flavour"
+
+
+def account_locking() -> bool:
+    """True when (un)suspendmysqlusers uses ACCOUNT LOCK (MySQL), False on MariaDB."""
+    return store.read(FLAVOUR).strip() == "mysql"
+
+
+def _mangled(hashed: str, locked: bool) -> str:
+    """The stored hash after suspendmysqlusers (`locked`) or unsuspendmysqlusers."""
+    if locked:
+        hashed = hashed or "*" * 41
+        if hashed.startswith("*"):
+            return "-" + hashed[1:][::-1]
+        if re.fullmatch(r"[0-9a-f]{16}", hashed):
+            return "!" * 25 + hashed[::-1]
+        return hashed
+    if len(hashed) == 41 and hashed.startswith("-"):
+        rest = hashed[1:]
+        return "" if set(rest) == {"*"} else "*" + rest[::-1]
+    if len(hashed) == 41 and hashed.startswith("+"):
+        return "*" + hashed[1:]
+    old = re.fullmatch(r"!+([0-9a-f]{16})", hashed)
+    return old.group(1)[::-1] if old else hashed
+
+
 def set_locked(user: str, locked: bool) -> list[str]:
-    """suspendmysqlusers / unsuspendmysqlusers: ACCOUNT LOCK (and kill open sessions) or
-    ACCOUNT UNLOCK every user of the account; return the names changed."""
+    """suspendmysqlusers / unsuspendmysqlusers on every user of the account (see the module
+    text; open sessions killed on suspension); return the names changed."""
     found = users(user)
     if not found:
         return []
-    verb = "LOCK" if locked else "UNLOCK"
-    sql = "".join(f"ALTER USER '{n}'@'{h}' ACCOUNT {verb};\n" for n, h in found)
-    _query(sql)
+    if account_locking():
+        verb = "LOCK" if locked else "UNLOCK"
+        _query("".join(f"ALTER USER '{n}'@'{h}' ACCOUNT {verb};\n" for n, h in found))
+    else:
+        _set_hashes(found, locked)
     if locked:
         names = ", ".join(f"'{n}'" for n, _h in found)
         ids = _query(f"SELECT ID FROM information_schema.PROCESSLIST WHERE USER IN ({names});\n")
@@ -128,6 +160,33 @@ def set_locked(user: str, locked: bool) -> list[str]:
             if row[0].isdigit():
                 store.run(["mysql", "-e", f"KILL {row[0]}"])
     return sorted({n for n, _h in found})
+
+
+def _set_hashes(found: list[tuple[str, str]], locked: bool) -> None:
+    # MariaDB keeps the hash in mysql.global_priv's JSON; cPanel sets it through
+    # Cpanel::Mysql::Passwd, here written straight into it (what it stores is the point).
+    where = " OR ".join(f"(User = '{n}' AND Host = '{h}')" for n, h in found)
+    rows = _query("SELECT User, Host, IFNULL(JSON_VALUE(Priv, '$.authentication_string'), '') "
+                  f"FROM mysql.global_priv WHERE {where};\n")
+    sql = ""
+    for name, host, *rest in rows:
+        hashed = rest[0] if rest else ""
+        new = _mangled(hashed, locked)
+        if new != hashed and re.fullmatch(r"[-*+!0-9A-Fa-f]*", new):
+            sql += ("UPDATE mysql.global_priv SET Priv = JSON_SET(Priv, "
+                    f"'$.authentication_string', '{new}') "
+                    f"WHERE User = '{name}' AND Host = '{host}';\n")
+    if sql:
+        _query(sql + "FLUSH PRIVILEGES;\n")
+
+
+def stored_hash(name: str, host: str = "localhost") -> str:
+    """Return MariaDB's stored hash of `name`@`host` (tests compare it)."""
+    if not _NAME.match(name) or not _HOST.match(host):
+        return ""
+    rows = _query("SELECT IFNULL(JSON_VALUE(Priv, '$.authentication_string'), '') FROM "
+                  f"mysql.global_priv WHERE User = '{name}' AND Host = '{host}';\n")
+    return rows[0][0] if rows and rows[0] else ""
 
 
 def is_locked(name: str) -> bool:

@@ -4,7 +4,9 @@ Shape from cPanel's UAPI reference (DomainInfo::list_domains, "Return cPanel acc
 domains", https://api.docs.cpanel.net/specifications/cpanel.openapi/domain-information/list_domains):
 `result.data` = {main_domain: string|null, addon_domains: [string], sub_domains: [string],
 parked_domains: [string]}. An addon domain's own subdomain of the main domain (its vhost's
-ServerName, panels.md A12) is listed among the sub_domains, as cPanel stores it.
+ServerName, panels.md A12) is stored among the sub_domains, but list_domains leaves it out
+(cpanel-review.md F17: [SRC] asmrdevelop/cpanel @393631a2 Cpanel/API/DomainInfo.pm:167
+drops the subdomains that back addon domains).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ def list_domains(user: str, args: dict[str, str]) -> dict:
     main = web.userdata(user, "main")
     return {"main_domain": main.get("main_domain") or None,
             "addon_domains": sorted(main.get("addon_domains") or {}),
-            "sub_domains": sorted(main.get("sub_domains") or []),
+            "sub_domains": sorted(set(main.get("sub_domains") or [])
+                                  - set((main.get("addon_domains") or {}).values())),
             "parked_domains": list(main.get("parked_domains") or [])}
 
 

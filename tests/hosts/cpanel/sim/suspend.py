@@ -42,6 +42,21 @@ def kill_processes(uid: int) -> int:
     return killed
 
 
+SSH_GROUP = "cpanelsuspended"
+
+
+def ssh_group(user: str, member: bool) -> None:
+    """Add `user` to cpanelsuspended, or remove it when it is a member (SSH.pm)."""
+    code, out = store.run(["getent", "group", SSH_GROUP])
+    if code != 0:
+        return  # Cpanel::Sys::Group->load_group_only dies; the sim's hosts always have it
+    members = out.strip().split(":")[3].split(",") if out.count(":") >= 3 else []
+    if member and user not in members:
+        store.run(["gpasswd", "--add", user, SSH_GROUP])
+    elif not member and user in members:
+        store.run(["gpasswd", "--delete", user, SSH_GROUP])
+
+
 def _move(src: str, dst: str) -> None:
     if os.path.exists(src):
         os.makedirs(os.path.dirname(dst), exist_ok=True)
@@ -100,6 +115,10 @@ def suspendacct(user: str, reason: str = "", disallow: bool = False,
                            mode=0o600)
     # Step 5: forced logout.
     kill_processes(int(entry[2]))
+    # Whostmgr::Accounts::Suspend's helpers (scripts/suspendacct:254; Whostmgr/Accounts/
+    # Suspension/Base.pm _ALWAYS_MODULES): SSH.pm puts the user in cpanelsuspended, which
+    # sshd_config denies (review F9).
+    ssh_group(user, True)
     # Step 6: every mailbox password.
     mail.lock_all(user)
     out.append("Suspending email account logins .......Done\n")
@@ -156,6 +175,7 @@ def unsuspendacct(user: str, retain_proxies: bool = False) -> tuple[int, str]:
     if os.path.isdir(public_ftp):
         os.chmod(public_ftp, 0o755)
     _move(f"{CRON}.suspended/{user}", f"{CRON}/{user}")
+    ssh_group(user, False)  # Whostmgr/Accounts/Suspension/SSH.pm unsuspend (review F9)
     if ftp.unsuspend(user):
         out.append("Restoring FTP accounts...Done\n")
     out.append(_mysql(user, False))

@@ -1,0 +1,85 @@
+"""Review F9 on the fake cPanel: panel_lock puts the account in cPanel's SSH deny group (SSH
+key logins and port forwarding stop, as with suspendacct) and takes it out again only when
+it put it there; it refuses, changing nothing, where sshd would not deny the group; and
+after its own unsuspendacct the agent puts the account back into the group."""
+
+from __future__ import annotations
+
+from tests.fast.test_cpanel_ladder import Cp, cp  # noqa: F401 - the fixture
+
+
+def _plain(argv: list[str]) -> list[str]:
+    """The command without its `flock -w 60 LOCK` (agent/steps/account_files.py)."""
+    return argv[4:] if argv[0] == "flock" else argv
+
+
+def _changes(cp: Cp) -> list:  # noqa: F811
+    return [a for a in cp.fake.changing() if "gpasswd" in " ".join(a) or "usermod" in " ".join(a)]
+
+
+def test_panel_lock_denies_ssh_and_gives_it_back(cp: Cp) -> None:  # noqa: F811
+    alice = cp.alice
+    assert cp.suspend("cp-now").errors == []
+    assert alice.ssh_denied and alice.hash.startswith("!")
+    # Run twice (a billing system retrying): no command changes anything more.
+    changed = len(_changes(cp))
+    assert cp.suspend("cp-now").errors == [] and len(_changes(cp)) == changed
+    assert cp.unsuspend().errors == []
+    assert not alice.ssh_denied and alice.hash == "$6$salt$hash"
+    assert cp.unsuspend().errors == [] and not alice.ssh_denied
+
+
+def test_an_account_denied_before_the_case_stays_denied(cp: Cp) -> None:  # noqa: F811
+    cp.alice.ssh_denied = True  # an admin's
+    assert cp.suspend("cp-now").errors == []
+    assert cp.unsuspend().errors == []
+    assert cp.alice.ssh_denied
+    # cp-now's unsuspendacct took it out; the re-apply put the admin's state back, and
+    # panel_lock, which found it there, never removes it.
+    assert not [a for a in map(_plain, cp.fake.changing())
+                if a[0].endswith("gpasswd") and a[1] == "--delete"]
+
+
+def test_without_the_group_or_its_deny_line_panel_lock_changes_nothing(cp: Cp  # noqa: F811
+                                                                       ) -> None:
+    for broken in ("group", "sshd"):
+        if broken == "group":
+            cp.fake.model.group_exists = False
+        else:
+            cp.fake.model.group_exists, cp.fake.model.deny_groups = True, ["cpaneldemo"]
+        out = cp.suspend("cp-now")
+        step = [e for e in out.errors if e["step"] == "panel_lock"]
+        assert step and ("SSH key logins" in step[0]["message"]), out.errors
+        assert not cp.alice.ssh_denied and cp.alice.shell == "/bin/bash"
+        assert cp.unsuspend().errors == []
+
+
+def test_after_its_own_unsuspendacct_the_account_is_denied_again(cp: Cp  # noqa: F811
+                                                                 ) -> None:
+    """panel_suspend's revert runs unsuspendacct, which takes the account out of the group
+    (Whostmgr/Accounts/Suspension/SSH.pm); panel_lock's lock is put back right after it,
+    until panel_lock itself is reverted."""
+    out = cp.suspend("cp-now")  # panel_lock, then panel_suspend
+    assert out.errors == [] and cp.alice.suspended and cp.alice.ssh_denied
+    start = len(cp.fake.log)
+    assert cp.unsuspend().errors == []
+    groups = [a[1] for a in map(_plain, cp.fake.log[start:]) if a[0].endswith("gpasswd")]
+    assert groups == ["--add", "--delete"], groups  # re-applied, then panel_lock's revert
+    assert not cp.alice.ssh_denied and not cp.alice.suspended
+
+
+def test_check_says_whether_sshd_denies_the_group(cp: Cp) -> None:  # noqa: F811
+    from agent.engine.checks import check_servers
+    from tests.fast.test_cpanel_check import PRESENT
+
+    for path in PRESENT:
+        cp.fake.put(path, b"")
+    text = "\n".join(check_servers(cp.engine(), "cp1")[0]["lines"])
+    assert "yes: sshd denies the group cpanelsuspended" in text, text
+    assert "step panel_lock: available" in text
+    cp.fake.model.deny_groups = []
+    report = check_servers(cp.engine(), "cp1")[0]
+    text = "\n".join(report["lines"])
+    assert "NO: sshd does not deny the group cpanelsuspended" in text, text
+    assert ("step panel_lock: NOT available: sshd does not deny the group cpanelsuspended"
+            in text) and not report["ok"]
