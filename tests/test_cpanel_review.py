@@ -535,3 +535,33 @@ def _stored_hash(host, user: str) -> str:
                     "SELECT IFNULL(JSON_VALUE(Priv, '$.authentication_string'), '') FROM "
                     f"mysql.global_priv WHERE User = '{user}' AND Host = 'localhost'"])
     return out.stdout.decode().strip()
+
+
+def test_f9_the_plan_names_the_team_users_and_web_disk_logins_left_open(host, agent) -> None:
+    """F9, the part not built yet: panel_lock does not lock team users (/var/cpanel/team/
+    OWNER, Team::list_team) or Web Disk logins (~/etc/webdav/shadow); its plan names each
+    one that can still get in. The Web Disk file is read as the customer: a link there to
+    root's /etc/shadow is not read."""
+    from tests.hosts import hostfs
+
+    owner = hostfs.user_ids(host, "bob")
+    team = host.path("/var/cpanel/team/bob")
+    shadow = "/home/bob/etc/webdav/shadow"
+    try:
+        team.parent.mkdir(exist_ok=True)
+        team.write_text("bob 1.4\nhelper::email:$6$salt$x:1700000000:h@bob.test::en::\n")
+        hostfs.make_dirs(host, "/home/bob/etc/webdav", 0o750, owner)
+        hostfs.write(host, shadow, "disk@bob.test:$6$salt$y:19000::::::\n", mode=0o600,
+                     owner=owner)
+        rc, reply, out = agent("plan", host.name, "bob", "--playbook", "immediate")
+        assert rc == 0, out
+        assert "team users of bob (helper) can still log in to cPanel" in out, out
+        assert "Web Disk logins of bob (disk@bob.test) still read and write files" in out
+        host.path(shadow).unlink()
+        host.path(shadow).symlink_to("/etc/shadow")
+        rc, reply, out = agent("plan", host.name, "bob", "--playbook", "immediate")
+        assert rc == 0, out
+        assert "Web Disk logins of bob could not be read" in out and "root" not in out, out
+    finally:
+        team.unlink(missing_ok=True)
+        host.run(["rm", "-rf", "/home/bob/etc/webdav"])

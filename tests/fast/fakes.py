@@ -23,7 +23,7 @@ from agent.connector.base import Connector, Result
 Argv = list[str]
 Match = Callable[[Argv], bool]
 # Commands that only look: what a dry run may send.
-READ_ONLY = ("read", "stat", "getent", "true", "grep", "sshd")
+READ_ONLY = ("read", "stat", "getent", "true", "grep", "sshd", "setpriv")
 
 
 class Crash(BaseException):  # noqa: N818 - stands for a kill -9, not an error to handle

@@ -56,6 +56,7 @@ class Account:
     out_hold: bool = False
     saved_shell: str = ""
     ssh_denied: bool = False  # in the group cpanelsuspended (review F9)
+    team: list[dict] = field(default_factory=list)  # Team::list_team's records
 
 
 def whm_reply(function: str, data: Any = None, ok: bool = True, reason: str = "OK",
@@ -167,6 +168,8 @@ class Model:
             return uapi_result([{"email": e, "login": e, "suspended_login": int(b["login"]),
                                  "suspended_incoming": int(b["incoming"])}
                                 for e, b in a.mailboxes.items()])
+        if function == "Team::list_team":
+            return uapi_result(a.team)
         if function == "Ftp::list_ftp":
             return uapi_result([{"user": u, "type": t, "homedir": f"/home/{user}"}
                                 for u, t in a.ftp])
@@ -253,6 +256,11 @@ class FakeCpanel(FakeConnector):
             return Result(0, ("port 22\nusepam yes\n" + (
                 f"denygroups {' '.join(m.deny_groups)}\n" if m.deny_groups else "")).encode(),
                 b"")
+        if argv[0].endswith("setpriv") and argv[-3:-1] == ["cat", "--"]:
+            # Reading a file in the home as the customer (left_open.py).
+            f = self.files.get(argv[-1])
+            return (Result(0, f.data, b"") if f else
+                    Result(1, b"", f"cat: {argv[-1]}: No such file or directory\n".encode()))
         if argv[0].endswith("gpasswd"):
             m.accounts[argv[2]].ssh_denied = argv[1] == "--add"
             return Result(0, b"", b"")

@@ -254,7 +254,7 @@ def test_dry_run_shows_the_exact_calls_and_changes_nothing(cp: Cp) -> None:
     assert "/usr/local/cpanel/scripts/rebuildhttpdconf" in text
     changed = [f for _a, f, _p in cp.fake.model.calls if not f.startswith(
         ("accountsummary", "listsuspended", "DomainInfo::", "Email::list", "Ftp::list",
-         "Mysql::list", "Mysql::get_restrictions"))]
+         "Mysql::list", "Mysql::get_restrictions", "Team::list"))]
     assert changed == [] and cp.fake.loaded == set() and not cp.alice.suspended
 
 

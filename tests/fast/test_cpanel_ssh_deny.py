@@ -83,3 +83,19 @@ def test_check_says_whether_sshd_denies_the_group(cp: Cp) -> None:  # noqa: F811
     assert "NO: sshd does not deny the group cpanelsuspended" in text, text
     assert ("step panel_lock: NOT available: sshd does not deny the group cpanelsuspended"
             in text) and not report["ok"]
+
+
+def test_the_plan_names_team_users_and_web_disk_logins_it_leaves_open(cp: Cp  # noqa: F811
+                                                                      ) -> None:
+    """Review F9, the part not built yet: panel_lock does not lock team users or Web Disk
+    logins, and says so for each, instead of claiming the account's logins are all shut."""
+    cp.alice.team = [{"username": "helper", "password": "$6$x", "suspend_date": ""},
+                     {"username": "gone", "password": "!!$6$y", "suspend_date": "1700000000"}]
+    cp.fake.put("/home/alice/etc/webdav/shadow",
+                b"disk@alice.test:$6$z:19000::::::\nold@alice.test:*LOCKED*$6$w:19000::::::\n")
+    out = cp.suspend("cp-now", dry_run=True)
+    text = "\n".join(line for p in out.plans if p["step"] == "panel_lock"
+                     for line in p["actions"])
+    assert "skip  team users of alice (helper) can still log in to cPanel" in text, text
+    assert "skip  Web Disk logins of alice (disk@alice.test) still read and write" in text
+    assert "gone" not in text and "old@alice.test" not in text

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.drivers.cpanel import ssh_deny
+from agent.drivers.cpanel import left_open, ssh_deny
 from agent.drivers.cpanel.facts import Panel, account_name
 from agent.errors import BadInput, VerifyFailed
 from agent.steps import account_files, login_hash
@@ -60,7 +60,8 @@ class PanelLock:
     def plan(self, ctx: Context) -> Plan:
         s = ctx.server.cpanel
         user = account_name(ctx.account)
-        hashed, shell = login_state(ctx)
+        passwd, shadow = login_entry(ctx)
+        hashed, shell = shadow[1], passwd[6]
         lock_here = not hashed.startswith(("!", "*"))
         group_here = user not in ssh_deny.require(ctx, user)
         argv = [s.usermod, *(["--lock"] if lock_here else []),
@@ -69,8 +70,10 @@ class PanelLock:
         actions: list = [account_files.run(argv)] if len(argv) > 2 else []
         if ctx.params.get("kill_processes"):
             actions.append(Run(["pkill", "--signal", "KILL", "--uid", user], ok_codes=(0, 1)))
-        return Plan(self.name, actions, facts={"shell": shell, "locked_before": not lock_here,
-                                               "ssh_denied_before": not group_here},
+        skips, left = left_open.lines(ctx, user, passwd)
+        return Plan(self.name, actions + skips,
+                    facts={"shell": shell, "locked_before": not lock_here,
+                           "ssh_denied_before": not group_here, **left},
                     undo={**login_hash.kept(hashed), "shell": shell, "locked_here": lock_here,
                           "group_added": s.ssh_deny_group if group_here else ""})
 

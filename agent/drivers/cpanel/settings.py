@@ -91,6 +91,8 @@ class CpanelSettings:
     ssh_deny_group: str = "cpanelsuspended"
     gpasswd: str = "/usr/bin/gpasswd"
     sshd: str = "/usr/sbin/sshd"
+    # Reads files in a customer's home as the customer (util-linux; left_open.py).
+    setpriv: str = "/usr/bin/setpriv"
     # Database users: the mysql client as root (cPanel keeps root's credentials in
     # /root/.my.cnf, read by the client itself); an extra defaults file if set.
     mysql: str = "/usr/bin/mysql"

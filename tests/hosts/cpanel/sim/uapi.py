@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import db, domaininfo, ftp, mail, store
+from . import db, domaininfo, ftp, mail, store, team
 
 
 class UapiError(Exception):
@@ -71,6 +71,7 @@ FUNCTIONS: dict[str, Callable[[str, dict[str, str]], object]] = {
     "Mysql::get_restrictions": lambda user, args: db.get_restrictions(user),
     "Ftp::list_ftp": _list_ftp,
     "DomainInfo::list_domains": domaininfo.list_domains,
+    "Team::list_team": team.list_team,
 }
 
 
