@@ -446,34 +446,6 @@ def test_f2_the_longest_account_name_and_its_real_prefix_go_through_immediate_an
     assert tree_state(host, *folders) == before
 
 
-def _forward(host, user: str, key) -> str:
-    """Log in over SSH with `key` and open a forwarded TCP channel to the host's own port 22
-    (`ssh -N -L`'s way in, which no shell stops); return "forwarded" or why not."""
-    import base64
-
-    import paramiko
-
-    client = paramiko.SSHClient()
-    kind, b64 = host.path("/etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2]
-    client.get_host_keys().add(host.address, kind,
-                               paramiko.Ed25519Key(data=base64.b64decode(b64)))
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    try:
-        client.connect(host.address, 22, username=user, key_filename=str(key), timeout=20,
-                       banner_timeout=20, auth_timeout=20, allow_agent=False,
-                       look_for_keys=False)
-        channel = client.get_transport().open_channel(
-            "direct-tcpip", ("127.0.0.1", 22), ("127.0.0.1", 40000), timeout=20)
-        channel.close()
-        return "forwarded"
-    except paramiko.AuthenticationException as exc:
-        return f"auth failed: {exc}"
-    except (paramiko.SSHException, OSError) as exc:
-        return f"refused: {exc}"
-    finally:
-        client.close()
-
-
 def test_f9_an_ssh_key_no_longer_logs_in_or_forwards_ports_behind_panel_lock(host, agent):
     """F9: with the hash locked and the shell noshell, sshd (UsePAM yes) still takes the
     account's SSH key and forwards ports. panel_lock now puts the account in cPanel's deny
@@ -484,13 +456,13 @@ def test_f9_an_ssh_key_no_longer_logs_in_or_forwards_ports_behind_panel_lock(hos
     key = logins.install_key(host, "bob")
     try:
         before = snapshot(host)
-        assert _forward(host, "bob", key) == "forwarded"
+        assert clients.ssh_key_forward(host, "bob", key) == "forwarded"
         rc, reply, out = agent("suspend", host.name, "bob", "--playbook", "immediate")
         assert rc == 0, out
-        assert _forward(host, "bob", key).startswith("auth failed")
+        assert clients.ssh_key_forward(host, "bob", key).startswith("auth failed")
         rc, reply, out = agent("unsuspend", host.name, "bob")
         assert rc == 0, out
-        assert _forward(host, "bob", key) == "forwarded"
+        assert clients.ssh_key_forward(host, "bob", key) == "forwarded"
         assert snapshot(host) == before
         # Without the deny line in sshd's configuration, panel_lock refuses and changes
         # nothing (the rest of the stage is rolled back with it).
@@ -498,7 +470,7 @@ def test_f9_an_ssh_key_no_longer_logs_in_or_forwards_ports_behind_panel_lock(hos
         conf.write_text("# DenyGroups left out\n")
         rc, reply, out = agent("suspend", host.name, "bob", "--playbook", "immediate")
         assert rc != 0 and "does not deny the group cpanelsuspended" in out, out
-        assert _forward(host, "bob", key) == "forwarded"
+        assert clients.ssh_key_forward(host, "bob", key) == "forwarded"
     finally:
         host.path("/etc/ssh/sshd_config.d/00-cpanel.conf").write_text(
             "DenyGroups cpaneldemo cpanelsuspended\n")
@@ -513,28 +485,21 @@ def test_f16_on_mariadb_suspendacct_keeps_db_lock_and_every_password(host, agent
     else while db_lock is on: db_lock's lock holds all the while, and after our unsuspend
     every database user logs in with its old password and has its old hash."""
     users = {"alice_shop": "shop-db-1"}
-    hashes = {u: _stored_hash(host, u) for u in users}
+    hashes = {u: calls.db_hash(host, u) for u in users}
     assert all(h.startswith("*") for h in hashes.values()), hashes
     rc, reply, out = agent("suspend", host.name, "alice", "--playbook", "immediate")
     assert rc == 0, out
     assert calls.script(host, "suspendmysqlusers", "alice")[0] == 0
-    mangled = _stored_hash(host, "alice_shop")
+    mangled = calls.db_hash(host, "alice_shop")
     assert mangled == "-" + hashes["alice_shop"][1:][::-1]
     assert calls.script(host, "unsuspendmysqlusers", "alice")[0] == 0
-    assert _stored_hash(host, "alice_shop") == hashes["alice_shop"]
+    assert calls.db_hash(host, "alice_shop") == hashes["alice_shop"]
     assert _db_locks(host, "alice_shop", "alice")["alice_shop"] is True  # db_lock held
     assert clients.mysql_login(host, "alice_shop", "shop-db-1") != "ok"
     rc, reply, out = agent("unsuspend", host.name, "alice")
     assert rc == 0, out
-    assert {u: _stored_hash(host, u) for u in users} == hashes
+    assert {u: calls.db_hash(host, u) for u in users} == hashes
     assert clients.mysql_login(host, "alice_shop", "shop-db-1") == "ok"
-
-
-def _stored_hash(host, user: str) -> str:
-    out = host.run(["mysql", "--batch", "--skip-column-names", "-e",
-                    "SELECT IFNULL(JSON_VALUE(Priv, '$.authentication_string'), '') FROM "
-                    f"mysql.global_priv WHERE User = '{user}' AND Host = 'localhost'"])
-    return out.stdout.decode().strip()
 
 
 def test_f9_the_plan_names_the_team_users_and_web_disk_logins_left_open(host, agent) -> None:

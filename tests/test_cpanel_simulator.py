@@ -246,28 +246,21 @@ def test_mysql_scripts_lock_every_user_of_the_account_and_unlock_them_all(host, 
     if flavour == "mysql":
         flag.write_text("mysql\n")
     try:
-        before = _hash(host, "alice_blog")
+        before = calls.db_hash(host, "alice_blog")
         code, out = calls.script(host, "suspendmysqlusers", "alice")
         assert code == 0 and "alice_blog" in out
         for user, password in (("alice_shop", "shop-db-1"), ("alice_blog", "blog-db-1"),
                                ("alice", "alice-pass-1")):
             refused = clients.mysql_login(host, user, password)
             assert ("locked" if flavour == "mysql" else "Access denied") in refused, refused
-        assert _hash(host, "alice_blog") == (before if flavour == "mysql"
+        assert calls.db_hash(host, "alice_blog") == (before if flavour == "mysql"
                                              else "-" + before[1:][::-1])
         assert clients.mysql_login(host, "bob_wp", "bob-db-1") == "ok"
         assert calls.script(host, "unsuspendmysqlusers", "alice")[0] == 0
         assert clients.mysql_login(host, "alice_blog", "blog-db-1") == "ok"
-        assert _hash(host, "alice_blog") == before
+        assert calls.db_hash(host, "alice_blog") == before
     finally:
         flag.unlink(missing_ok=True)
-
-
-def _hash(host, user: str) -> str:
-    return host.run(["mysql", "--batch", "--skip-column-names", "-e",
-                     "SELECT JSON_VALUE(Priv, '$.authentication_string') FROM "
-                     f"mysql.global_priv WHERE User = '{user}' AND Host = 'localhost'"]
-                    ).stdout.decode().strip()
 
 
 def test_reseller_only_leaves_the_owned_accounts_alone(host):

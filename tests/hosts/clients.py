@@ -176,7 +176,8 @@ def mysql_login(host: TestHost, user: str, password: str) -> str:
     return (proc.stderr or proc.stdout).strip()
 
 
-def _ssh(host: TestHost, user: str, **credentials: object) -> str:
+def _connected(host: TestHost, user: str, **credentials: object) -> paramiko.SSHClient:
+    """Return an SSH client logged in to `host` as `user` (paramiko's errors pass through)."""
     client = paramiko.SSHClient()
     # Trust exactly the host's own key, read from its tree: no unknown key is ever accepted.
     key_type, key_b64 = host.path("/etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2]
@@ -187,6 +188,16 @@ def _ssh(host: TestHost, user: str, **credentials: object) -> str:
         client.connect(host.address, 22, username=user, timeout=TIMEOUT, banner_timeout=TIMEOUT,
                        auth_timeout=TIMEOUT, allow_agent=False, look_for_keys=False,
                        **credentials)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def _ssh(host: TestHost, user: str, **credentials: object) -> str:
+    client = None
+    try:
+        client = _connected(host, user, **credentials)
         _stdin, stdout, stderr = client.exec_command("true", timeout=TIMEOUT)
         status = stdout.channel.recv_exit_status()
         if status != 0:
@@ -197,13 +208,34 @@ def _ssh(host: TestHost, user: str, **credentials: object) -> str:
     except paramiko.SSHException as exc:
         return f"ssh error: {exc}"
     finally:
-        client.close()
+        if client is not None:
+            client.close()
 
 
 def ssh_password_login(host: TestHost, user: str, password: str) -> str:
     """Log in over SSH with a password and run `true`; return "ok", "auth failed: ..." or
     "command failed (<status>): <output>" (e.g. a nologin shell)."""
     return _ssh(host, user, password=password)
+
+
+def ssh_key_forward(host: TestHost, user: str, key_path: Path) -> str:
+    """Log in over SSH with the key at `key_path` and open a forwarded TCP channel to the
+    host's own port 22 (`ssh -N -L`'s way in, which no shell stops); return "forwarded",
+    "auth failed: ..." or "refused: ..."."""
+    client = None
+    try:
+        client = _connected(host, user, key_filename=str(key_path))
+        channel = client.get_transport().open_channel(
+            "direct-tcpip", ("127.0.0.1", 22), ("127.0.0.1", 40000), timeout=TIMEOUT)
+        channel.close()
+        return "forwarded"
+    except paramiko.AuthenticationException as exc:
+        return f"auth failed: {exc}"
+    except (paramiko.SSHException, OSError) as exc:
+        return f"refused: {exc}"
+    finally:
+        if client is not None:
+            client.close()
 
 
 def ssh_key_login(host: TestHost, user: str, key_path: Path) -> str:

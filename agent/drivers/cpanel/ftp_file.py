@@ -14,19 +14,14 @@ line is left as it is), and keeps no hash: what is ours is recognised by a diges
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from agent.connector import Connector
 from agent.errors import StepError
 from agent.steps.edit_lines import file_lines
+from agent.steps.login_hash import digest
 
 LOCKED = ("!", "*")
-
-
-def digest(hashed: str) -> str:
-    """Return the digest that stands for a hash in the journal (never the hash itself)."""
-    return hashlib.sha256(hashed.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def login_key(name: str, main_domain: str) -> str:

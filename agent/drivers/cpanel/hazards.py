@@ -13,7 +13,13 @@ from agent.drivers.cpanel import ea_nginx, ssh_deny
 from agent.errors import AgentError
 
 CPANEL_CONFIG = "/var/cpanel/cpanel.config"
-_SHOWN = 5  # names listed before "and N more"
+_SHOWN = 5  # domains listed before "and N more"
+
+
+def listed(names: list[str], shown: int) -> str:
+    """Return the first `shown` names, comma-separated, and "and N more" for the rest."""
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more"
+                                       if len(names) > shown else "")
 
 
 def cpanel_config(text: str) -> dict[str, str]:
@@ -103,7 +109,6 @@ def _force_https_line(conn: Connector, s: Any) -> str:
     names = sorted({p.rsplit("/", 1)[-1].removesuffix("_SSL") for p in out.split()})
     if not names:
         return "Force HTTPS Redirect domains: none"
-    shown = ", ".join(names[:_SHOWN]) + (f" and {len(names) - _SHOWN} more"
-                                        if len(names) > _SHOWN else "")
-    return (f"NOTE: {len(names)} domain(s) with Force HTTPS Redirect ({shown}): suspended, "
+    return (f"NOTE: {len(names)} domain(s) with Force HTTPS Redirect "
+            f"({listed(names, _SHOWN)}): suspended, "
             "their HTTP answers 301 to HTTPS and the landing page shows there")

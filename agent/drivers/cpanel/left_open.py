@@ -15,16 +15,12 @@ from __future__ import annotations
 from typing import Any
 
 from agent.drivers.cpanel.facts import Panel, _records
+from agent.drivers.cpanel.hazards import listed
 from agent.errors import AgentError
 from agent.steps.actions import Skipped
 from agent.steps.protocol import Context
 
-_SHOWN = 8
-
-
-def _names(names: list[str]) -> str:
-    return ", ".join(names[:_SHOWN]) + (f" and {len(names) - _SHOWN} more"
-                                       if len(names) > _SHOWN else "")
+_SHOWN = 8  # logins listed before "and N more"
 
 
 def team_users(ctx: Context, user: str) -> tuple[list[str], str]:
@@ -63,13 +59,13 @@ def lines(ctx: Context, user: str, passwd: list[str]) -> tuple[list[Skipped], di
     webdisk, webdisk_why = webdisk_logins(ctx, passwd)
     out: list[Skipped] = []
     if team:
-        out.append(Skipped(f"team users of {user} ({_names(team)}) can still log in to cPanel: "
-                           "panel_lock does not lock them (panel_suspend does)"))
+        out.append(Skipped(f"team users of {user} ({listed(team, _SHOWN)}) can still log in "
+                           "to cPanel: panel_lock does not lock them (panel_suspend does)"))
     if team_why:
         out.append(Skipped(f"team users of {user} could not be listed ({team_why}); any "
                            "there are can still log in to cPanel"))
     if webdisk:
-        out.append(Skipped(f"Web Disk logins of {user} ({_names(webdisk)}) still read and "
+        out.append(Skipped(f"Web Disk logins of {user} ({listed(webdisk, _SHOWN)}) still read and "
                            "write files: panel_lock does not lock them (panel_suspend does)"))
     if webdisk_why:
         out.append(Skipped(f"the Web Disk logins of {user} could not be read ({webdisk_why})"))

@@ -59,6 +59,16 @@ def script(host: TestHost, name: str, *args: str) -> tuple[int, str]:
     return proc.returncode, (proc.stdout + proc.stderr).decode()
 
 
+def db_hash(host: TestHost, user: str) -> str:
+    """Return MariaDB's stored password hash of `user`@localhost ("" when none)."""
+    if not user.replace("_", "").isalnum():
+        raise ValueError(f"bad database user name {user!r}")
+    sql = ("SELECT IFNULL(JSON_VALUE(Priv, '$.authentication_string'), '') FROM "
+           f"mysql.global_priv WHERE User = '{user}' AND Host = 'localhost'")
+    return host.run(["mysql", "--batch", "--skip-column-names", "-e", sql]
+                    ).stdout.decode().strip()
+
+
 def script_runs(host: TestHost) -> dict[str, int]:
     """Return how often each /scripts/NAME ran since the host was provisioned (the
     simulator's own log of its script entry points; suspendacct's own restart is not one)."""

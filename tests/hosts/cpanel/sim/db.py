@@ -180,15 +180,6 @@ def _set_hashes(found: list[tuple[str, str]], locked: bool) -> None:
         _query(sql + "FLUSH PRIVILEGES;\n")
 
 
-def stored_hash(name: str, host: str = "localhost") -> str:
-    """Return MariaDB's stored hash of `name`@`host` (tests compare it)."""
-    if not _NAME.match(name) or not _HOST.match(host):
-        return ""
-    rows = _query("SELECT IFNULL(JSON_VALUE(Priv, '$.authentication_string'), '') FROM "
-                  f"mysql.global_priv WHERE User = '{name}' AND Host = '{host}';\n")
-    return rows[0][0] if rows and rows[0] else ""
-
-
 def is_locked(name: str) -> bool:
     """True when MariaDB user `name` is locked (any host)."""
     if not _NAME.match(name):
