@@ -502,31 +502,193 @@ def test_f16_on_mariadb_suspendacct_keeps_db_lock_and_every_password(host, agent
     assert clients.mysql_login(host, "alice_shop", "shop-db-1") == "ok"
 
 
-def test_f9_the_plan_names_the_team_users_and_web_disk_logins_left_open(host, agent) -> None:
-    """F9, the part not built yet: panel_lock does not lock team users (/var/cpanel/team/
-    OWNER, Team::list_team) or Web Disk logins (~/etc/webdav/shadow); its plan names each
-    one that can still get in. The Web Disk file is read as the customer: a link there to
-    root's /etc/shadow is not read."""
+def _team_line(host, name: str, password: str, roles: str, suspend: str = "") -> str:
+    from tests.hosts import hostfs
+
+    hashed = hostfs.sha512_crypt(host, [password])[0]
+    locked = "!!" if suspend else ""
+    return f"{name}::{roles}:{locked}{hashed}:1700000000:{name}@bob.test::en:{suspend}:\n"
+
+
+def test_f9_team_users_are_locked_and_come_back_as_they_were(host, agent) -> None:
+    """F9: team users log in to the owner's cPanel (port 2083, NAME@DOMAIN) with their own
+    passwords, and a database role keeps their MySQL user OWNER_NAME open. panel_lock
+    suspends each open one (Team::suspend_team_user: `!!`, a date, its MySQL user locked);
+    the reversal reinstates only those, and locks the MySQL user again of one without a
+    database role (reinstate_team_user unlocks it whatever the roles). One the owner had
+    suspended stays suspended. Checked from outside: cPanel logins and MySQL logins."""
+    team = host.path("/var/cpanel/team/bob")
+    db_users = {"bob_helper": "helper-db-1", "bob_dba": "dba-db-1"}
+    try:
+        team.parent.mkdir(exist_ok=True)
+        team.write_text("bob 1.4\n" + _team_line(host, "helper", "helper-pw-1", "email")
+                        + _team_line(host, "dba", "dba-pw-1", "database")
+                        + _team_line(host, "off", "off-pw-1", "web", "1700000500,on leave"))
+        host.run(["mysql", "-e", "".join(f"CREATE USER '{u}'@'localhost' IDENTIFIED BY '{p}';"
+                                         for u, p in db_users.items())])
+        assert calls.script(host, "suspendmysqlusers", "bob_helper", "1")[0] == 0
+        listed = calls.uapi(host, "bob", "Team", "list_team")["result"]["data"]
+        logins = {"helper@bob.test": "helper-pw-1", "dba@bob.test": "dba-pw-1",
+                  "off@bob.test": "off-pw-1", "bob": "bob-pass-1"}
+
+        def can_log_in() -> dict[str, bool]:
+            out = {u: calls.cpanel_login(host, u, p) == "ok" for u, p in logins.items()}
+            out.update({u: clients.mysql_login(host, u, p) == "ok" for u, p in db_users.items()})
+            return out
+
+        before = can_log_in()
+        assert before == {"helper@bob.test": True, "dba@bob.test": True, "off@bob.test": False,
+                          "bob": True, "bob_helper": False, "bob_dba": True}, before
+        rc, reply, out = agent("suspend", host.name, "bob", "--playbook", "immediate")
+        assert rc == 0, out
+        assert not any(can_log_in().values())
+        rc, reply, out = agent("unsuspend", host.name, "bob")
+        assert rc == 0, out
+        assert can_log_in() == before
+        # The same records (cPanel writes `,` into empty suspend and expiry fields).
+        assert calls.uapi(host, "bob", "Team", "list_team")["result"]["data"] == listed
+    finally:
+        team.unlink(missing_ok=True)
+        host.run(["mysql", "-e", "".join(f"DROP USER IF EXISTS '{u}'@'localhost';"
+                                         for u in db_users)])
+
+
+WEBDISK = "/home/bob/etc/webdav/shadow"
+
+
+def _md5(text: str) -> str:
+    import hashlib
+
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+
+@pytest.fixture
+def webdisk(host):
+    """bob's Web Disk login disk@bob.test (crypt and Digest hashes) and bob's own Digest
+    entry in /etc/digestshadow; both files taken away after."""
     from tests.hosts import hostfs
 
     owner = hostfs.user_ids(host, "bob")
-    team = host.path("/var/cpanel/team/bob")
-    shadow = "/home/bob/etc/webdav/shadow"
+    hashed = hostfs.sha512_crypt(host, ["disk-pw-1"])[0]
+    hostfs.make_dirs(host, "/home/bob/etc/webdav", 0o750, owner)
+    hostfs.write(host, WEBDISK, f"disk@bob.test:{hashed}:19000::::::"
+                 f"{_md5('disk@bob.test:cPanel:disk-pw-1')}\n", mode=0o600, owner=owner)
+    hostfs.write(host, "/etc/digestshadow", f"alice:{_md5('alice:cPanel:x')}\n"
+                 f"bob:{_md5('bob:cPanel:bob-pass-1')}\n", mode=0o640)
+    yield
+    host.run(["rm", "-rf", "/home/bob/etc/webdav", "/etc/digestshadow"])
+
+
+def _webdisk_logins(host) -> dict[str, bool]:
+    return {f"{login} {'digest' if digest else 'basic'}":
+            calls.webdisk_login(host, login, password, digest) == "ok"
+            for login, password in (("disk@bob.test", "disk-pw-1"), ("bob", "bob-pass-1"))
+            for digest in (False, True)}
+
+
+def _files(host) -> dict[str, tuple]:
+    out = {}
+    for path in (WEBDISK, "/etc/digestshadow", "/etc/shadow"):
+        st = host.path(path).lstat()
+        out[path] = (host.path(path).read_bytes(), st.st_mode, st.st_uid, st.st_gid)
+    return out
+
+
+def test_f9_web_disk_logins_are_locked_and_come_back_byte_for_byte(host, agent, webdisk
+                                                                    ) -> None:
+    """F9: Web Disk (WebDAV on 2078) lets in the account's Web Disk logins by their crypt
+    hash (Basic) or their Digest hash, and the account itself by Digest through
+    /etc/digestshadow, none of which goes through the system hash. ftp_lock locks all of
+    them; the reversal gives back both files byte for byte. Checked from outside, as a
+    WebDAV client."""
+    before = _files(host)
+    assert all(_webdisk_logins(host).values()), _webdisk_logins(host)
+    rc, reply, out = agent("suspend", host.name, "bob", "--playbook", "immediate")
+    assert rc == 0, out
+    assert not any(_webdisk_logins(host).values()), _webdisk_logins(host)
+    rc, reply, out = agent("unsuspend", host.name, "bob")
+    assert rc == 0, out
+    assert all(_webdisk_logins(host).values()), _webdisk_logins(host)
+    assert _files(host) == before
+
+
+def test_f9_web_disk_survives_someone_elses_suspendacct_in_between(host, agent, webdisk
+                                                                   ) -> None:
+    """F9: an admin's suspendacct while ftp_lock is on puts `*LOCKED*` before our `!`, and
+    the admin's unsuspendacct strips every `*LOCKED*` but not our `!`: the Web Disk logins
+    stay locked until our unsuspend, and then come back with the files as they were. (Our
+    unsuspend waits while the admin's suspension is on, F4; the other order is in
+    tests/fast/test_cpanel_webdisk.py.)"""
+    before = _files(host)
+    rc, reply, out = agent("suspend", host.name, "bob", "--playbook", "immediate")
+    assert rc == 0, out
+    # panel_lock has locked the hash, so suspendacct needs --force (A7), as an admin learns.
+    assert calls.script(host, "suspendacct", "--force", "bob", "admin")[0] == 0
+    assert b"*LOCKED*!" in host.path(WEBDISK).read_bytes()
+    assert calls.script(host, "unsuspendacct", "bob")[0] == 0
+    # The Web Disk locks hold. (unsuspendacct strips every leading `!` of the system hash,
+    # scripts/unsuspendacct:242, so bob's own password login is back: not Web Disk's part.)
+    still = _webdisk_logins(host)
+    assert not any(v for k, v in still.items() if k != "bob basic"), still
+    rc, reply, out = agent("unsuspend", host.name, "bob")
+    assert rc == 0, out
+    assert all(_webdisk_logins(host).values()), _webdisk_logins(host)
+    assert {p: v[0] for p, v in _files(host).items() if p != "/etc/shadow"} == {
+        p: v[0] for p, v in before.items() if p != "/etc/shadow"}
+
+
+def test_f9_a_web_disk_file_linked_to_roots_shadow_is_never_read_or_written(host, agent,
+                                                                           webdisk) -> None:
+    """F9, a hostile customer: ~/etc/webdav/shadow as a link to /etc/shadow. The agent reads
+    and writes that file only as the customer, so root's file is neither shown nor changed;
+    the plan says the Web Disk logins could not be read, and the case still goes through."""
+    host.path(WEBDISK).unlink()
+    host.path(WEBDISK).symlink_to("/etc/shadow")
+    rc, reply, out = agent("plan", host.name, "bob", "--playbook", "immediate")
+    assert rc == 0, out
+    assert "Web Disk logins of bob could not be read" in out and "root:" not in out, out
+    shadow = host.path("/etc/shadow").read_bytes()
+    rc, reply, out = agent("suspend", host.name, "bob", "--playbook", "immediate")
+    assert rc == 0, out
+    assert b"bob:!" in host.path("/etc/shadow").read_bytes()  # panel_lock's own lock
+    rc, reply, out = agent("unsuspend", host.name, "bob")
+    assert rc == 0, out
+    assert host.path("/etc/shadow").read_bytes() == shadow
+    assert host.path(WEBDISK).is_symlink()
+
+
+def test_f17_ftp_lock_edits_the_ftp_file_only_under_cpanels_own_lock(cp, host, tmp_path
+                                                                      ) -> None:
+    """F17: cPanel edits /etc/proftpd/USER holding USER.lock (its pid, linked into place)
+    and flock (Cpanel/SafeFile.pm). While a live process of cPanel's holds it, ftp_lock
+    waits `cpanel.safefile_wait` seconds and gives up with the holder named, the file and
+    the lock untouched; once it is released, the suspension goes through and leaves no lock
+    behind, and the round trip gives the file back byte for byte."""
+    import subprocess
+
+    path = "/etc/proftpd/alice"
+    agent = make_agent(host, tmp_path, "cli", cp[1].root_token, safefile_wait="2")
+    before = snapshot(host)
+    original = host.path(path).read_bytes()
+    lock = host.path(f"{path}.lock")
+    holder = subprocess.Popen(["ip", "netns", "exec", host.netns, "chroot", str(host.root),
+                               "sleep", "300"], stdin=subprocess.DEVNULL)
     try:
-        team.parent.mkdir(exist_ok=True)
-        team.write_text("bob 1.4\nhelper::email:$6$salt$x:1700000000:h@bob.test::en::\n")
-        hostfs.make_dirs(host, "/home/bob/etc/webdav", 0o750, owner)
-        hostfs.write(host, shadow, "disk@bob.test:$6$salt$y:19000::::::\n", mode=0o600,
-                     owner=owner)
-        rc, reply, out = agent("plan", host.name, "bob", "--playbook", "immediate")
-        assert rc == 0, out
-        assert "team users of bob (helper) can still log in to cPanel" in out, out
-        assert "Web Disk logins of bob (disk@bob.test) still read and write files" in out
-        host.path(shadow).unlink()
-        host.path(shadow).symlink_to("/etc/shadow")
-        rc, reply, out = agent("plan", host.name, "bob", "--playbook", "immediate")
-        assert rc == 0, out
-        assert "Web Disk logins of bob could not be read" in out and "root" not in out, out
+        lock.write_text(f"{holder.pid}\nftpupdate\n{path}\n")
+        rc, reply, out = agent("suspend", host.name, "alice", "--playbook", "immediate")
+        assert rc != 0 and "is locked by another process" in out, out
+        assert str(holder.pid) in out
+        assert host.path(path).read_bytes() == original
+        assert lock.read_text().startswith(f"{holder.pid}\n")
     finally:
-        team.unlink(missing_ok=True)
-        host.run(["rm", "-rf", "/home/bob/etc/webdav"])
+        holder.kill()
+        holder.wait()
+        lock.unlink(missing_ok=True)
+    rc, reply, out = agent("suspend", host.name, "alice", "--playbook", "immediate")
+    assert rc == 0, out
+    assert not lock.exists()
+    assert clients.ftp_login(host, "ftpuser@alice.test", "ftp-pass-1") != "ok"
+    rc, reply, out = agent("unsuspend", host.name, "alice")
+    assert rc == 0, out
+    assert host.path(path).read_bytes() == original
+    assert snapshot(host) == before

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from agent.connector import base, each
 from agent.connector.base import Connector, Result
+from agent.drivers.cpanel import safefile
 
 Argv = list[str]
 Match = Callable[[Argv], bool]
@@ -68,10 +69,10 @@ class FakeConnector(Connector):
 
     # -- test controls --------------------------------------------------------------------
     def fail(self, match: Match, error: BaseException | type[BaseException] | int = 1, *,
-             skip: int = 0, times: int = 1) -> Failure:
+             skip: int = 0, times: int = 1, stderr: str = "injected failure") -> Failure:
         """Fail the (skip+1)-th command matching `match`, and the next `times`-1 ones
-        (-1: every one from then on)."""
-        failure = Failure(match, error, skip, times)
+        (-1: every one from then on); an int `error` is that exit code with `stderr`."""
+        failure = Failure(match, error, skip, times, stderr)
         self.failures.append(failure)
         return failure
 
@@ -87,7 +88,9 @@ class FakeConnector(Connector):
 
     def changing(self) -> list[Argv]:
         """Return every logged command that could have changed something."""
-        return [a for a in self.log if a[0].rsplit("/", 1)[-1] not in READ_ONLY]
+        # A write as the customer is `setpriv ... -- sh -c SCRIPT` (cPanel's Web Disk file).
+        return [a for a in self.log if a[0].rsplit("/", 1)[-1] not in READ_ONLY
+                or (a[0].endswith("setpriv") and "-c" in a)]
 
     def close(self) -> None:
         self.closed += 1
@@ -95,6 +98,9 @@ class FakeConnector(Connector):
     # -- the transport --------------------------------------------------------------------
     def _exec(self, argv: list[str], stdin: bytes | None, timeout: float) -> Result:
         with self._lock:
+            if argv[0] == "flock" and safefile.SCRIPT in argv:  # cPanel's locked install
+                args = argv[argv.index(safefile.SCRIPT) + 2:]
+                return self._checked(["write", args[0]], lambda: self._swap(args, stdin))
             if argv[:2] == ["sh", "-c"] and len(argv) >= 4:
                 script, args = argv[2], argv[4:]
                 if script == base._READ_SCRIPT:
@@ -160,6 +166,13 @@ class FakeConnector(Connector):
         uid, _, gid = owner.partition(":")
         self.files[path] = FakeFile(data, int(mode, 8), int(uid), int(gid))
         return Result(0, b"", b"")
+
+    def _swap(self, args: list[str], stdin: bytes | None) -> Result:
+        # agent/drivers/cpanel/safefile.py: installed only while the file is still $6.
+        current = self.files.get(args[0])
+        if current is None or hashlib.sha256(current.data).hexdigest() != args[5]:
+            return Result(safefile.CHANGED, b"", b"")
+        return self._write(args[:5], stdin)
 
     def _write_many(self, args: list[str], stdin: bytes | None) -> Result:
         data, pos, out = stdin or b"", 0, b""

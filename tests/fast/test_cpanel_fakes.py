@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
 from agent.connector.base import Result
+from agent.drivers.cpanel import webdisk
 from agent.steps import archive
 from tests.fast.fakes import FakeConnector, FakeFile
 
@@ -170,6 +171,8 @@ class Model:
                                 for e, b in a.mailboxes.items()])
         if function == "Team::list_team":
             return uapi_result(a.team)
+        if function in ("Team::suspend_team_user", "Team::reinstate_team_user"):
+            return self._team(a, function, p.get("user", ""))
         if function == "Ftp::list_ftp":
             return uapi_result([{"user": u, "type": t, "homedir": f"/home/{user}"}
                                 for u, t in a.ftp])
@@ -191,6 +194,23 @@ class Model:
         if module == "Email" and function in self.noop:
             return uapi_result(None)
         return uapi_result(None, [f"{function}: no such mailbox or function"])
+
+
+    def _team(self, a: Account, function: str, name: str) -> dict:
+        # Cpanel/Team/Config.pm suspend_team_user / reinstate_team_user (sim/team.py).
+        row = next((r for r in a.team if r["username"] == name), None)
+        if row is None:
+            return uapi_result(None, [f"The team user “{name}” does not exist."])
+        if function in self.noop:
+            return uapi_result(1)
+        if function.endswith("suspend_team_user"):
+            if not row["password"].startswith("!"):
+                row["password"] = "!!" + row["password"]
+            row["suspend_date"] = row.get("suspend_date") or "1800000000"
+        elif row.get("suspend_date"):
+            row["suspend_date"] = ""
+            row["password"] = row["password"].removeprefix("!!")
+        return uapi_result(1)
 
 
 class FakeCpanel(FakeConnector):
@@ -256,6 +276,15 @@ class FakeCpanel(FakeConnector):
             return Result(0, ("port 22\nusepam yes\n" + (
                 f"denygroups {' '.join(m.deny_groups)}\n" if m.deny_groups else "")).encode(),
                 b"")
+        if argv[0].endswith("setpriv") and argv[5:7] == ["stat", "-c"]:
+            return Result(0, f"{self.files[argv[-1]].mode:o}\n".encode(), b"")
+        if argv[0].endswith("setpriv") and argv[5:8] == ["sh", "-c", webdisk._INSTALL]:
+            # The Web Disk file written as the customer (agent/drivers/cpanel/webdisk.py).
+            path, mode, base = argv[9], int(argv[10], 8), argv[13]
+            if hashlib.sha256(self.files[path].data).hexdigest() != base:
+                return Result(93, b"", b"")
+            self.put(path, stdin or b"", mode)
+            return Result(0, b"", b"")
         if argv[0].endswith("setpriv") and argv[-3:-1] == ["cat", "--"]:
             # Reading a file in the home as the customer (left_open.py).
             f = self.files.get(argv[-1])
@@ -271,6 +300,9 @@ class FakeCpanel(FakeConnector):
             line = (f"{argv[2]}:x:{a.uid}:{a.uid}::/home/{argv[2]}:{a.shell}" if argv[1] ==
                     "passwd" else f"{argv[2]}:{a.hash}:19000:0:99999:7:::")
             return Result(0, (line + "\n").encode(), b"")
+        if argv[0].endswith("suspendmysqlusers"):  # team mode: OWNER_TEAMUSER 1
+            m.calls.append(("script", "suspendmysqlusers", {"argv": argv[1:]}))
+            return Result(0, b"", b"")
         if argv[0] == FTPUPDATE:
             self._ftpupdate()
             return Result(0, b"", b"")

@@ -5,6 +5,9 @@ after its own unsuspendacct the agent puts the account back into the group."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 from tests.fast.test_cpanel_ladder import Cp, cp  # noqa: F401 - the fixture
 
 
@@ -85,17 +88,71 @@ def test_check_says_whether_sshd_denies_the_group(cp: Cp) -> None:  # noqa: F811
             in text) and not report["ok"]
 
 
-def test_the_plan_names_team_users_and_web_disk_logins_it_leaves_open(cp: Cp  # noqa: F811
-                                                                      ) -> None:
-    """Review F9, the part not built yet: panel_lock does not lock team users or Web Disk
-    logins, and says so for each, instead of claiming the account's logins are all shut."""
-    cp.alice.team = [{"username": "helper", "password": "$6$x", "suspend_date": ""},
-                     {"username": "gone", "password": "!!$6$y", "suspend_date": "1700000000"}]
+def test_the_plan_names_the_web_disk_logins_it_leaves_open(cp: Cp) -> None:  # noqa: F811
+    """Review F9, the part not built yet: panel_lock does not lock Web Disk logins, and says
+    so for each, instead of claiming the account's logins are all shut."""
     cp.fake.put("/home/alice/etc/webdav/shadow",
                 b"disk@alice.test:$6$z:19000::::::\nold@alice.test:*LOCKED*$6$w:19000::::::\n")
     out = cp.suspend("cp-now", dry_run=True)
     text = "\n".join(line for p in out.plans if p["step"] == "panel_lock"
                      for line in p["actions"])
-    assert "skip  team users of alice (helper) can still log in to cPanel" in text, text
     assert "skip  Web Disk logins of alice (disk@alice.test) still read and write" in text
-    assert "gone" not in text and "old@alice.test" not in text
+    assert "old@alice.test" not in text
+
+
+def _team_row(name: str, password: str, suspended: str = "", roles: str = "email") -> dict:
+    return {"username": name, "password": password, "suspend_date": suspended,
+            "roles": roles.split(","), "expire_date": ""}
+
+
+def test_panel_lock_suspends_the_open_team_users_and_reinstates_only_those(cp: Cp  # noqa: F811
+                                                                         ) -> None:
+    """Review F9: team users log in to the owner's cPanel with their own passwords, so
+    panel_lock suspends each open one (UAPI Team::suspend_team_user); one suspended before
+    stays so; the reversal reinstates only its own, and locks the MySQL user again of one
+    without a database role (reinstate unlocks it whatever the roles)."""
+    cp.alice.team = [_team_row("helper", "$6$x"), _team_row("dba", "$6$d", roles="database"),
+                     _team_row("gone", "!!$6$y", suspended="1700000000")]
+    assert cp.suspend("cp-now").errors == []
+    rows = {r["username"]: r for r in cp.alice.team}
+    assert rows["helper"]["password"] == "!!$6$x" and rows["dba"]["password"] == "!!$6$d"
+    assert rows["gone"]["suspend_date"] == "1700000000"
+    suspends = [p["user"] for kind, f, p in cp.fake.model.calls
+                if f == "Team::suspend_team_user"]
+    assert suspends == ["dba", "helper"]
+    assert cp.unsuspend().errors == []
+    rows = {r["username"]: r for r in cp.alice.team}
+    assert rows["helper"]["password"] == "$6$x" and rows["dba"]["password"] == "$6$d"
+    assert rows["gone"]["password"] == "!!$6$y" and rows["gone"]["suspend_date"]
+    reinstated = [p["user"] for kind, f, p in cp.fake.model.calls
+                  if f == "Team::reinstate_team_user"]
+    assert reinstated == ["dba", "helper"]
+    relocked = [p["argv"] for kind, f, p in cp.fake.model.calls if f == "suspendmysqlusers"]
+    assert relocked == [["alice_helper", "1"]]
+
+
+def test_a_team_user_reinstated_meanwhile_or_expired_is_left_as_it_is(cp: Cp  # noqa: F811
+                                                                     ) -> None:
+    """Review F9: reinstate_team_user also cancels an expiry that has passed, so a team
+    user whose expiry passed during the case is left suspended (and the plan says so); one
+    the owner reinstated meanwhile gets no second call."""
+    cp.alice.team = [_team_row("helper", "$6$x"), _team_row("temp", "$6$t")]
+    assert cp.suspend("cp-now").errors == []
+    rows = {r["username"]: r for r in cp.alice.team}
+    rows["helper"].update(password="$6$x", suspend_date="")  # the owner reinstated it
+    rows["temp"]["expire_date"] = "1000000000"  # long past
+    text = json.dumps(dataclasses.asdict(cp.unsuspend(dry_run=True)))
+    out = cp.unsuspend()
+    assert out.errors == [], out.errors
+    assert not [p for kind, f, p in cp.fake.model.calls if f == "Team::reinstate_team_user"]
+    assert rows["temp"]["password"] == "!!$6$t"
+    assert "team user temp of alice: its expiry passed during the case" in text, text
+
+
+def test_panel_lock_verify_fails_while_a_team_user_can_log_in(cp: Cp) -> None:  # noqa: F811
+    """Review F9: a suspend_team_user that changes nothing is a failed verify, not a lock."""
+    cp.alice.team = [_team_row("helper", "$6$x")]
+    cp.fake.model.noop.add("Team::suspend_team_user")
+    out = cp.suspend("cp-now")
+    assert out.state != "suspended"
+    assert "team users can still log in: helper" in json.dumps(out.errors), out.errors

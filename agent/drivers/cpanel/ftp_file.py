@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.connector import Connector
+from agent.drivers.cpanel import safefile
 from agent.errors import StepError
 from agent.steps.edit_lines import file_lines
 from agent.steps.login_hash import digest
@@ -55,17 +56,28 @@ class FtpHashes:
     logins: tuple[tuple[str, str], ...]
     lock: bool
     summary: tuple[str, ...]
+    wait: float = 60.0  # seconds to wait for cPanel's lock of the file (cpanel.safefile_wait)
 
     def describe(self) -> list[str]:
         return [f"edit  {self.path}: {line}" for line in self.summary]
 
     def carry_out(self, conn: Connector) -> None:
-        """Edit the file as read now, in one atomic write with its mode and owner kept."""
-        found = conn.read_many([self.path])[self.path]
-        if not found.exists or found.data is None:
-            raise StepError(f"{self.path} does not exist on {conn.name} as a regular file")
+        """Edit the file as read now, in one atomic write under cPanel's own locks
+        (safefile.py) with its mode and owner kept; read again if it changed meanwhile."""
+        for _attempt in range(3):
+            found = conn.read_many([self.path])[self.path]
+            if not found.exists or found.data is None:
+                raise StepError(f"{self.path} does not exist on {conn.name} as a regular file")
+            data = self._edited(found.data)
+            if data == found.data or safefile.install(
+                    conn, self.path, data, found.data, found.mode, f"{found.uid}:{found.gid}",
+                    self.wait):
+                return
+        raise StepError(f"{self.path} kept changing while it was edited; left as it is")
+
+    def _edited(self, data: bytes) -> bytes:
         wanted = dict(self.logins)
-        lines = file_lines(found.data)
+        lines = file_lines(data)
         for at, line in enumerate(lines):
             fields = line.split(":")
             if len(fields) < 2 or line.startswith("#"):
@@ -80,7 +92,5 @@ class FtpHashes:
                   and digest(hashed[1:]) == wanted[key]):
                 fields[1] = hashed[1:]
             lines[at] = ":".join(fields)
-        tail = "\n" if found.data.endswith(b"\n") else ""
-        data = ("\n".join(lines) + (tail if lines else "")).encode("utf-8", "surrogateescape")
-        if data != found.data:
-            conn.write(self.path, data, found.mode, f"{found.uid}:{found.gid}")
+        tail = "\n" if data.endswith(b"\n") else ""
+        return ("\n".join(lines) + (tail if lines else "")).encode("utf-8", "surrogateescape")

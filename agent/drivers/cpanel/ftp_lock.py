@@ -16,7 +16,9 @@ the next rebuild. So:
 - each sub-account that `Ftp::list_ftp` reports gets `!` before its hash, which ftpupdate
   keeps (`ftp_file.FtpHashes`: found by login, whatever else ftpupdate rewrote in the line);
 - then `ftpupdate` runs, and verify reads the file again: every login locked there, the
-  main and `_logs` lines included, and the system hash locked.
+  main and `_logs` lines included, and the system hash locked;
+- Web Disk (WebDAV file access, review F9): every login in `~/etc/webdav/shadow` and the
+  account's own Digest login in /etc/digestshadow get a `!` (webdisk.py, webdisk_lock.py).
 
 The journal keeps digests of the hashes, never a hash. Logins already locked before the
 case are left alone and stay locked. Once ftpupdate has run, the open Pure-FTPd sessions of
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.drivers.cpanel import ftp_file
+from agent.drivers.cpanel import ftp_file, webdisk_lock
 from agent.drivers.cpanel.facts import Panel, account_name
 from agent.drivers.cpanel.ftp_file import LOCKED, FtpHashes, digest, login_key
 from agent.drivers.cpanel.panel_lock import login_entry
@@ -85,7 +87,7 @@ class FtpLock:
         actions: list = [account_files.run([s.usermod, "--lock", user])] if hash_here else []
         if lock:
             actions.append(FtpHashes(path, main_domain, tuple(digests.items()), True, tuple(
-                f"lock FTP login {n} (prefix !)" for n in lock)))
+                f"lock FTP login {n} (prefix !)" for n in lock), s.safefile_wait))
         finish: list = []
         if actions:
             # ftpupdate carries the locked system hash into the main and _logs lines; the
@@ -97,14 +99,19 @@ class FtpLock:
             if leave:
                 finish.append(Skipped("open FTP sessions of the locked logins are left "
                                       "running (cpanel.ftp_sessions: leave)"))
-        return Plan(self.name, actions, finish=finish, note="" if not hash_here else ALSO,
+        # Web Disk's logins need no ftpupdate (review F9; webdisk_lock.py).
+        webdisk_actions, webdisk_undo = webdisk_lock.plan(ctx, user, passwd)
+        return Plan(self.name, actions + webdisk_actions, finish=finish,
+                    note="" if not hash_here else ALSO,
                     facts={"locked": ([user] if hash_here else []) + lock,
                            "already_locked": ([] if hash_here else [user]) + already,
-                           "sessions_ended": [n for a in kill for n, _uid in a.logins]},
+                           "sessions_ended": [n for a in kill for n, _uid in a.logins],
+                           "webdisk_locked": sorted(webdisk_undo["webdisk"]["logins"])},
                     undo={"path": path, "main_domain": main_domain, "locked": lock,
                           "digests": digests, "already_locked": already,
                           "hash_locked_here": hash_here,
-                          "hash_digest": digest(shadow[1]) if hash_here else ""})
+                          "hash_digest": digest(shadow[1]) if hash_here else "",
+                          **webdisk_undo})
 
     def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
         carry_out(ctx.conn, plan.actions)
@@ -123,10 +130,12 @@ class FtpLock:
         if undo["locked"]:
             actions.append(FtpHashes(undo["path"], undo["main_domain"],
                                      tuple(undo["digests"].items()), False,
-                                     tuple(f"unlock FTP login {n}" for n in undo["locked"])))
+                                     tuple(f"unlock FTP login {n}" for n in undo["locked"]),
+                                     s.safefile_wait))
         # The finish, once for a whole batch (see plan).
         finish = ([Run([s.ftpupdate], timeout=300)]
                   if undo["hash_locked_here"] or undo["locked"] else [])
+        actions += webdisk_lock.revert_plan(ctx, ctx.account, undo)
         return Plan(self.name, actions, finish=finish, undo=undo)
 
     def _revert_lines(self, ctx: Context, undo: dict[str, Any]) -> Plan:
@@ -171,5 +180,7 @@ class FtpLock:
             problems += [f"FTP login {n} is still locked by this step"
                          for n in undo["locked"] if n in found and found[n].startswith("!")
                          and digest(found[n][1:]) == undo["digests"][n]]
+        problems = [f"{undo['path']}: {p}" for p in problems]
+        problems += webdisk_lock.problems(ctx, user, undo, suspended)
         if problems:
-            raise VerifyFailed(f"{undo['path']}: " + "; ".join(problems[:8]))
+            raise VerifyFailed("; ".join(problems[:8]))

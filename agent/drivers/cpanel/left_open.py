@@ -1,10 +1,10 @@
 """What panel_lock does not lock yet, said in its plan instead of claimed (review F9).
 
-suspendacct also locks an account's team users (`!!` before their passwords,
-Cpanel/Team/Config.pm suspend_team) and its Web Disk logins (`~/etc/webdav/shadow`,
-scripts/suspendacct `suspendshadowfile`). The agent's panel_lock does neither yet, so its
-plan names every team user and Web Disk login that can still get in, as `skip` lines (in
-`plan`, the dry run and the audit) and in its facts; panel_suspend (suspendacct) locks them.
+suspendacct also locks an account's Web Disk logins (`~/etc/webdav/shadow`,
+scripts/suspendacct `suspendshadowfile`). panel_lock does not (ftp_lock does, with the
+other file logins), so panel_lock's plan names every Web Disk login still open when it
+runs, as `skip` lines (in `plan`, the dry run and the audit) and in its facts. Team users
+are locked by panel_lock (team_lock.py).
 
 The Web Disk file is in the customer's home: it is read as the customer (`setpriv`), so a
 symbolic link there to a file of root's is not read as root. Only its login names are kept.
@@ -14,26 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.drivers.cpanel.facts import Panel, _records
 from agent.drivers.cpanel.hazards import listed
-from agent.errors import AgentError
 from agent.steps.actions import Skipped
 from agent.steps.protocol import Context
 
 _SHOWN = 8  # logins listed before "and N more"
-
-
-def team_users(ctx: Context, user: str) -> tuple[list[str], str]:
-    """Return the team users not suspended now, and why they are unknown ("" when known)."""
-    panel = Panel(ctx.server, ctx.conn)
-    try:
-        data = panel.query(panel.uapi(user, "Team::list_team"))
-        rows = _records(data, None, "Team::list_team")
-    except AgentError as exc:
-        return [], str(exc)
-    return sorted(str(r["username"]) for r in rows if r.get("username")
-                  and not str(r.get("password") or "").startswith("!")
-                  and not r.get("suspend_date")), ""
 
 
 def webdisk_logins(ctx: Context, passwd: list[str]) -> tuple[list[str], str]:
@@ -55,18 +40,11 @@ def webdisk_logins(ctx: Context, passwd: list[str]) -> tuple[list[str], str]:
 
 def lines(ctx: Context, user: str, passwd: list[str]) -> tuple[list[Skipped], dict[str, Any]]:
     """Return panel_lock's `skip` lines for what stays open, and the facts behind them."""
-    team, team_why = team_users(ctx, user)
     webdisk, webdisk_why = webdisk_logins(ctx, passwd)
     out: list[Skipped] = []
-    if team:
-        out.append(Skipped(f"team users of {user} ({listed(team, _SHOWN)}) can still log in "
-                           "to cPanel: panel_lock does not lock them (panel_suspend does)"))
-    if team_why:
-        out.append(Skipped(f"team users of {user} could not be listed ({team_why}); any "
-                           "there are can still log in to cPanel"))
     if webdisk:
         out.append(Skipped(f"Web Disk logins of {user} ({listed(webdisk, _SHOWN)}) still read and "
-                           "write files: panel_lock does not lock them (panel_suspend does)"))
+                           "write files: panel_lock does not lock them (ftp_lock does)"))
     if webdisk_why:
         out.append(Skipped(f"the Web Disk logins of {user} could not be read ({webdisk_why})"))
-    return out, {"team_users_left": team, "webdisk_logins_left": webdisk}
+    return out, {"webdisk_logins_left": webdisk}

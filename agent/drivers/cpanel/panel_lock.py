@@ -9,8 +9,10 @@ and its shell becomes cPanel's own `noshell` (what cPanel gives accounts without
 access, A8). The account also joins cPanel's SSH deny group (ssh_deny.py), which stops SSH
 key logins and port forwarding, as suspendacct does. The exact prior hash and shell are
 kept and put back, the group left again only when this step put it there; a hash already
-locked is left alone. Open cPanel sessions are not purged (no documented function for it); with
-`kill_processes: true` the account's processes are killed (that part cannot be undone).
+locked is left alone. The account's team users are suspended through cPanel's Team
+functions and reinstated after (team_lock.py). Open cPanel sessions are not purged (no
+documented function for it); with `kill_processes: true` the account's processes are
+killed (that part cannot be undone).
 
 Side effect to know: cPanel's `listsuspended` decides "suspended" from the hash (A5), so
 while this lock is on, WHM lists the account as suspended with reason "Unknown". The
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.drivers.cpanel import left_open, ssh_deny
+from agent.drivers.cpanel import left_open, ssh_deny, team_lock
 from agent.drivers.cpanel.facts import Panel, account_name
 from agent.errors import BadInput, VerifyFailed
 from agent.steps import account_files, login_hash
@@ -70,12 +72,15 @@ class PanelLock:
         actions: list = [account_files.run(argv)] if len(argv) > 2 else []
         if ctx.params.get("kill_processes"):
             actions.append(Run(["pkill", "--signal", "KILL", "--uid", user], ok_codes=(0, 1)))
+        team_actions, team_undo = team_lock.suspend_plan(ctx, user)
         skips, left = left_open.lines(ctx, user, passwd)
-        return Plan(self.name, actions + skips,
+        return Plan(self.name, actions + team_actions + skips,
                     facts={"shell": shell, "locked_before": not lock_here,
-                           "ssh_denied_before": not group_here, **left},
+                           "ssh_denied_before": not group_here,
+                           "team_users_locked": team_undo["team_suspended"], **left},
                     undo={**login_hash.kept(hashed), "shell": shell, "locked_here": lock_here,
-                          "group_added": s.ssh_deny_group if group_here else ""})
+                          "group_added": s.ssh_deny_group if group_here else "",
+                          **team_undo})
 
     def apply(self, ctx: Context, plan: Plan) -> dict[str, Any]:
         carry_out(ctx.conn, plan.actions)
@@ -95,6 +100,7 @@ class PanelLock:
         group = undo.get("group_added") or ""
         if group and ctx.account in (ssh_deny.members(ctx) or []):
             actions.append(account_files.run([s.gpasswd, "--delete", ctx.account, group]))
+        actions += team_lock.revert_plan(ctx, ctx.account, undo)
         return Plan(self.name, actions, undo=undo)
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
@@ -120,5 +126,6 @@ class PanelLock:
         panel_shell = Panel(ctx.server, ctx.conn).summary(ctx.account).get("shell")
         if panel_shell not in (None, "", want):
             problems.append(f"accountsummary reports shell {panel_shell}, expected {want}")
+        problems += team_lock.problems(ctx, ctx.account, undo, suspended)
         if problems:
             raise VerifyFailed("; ".join(problems))

@@ -45,6 +45,11 @@ class CpanelSettings:
     rebuildhttpdconf: str = "/usr/local/cpanel/scripts/rebuildhttpdconf"
     restartsrv_httpd: str = "/usr/local/cpanel/scripts/restartsrv_httpd"
     ftpupdate: str = "/usr/local/cpanel/scripts/ftpupdate"
+    # Seconds ftp_lock waits for cPanel's own lock of /etc/proftpd/USER (USER.lock and
+    # flock, Cpanel::SafeFile; review F17) before it gives up, changing nothing.
+    safefile_wait: int = 60
+    # In its team mode (`OWNER_TEAMUSER 1`) it locks one team user's MySQL user (team_lock).
+    suspendmysqlusers: str = "/usr/local/cpanel/scripts/suspendmysqlusers"
     version_file: str = "/usr/local/cpanel/version"
     # EA4 userdata includes (A12): <userdata_dir>/{std,ssl}/<apache_dir>/<user>/*.conf
     userdata_dir: str = "/etc/apache2/conf.d/userdata"
@@ -112,7 +117,7 @@ class CpanelSettings:
 
 
 CHOICES = {"transport": API_TRANSPORTS, "ftp_sessions": ("end", "leave")}
-_INTS = {"api_port": (1, 65535), "api_timeout": (1, 3600)}
+_INTS = {"api_port": (1, 65535), "api_timeout": (1, 3600), "safefile_wait": (1, 600)}
 KEYS = {f.name for f in fields(CpanelSettings)}
 
 

@@ -4,6 +4,7 @@ API over HTTPS from outside, and a reset that puts the provisioned state back.""
 from __future__ import annotations
 
 import json
+import os
 import ssl
 
 import requests
@@ -30,14 +31,39 @@ class _HostCert(HTTPAdapter):
 
 
 def session(host: TestHost) -> requests.Session:
-    """Return a requests session that trusts only `host`'s certificate."""
+    """Return a requests session that trusts only `host`'s certificate (as it is now: a
+    test may give the host a new one, agent.certificate_for)."""
+    cert = host.path("/etc/ssl/certs/testhost.pem")
+    key = cert.read_bytes()
     cached = getattr(host, "_cpanel_session", None)
-    if cached is None:
-        cached = requests.Session()
-        cached.mount("https://", _HostCert(str(host.path("/etc/ssl/certs/testhost.pem"))))
-        cached.verify = str(host.path("/etc/ssl/certs/testhost.pem"))
-        host._cpanel_session = cached
-    return cached
+    if cached is None or cached[0] != key:
+        fresh = requests.Session()
+        fresh.mount("https://", _HostCert(str(cert)))
+        fresh.verify = str(cert)
+        cached = host._cpanel_session = (key, fresh)
+    return cached[1]
+
+
+def cpanel_login(host: TestHost, user: str, password: str) -> str:
+    """Log in to cPanel (2083, POST /login/?login_only=1) from outside as `user` (an account
+    or a team user's NAME@DOMAIN); return "ok" or "refused: <status> <message>"."""
+    reply = session(host).post(f"https://{host.address}:2083/login/?login_only=1",
+                               data={"user": user, "pass": password}, timeout=30)
+    body = reply.json()
+    if reply.status_code == 200 and body.get("status") == 1:
+        return "ok"
+    return f"refused: {reply.status_code} {body.get('message')}"
+
+
+def webdisk_login(host: TestHost, login: str, password: str, digest: bool = False) -> str:
+    """PROPFIND / on Web Disk (2078) from outside as `login` (NAME@DOMAIN, or the account),
+    by Basic or Digest authentication; return "ok" or "refused: <status>"."""
+    from requests.auth import HTTPDigestAuth
+
+    auth = HTTPDigestAuth(login, password) if digest else (login, password)
+    reply = session(host).request("PROPFIND", f"https://{host.address}:2078/", auth=auth,
+                                  headers={"Depth": "0"}, timeout=30)
+    return "ok" if reply.status_code == 207 else f"refused: {reply.status_code}"
 
 
 def whmapi1(host: TestHost, function: str, **args: str) -> dict:
@@ -120,6 +146,7 @@ def reset(host: TestHost) -> None:
                                    ("hold_outgoing", "release_outgoing")):
                 if box[flag]:
                     uapi(host, acct.user, "Email", function, email=box["email"])
+    _restore_accounts(host)  # after unsuspendacct, which needs the suspension's `!!`
     folder = host.path("/etc/apache2/conf.d/userdata")
     stale = list(folder.rglob("*.conf"))
     for path in stale:
@@ -127,6 +154,37 @@ def reset(host: TestHost) -> None:
     if stale:
         script(host, "rebuildhttpdconf")
         script(host, "restartsrv_httpd")
+
+
+# What a test that failed half-way can leave behind outside the panel's own state: the
+# agent's locks in the system account files and FTP files, and its server-side case
+# records (which the next test's agent would take over). Saved once provisioned.
+BASELINE_FILES = ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow")
+CASE_RECORDS = "/var/lib/suspension-agent-cases"
+
+
+def _baseline(host: TestHost) -> dict[str, tuple[bytes, int, int, int]]:
+    paths = [*BASELINE_FILES, *(f"/etc/proftpd/{a.user}" for a in layout.ACCOUNTS)]
+    out = {}
+    for path in paths:
+        if host.path(path).is_file():
+            st = host.path(path).stat()
+            out[path] = (host.path(path).read_bytes(), st.st_mode & 0o7777, st.st_uid,
+                         st.st_gid)
+    return out
+
+
+def _restore_accounts(host: TestHost) -> None:
+    for path, (data, mode, uid, gid) in getattr(host, "_cp_baseline", {}).items():
+        target = host.path(path)
+        if not target.is_file() or target.read_bytes() != data:
+            target.write_bytes(data)
+            os.chown(target, uid, gid)
+            os.chmod(target, mode)
+    records = host.path(CASE_RECORDS)
+    if records.is_dir():
+        for record in records.glob("*.json"):
+            record.unlink()
 
 
 def fixtures(offset: int) -> tuple:
@@ -157,6 +215,7 @@ def running_host(offset: int):  # noqa: ANN201 - a pytest fixture body (generato
     index = host_index(offset=offset)
     host = TestHost(f"cp{index}", index)
     cpanel = start(host, provision_cpanel, "cPanel test host")
+    host._cp_baseline = _baseline(host)
     try:
         yield host, cpanel
     finally:

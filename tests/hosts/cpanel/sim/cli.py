@@ -108,6 +108,10 @@ def _script(name: str, words: list[str]) -> int:
     elif name == "unsuspendacct":
         with store.locked():
             code, text = suspend.unsuspendacct(user, "--retain-service-proxies" in flags)
+    elif name in ("suspendmysqlusers", "unsuspendmysqlusers") and len(plain) > 1:
+        # The team mode, `OWNER_TEAMUSER 1` (scripts/suspendmysqlusers:38-60).
+        changed = [user] if db.set_locked_one(user, name == "suspendmysqlusers") else []
+        code, text = 0, "".join(f"{name}: {n}\n" for n in changed)
     elif name in ("suspendmysqlusers", "unsuspendmysqlusers"):
         changed = db.set_locked(user, name == "suspendmysqlusers")
         code, text = 0, "".join(f"{name}: {n}\n" for n in changed)

@@ -162,6 +162,21 @@ def set_locked(user: str, locked: bool) -> list[str]:
     return sorted({n for n, _h in found})
 
 
+def set_locked_one(name: str, locked: bool) -> bool:
+    """(un)suspendmysqlusers in team mode (`OWNER_TEAMUSER 1`, scripts/suspendmysqlusers
+    :38-60): only that MariaDB user, if it exists; return whether it exists."""
+    if not _NAME.match(name):
+        return False
+    rows = _query(f"SELECT User, Host FROM mysql.user WHERE User = '{name}';\n")
+    found = [(r[0], r[1]) for r in rows if _HOST.match(r[1])]
+    if found and account_locking():
+        verb = "LOCK" if locked else "UNLOCK"
+        _query("".join(f"ALTER USER '{n}'@'{h}' ACCOUNT {verb};\n" for n, h in found))
+    elif found:
+        _set_hashes(found, locked)
+    return bool(found)
+
+
 def _set_hashes(found: list[tuple[str, str]], locked: bool) -> None:
     # MariaDB keeps the hash in mysql.global_priv's JSON; cPanel sets it through
     # Cpanel::Mysql::Passwd, here written straight into it (what it stores is the point).

@@ -144,12 +144,13 @@ def authenticate(login: str, password: str) -> dict | None:
     if not user or not store.USERNAME_RE.match(user):
         return None
     for entry in accounts(user):
-        if entry["login"] == login and _check(password, entry["hash"]):
+        if entry["login"] == login and crypt_matches(password, entry["hash"]):
             return {"uid": entry["uid"], "gid": entry["gid"], "dir": entry["homedir"]}
     return None
 
 
-def _check(password: str, hashed: str) -> bool:
+def crypt_matches(password: str, hashed: str) -> bool:
+    """True when `password` matches crypt hash `hashed` (a `!` or `*` first never does)."""
     if not hashed or hashed[0] in "!*":
         return False
     with warnings.catch_warnings():

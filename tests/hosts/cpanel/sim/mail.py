@@ -76,7 +76,7 @@ def _settle() -> None:
     time.sleep(1.05 - (time.time() % 1.0))
 
 
-def _lock_both(fields: list[str]) -> list[str]:
+def lock_fields(fields: list[str]) -> list[str]:
     # A7 step 6: fields 1 and 8 get the prefix unless they already start with it, a missing
     # field made empty first ([SRC] asmrdevelop/cpanel @393631a2 scripts/suspendacct:424-429;
     # review F4). Dovecot ignores field 8 (tested).
@@ -87,7 +87,7 @@ def _lock_both(fields: list[str]) -> list[str]:
     return fields
 
 
-def _unlock_all(fields: list[str]) -> list[str]:
+def unlock_fields(fields: list[str]) -> list[str]:
     for index in (1, 8):
         while len(fields) > index and fields[index].startswith(LOCKED):
             fields[index] = fields[index][len(LOCKED):]
@@ -97,13 +97,13 @@ def _unlock_all(fields: list[str]) -> list[str]:
 def lock_all(user: str) -> None:
     """suspendacct step 6 (panels.md A7): prefix fields 1 (the hash) and 8 of every mailbox
     line with `*LOCKED*`, once (scripts/suspendacct:424-429)."""
-    _rewrite(user, _lock_both)
+    _rewrite(user, lock_fields)
 
 
 def unlock_all(user: str) -> None:
     """unsuspendacct (panels.md A8, C2.4): strip EVERY leading `*LOCKED*` from every mailbox,
     including locks set on purpose before the suspension."""
-    _rewrite(user, _unlock_all)
+    _rewrite(user, unlock_fields)
 
 
 def find(user: str, email: str) -> dict | None:

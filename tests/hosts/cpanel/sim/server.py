@@ -11,10 +11,11 @@ import json
 import re
 import ssl
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from . import tokens, whm
+from . import login, tokens, webdisk, whm
 
 CERT = "/etc/ssl/certs/testhost.pem"
 KEY = "/etc/ssl/private/testhost.key"
@@ -81,13 +82,21 @@ class Handler(BaseHTTPRequestHandler):
         self._handle(self.rfile.read(length).decode("utf-8", errors="replace"))
 
 
-def serve(address: str = "0.0.0.0", port: int = 2087) -> None:  # noqa: S104
-    """Serve HTTPS until killed."""
-    httpd = ThreadingHTTPServer((address, port), Handler)
+def _https(address: str, port: int, handler: type) -> ThreadingHTTPServer:
+    httpd = ThreadingHTTPServer((address, port), handler)
     httpd.daemon_threads = True
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(CERT, KEY)
     # The TLS handshake happens in each request's thread, not in the accept loop.
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True,
                                        do_handshake_on_connect=False)
-    httpd.serve_forever()
+    return httpd
+
+
+def serve(address: str = "0.0.0.0", port: int = 2087) -> None:  # noqa: S104
+    """Serve WHM's API (2087), cPanel's login (2083, sim/login.py) and Web Disk (2078,
+    sim/webdisk.py) until killed."""
+    for other, handler in ((2083, login.LoginHandler), (2078, webdisk.WebdiskHandler)):
+        threading.Thread(target=_https(address, other, handler).serve_forever,
+                         daemon=True).start()
+    _https(address, port, Handler).serve_forever()

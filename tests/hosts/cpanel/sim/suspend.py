@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from . import accounts, db, ftp, mail, store, web
+from . import accounts, db, ftp, mail, store, team, web, webdisk
 
 SCRIPTS = "/usr/local/cpanel/scripts"
 CRON = "/var/spool/cron/crontabs"
@@ -121,9 +121,11 @@ def suspendacct(user: str, reason: str = "", disallow: bool = False,
     ssh_group(user, True)
     # Step 6: every mailbox password.
     mail.lock_all(user)
+    webdisk.suspend(user)  # scripts/suspendacct:153, 205-207 (review F9)
     out.append("Suspending email account logins .......Done\n")
     # Step 8: MySQL users (a failure only warns, as in A7).
     out.append(_mysql(user, True))
+    team.suspend_team(user)  # scripts/suspendacct:229 (review F9)
     # Step 9: cpuser flags.
     store.update_cpuser(user, {"SUSPENDED": "1", "SUSPENDTIME": str(int(time.time()))})
     # Step 10: crontab aside, public_ftp closed.
@@ -171,6 +173,7 @@ def unsuspendacct(user: str, retain_proxies: bool = False) -> tuple[int, str]:
     store.update_cpuser(user, drop=("SUSPENDED", "SUSPENDTIME"))
     # Every *LOCKED* of every mailbox goes, locked on purpose before or not (A8, C2.4).
     mail.unlock_all(user)
+    webdisk.unsuspend(user)  # scripts/unsuspendacct:250, 259-261 (review F9)
     public_ftp = f"{mail.home(user)}/public_ftp"
     if os.path.isdir(public_ftp):
         os.chmod(public_ftp, 0o755)
@@ -179,6 +182,7 @@ def unsuspendacct(user: str, retain_proxies: bool = False) -> tuple[int, str]:
     if ftp.unsuspend(user):
         out.append("Restoring FTP accounts...Done\n")
     out.append(_mysql(user, False))
+    team.unsuspend_team(user)  # scripts/unsuspendacct, after the MySQL users (review F9)
     # Always, whatever suspended the outgoing mail (A8, C2.4).
     mail.account_outgoing(user, suspended=False)
     for name in (user, f"{user}.lock"):

@@ -72,6 +72,8 @@ FUNCTIONS: dict[str, Callable[[str, dict[str, str]], object]] = {
     "Ftp::list_ftp": _list_ftp,
     "DomainInfo::list_domains": domaininfo.list_domains,
     "Team::list_team": team.list_team,
+    "Team::suspend_team_user": team.suspend_team_user,
+    "Team::reinstate_team_user": team.reinstate_team_user,
 }
 
 
@@ -91,5 +93,5 @@ def call(user: str, module: str, function: str, args: dict[str, str]) -> dict:
     try:
         with store.locked():
             return result(handler(user, args))
-    except UapiError as exc:
+    except (UapiError, team.TeamError) as exc:
         return result(errors=[str(exc)])
