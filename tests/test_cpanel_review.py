@@ -692,3 +692,34 @@ def test_f17_ftp_lock_edits_the_ftp_file_only_under_cpanels_own_lock(cp, host, t
     assert rc == 0, out
     assert host.path(path).read_bytes() == original
     assert snapshot(host) == before
+
+
+def test_f4_locks_an_admins_unsuspendacct_lifted_are_reported_and_put_back(host, agent
+                                                                            ) -> None:
+    """F4's "the reply never claims a lock that is not in place": an admin's
+    `suspendacct --force` then `unsuspendacct` while our case is on strips every leading
+    `!` of the hash (scripts/unsuspendacct:242-243) and takes the account out of the SSH
+    deny group, so bob's password logs in to cPanel again. `status` says which steps are
+    not in effect, the next `tick` puts them back (checked from outside), and the round
+    trip ends byte-identical."""
+    before = snapshot(host)
+    rc, reply, out = agent("suspend", host.name, "bob", "--playbook", "immediate")
+    assert rc == 0, out
+    assert calls.cpanel_login(host, "bob", "bob-pass-1") != "ok"
+    assert calls.script(host, "suspendacct", "--force", "bob", "admin")[0] == 0
+    assert calls.script(host, "unsuspendacct", "bob")[0] == 0
+    assert calls.cpanel_login(host, "bob", "bob-pass-1") == "ok"  # the gap
+    rc, reply, out = agent("status", host.name, "bob")
+    drift = " ".join(reply["warnings"])
+    assert "panel_lock: not in effect as planned" in drift, out
+    assert "ftp_lock: not in effect as planned" in drift, out
+    rc, reply, out = agent("tick")
+    assert rc == 0, out
+    assert calls.cpanel_login(host, "bob", "bob-pass-1") != "ok"
+    assert clients.ssh_password_login(host, "bob", "bob-pass-1") != "ok"
+    rc, reply, out = agent("status", host.name, "bob")
+    assert not [w for w in reply["warnings"] if "not in effect" in w], out
+    rc, reply, out = agent("unsuspend", host.name, "bob")
+    assert rc == 0, out
+    assert calls.cpanel_login(host, "bob", "bob-pass-1") == "ok"
+    assert snapshot(host) == before

@@ -30,7 +30,7 @@ from agent.cli.once import finish_once
 from agent.cli.render import outcome_dict, outcome_text
 from agent.config import callers
 from agent.config import config as config_mod
-from agent.engine import billing, recovery, server_steps, tree_verbs
+from agent.engine import billing, drift, recovery, tree_verbs
 from agent.engine.engine import HOLDS, Engine
 from agent.engine.outcome import Outcome
 from agent.errors import AuthFailed, BadInput, ConfigError, HostKeyRefused, Unreachable
@@ -166,7 +166,7 @@ def status(g: Globals, server: str | None, account: str | None,
             srv, tgt = tree_verbs.target(engine, server, name, kind)
             o = engine.report(tgt)
             if kind == "server":
-                o.warnings += server_steps.drifted(engine, srv, tgt)
+                o.warnings += drift.drifted(engine, srv, tgt)
             _finish(g, o)
         finally:
             engine.close()
@@ -179,7 +179,7 @@ def status(g: Globals, server: str | None, account: str | None,
             if not o.cases and not o.applied and not errors and not warnings:
                 engine.ensure_suspendable(srv, account)  # "active" only for a real account
             o.errors += errors.get(target, [])
-            o.warnings += warnings
+            o.warnings += warnings + drift.drifted(engine, srv, target)
             _finish(g, o)
         errors, warnings = {}, []
         if server is not None:

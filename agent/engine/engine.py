@@ -12,7 +12,16 @@ from agent.config.config import Config
 from agent.config.playbooks import Playbook, Stage
 from agent.config.servers import Server
 from agent.connector import Connector, connect
-from agent.engine import account_verbs, batch, billing, outcome, recovery, tree_verbs, webhooks
+from agent.engine import (
+    account_verbs,
+    batch,
+    billing,
+    drift,
+    outcome,
+    recovery,
+    tree_verbs,
+    webhooks,
+)
 from agent.engine.billing import HoldTerms
 from agent.engine.locks import target_lock
 from agent.engine.outcome import Outcome, iso, target_dict
@@ -225,6 +234,8 @@ class Engine:
                            case_id=case.id, outcome="failed", error=str(exc))
                 outcomes.append(Outcome(target_dict(target), "partial", [], None, [], [],
                                         [{"step": "tick", "message": str(exc)}]))
+        # Locks another tool lifted meanwhile (an admin's unsuspendacct on cPanel) come back.
+        outcomes += drift.tick_accounts(self, {c.id for c in due}, dry_run)
         if not dry_run:
             # Replies kept for idempotency keys past their retention are forgotten here,
             # and the webhook outbox is sent (in order, each endpoint on its schedule).

@@ -14,13 +14,12 @@ in effect and puts back what something undid meanwhile (`repair`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agent import drivers
 from agent.config.playbooks import Playbook
-from agent.errors import AgentError, Unreachable
+from agent.engine import drift
 from agent.journal.journal import Case
-from agent.steps.actions import carry_out
 
 if TYPE_CHECKING:
     from agent.drivers.tree import Tree
@@ -80,61 +79,8 @@ def revert_all(batch: Batch, own: Runner) -> None:
 def repair(batch: Batch, own: Runner, rcase: Case) -> list[str]:
     """Ensure every server step in effect is still in effect on the server: one that
     something undid behind the agent's back (a firewall table flushed) is carried out again
-    from its journaled undo data, verified and audited. Returns the steps put back; a step
-    that cannot be put back is the tree's error (and `tick` exits non-zero)."""
-    engine = batch.engine
-    repaired = []
-    for change in engine.journal.active_changes(*own.target):
-        step = drivers.step(own.server.panel, change.step)
-        if change.state != "done" or not hasattr(step, "repair_plan"):
-            continue
-        ctx = own.context(change.case_id, hold=rcase.hold)
-        try:
-            plan = step.repair_plan(ctx, change.undo)
-            if plan is None:
-                continue
-            if batch.dry_run:
-                batch.own.plans.append({"step": change.step, "repair": True,
-                                        "actions": plan.describe()})
-                continue
-            carry_out(ctx.conn, plan.actions)
-            step.verify(ctx, change.undo, True)
-        except AgentError as exc:
-            if isinstance(exc, Unreachable):
-                raise
-            batch.own.errors.append({"step": change.step,
-                                     "message": f"found undone and not put back: {exc}"})
-            engine.audit("step.drift", server=own.target[0], kind=own.target[1],
-                         name=own.target[2], case_id=change.case_id, step=change.step,
-                         outcome="failed", error=str(exc))
-            continue
-        repaired.append(change.step)
-        engine.audit("step.drift", server=own.target[0], kind=own.target[1],
-                     name=own.target[2], case_id=change.case_id, step=change.step,
-                     outcome="repaired", note=plan.note)
-    return repaired
+    from its journaled undo data, verified and audited (agent/engine/drift.py). Returns the
+    steps put back; a step that cannot be put back is the tree's error (and `tick` exits
+    non-zero)."""
+    return drift.repair(batch.engine, own, rcase.hold, batch.own, batch.dry_run)
 
-
-def drifted(engine: Any, server: Any, target: tuple) -> list[str]:
-    """Return a warning for each server step in effect on `target` that the server no longer
-    shows as planned (read-only: `tick` puts it back); one when the server cannot be read."""
-    from agent.engine.runner import Runner
-
-    changes = [c for c in engine.journal.active_changes(*target) if c.state == "done"]
-    if not changes:
-        return []
-    own = Runner(engine, server, engine._conn(server), target)
-    found = []
-    for change in changes:
-        step = drivers.step(server.panel, change.step)
-        if not hasattr(step, "repair_plan"):
-            continue
-        try:
-            plan = step.repair_plan(own.context(change.case_id), change.undo)
-        except AgentError as exc:
-            found.append(f"{change.step}: cannot tell whether it is still in effect ({exc})")
-            continue
-        if plan is not None:
-            found.append(f"{change.step}: not in effect as planned ({plan.note}); the next "
-                         "tick puts it back")
-    return found

@@ -197,6 +197,13 @@ class Journal(EventLog):
                                "AND parent IS NULL ORDER BY next_due_at", (now,)).fetchall()
         return [_case(r) for r in rows]
 
+    def open_account_cases(self) -> list[Case]:
+        """Return every open case of an account of its own (not a tree's child): `tick`
+        checks their changes in effect (agent/engine/drift.py), due or not."""
+        rows = self.db.execute("SELECT * FROM cases WHERE status='open' AND kind='account' "
+                               "AND parent IS NULL ORDER BY started_at").fetchall()
+        return [_case(r) for r in rows]
+
     def open_tree_cases(self) -> list[Case]:
         """Return every open tree case (a reseller's, a whole server's): `tick` looks at
         each one (a child added to the tree gets the stages already reached), whether a

@@ -38,6 +38,7 @@ BOOKS = {
     "cp-mail": "stages:\n  - after: 0s\n    steps: [backup, mail_block]\n",
     "cp-web": "stages:\n  - after: 0s\n    steps: [backup, landing_page]\n",
     "cp-suspend": "stages:\n  - after: 0s\n    steps: [backup, panel_suspend]\n",
+    "cp-lock": "stages:\n  - after: 0s\n    steps: [backup, ftp_lock, panel_lock]\n",
     "cp-ftp": "stages:\n  - after: 0s\n    steps: [backup, ftp_lock]\n",
     "cp-reuse": "stages:\n  - after: 0s\n    steps: [{backup: {reuse_if_newer_than: 1h}}]\n",
 }

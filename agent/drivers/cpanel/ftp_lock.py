@@ -149,6 +149,43 @@ class FtpLock:
         return Plan(self.name, [edit], finish=[Run([ctx.server.cpanel.ftpupdate], timeout=300)],
                     undo=undo)
 
+    def repair_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan | None:
+        """The locks put back while the case is open, when something lifted them (an admin's
+        `unsuspendacct` strips every leading `!` of the system hash, which ftpupdate then
+        copies into the main FTP line): the hash locked again while it is still the one
+        from before, the sub-accounts this step locked that are open again with their old
+        hash, then ftpupdate. None while all is in place."""
+        if "pairs" in undo:
+            return None  # journaled before F1: whole lines, not checked here
+        s = ctx.server.cpanel
+        user = ctx.account
+        _passwd, shadow = login_entry(ctx)
+        actions: list = []
+        said = []
+        if undo["hash_locked_here"] and not shadow[1].startswith(LOCKED):
+            if digest(shadow[1]) != undo["hash_digest"]:
+                raise StepError("the system hash (the main FTP login) is no longer locked and "
+                                "is not the one from before the case: not locked again")
+            actions.append(account_files.run([s.usermod, "--lock", user]))
+            said.append("the system hash (the main FTP login) was unlocked")
+        found = ftp_file.hashes(ctx.conn.read(undo["path"]), undo["main_domain"])
+        reopen = [n for n in undo["locked"] if n in found and not found[n].startswith(LOCKED)
+                  and digest(found[n]) == undo["digests"][n]]
+        if reopen:
+            actions.append(FtpHashes(undo["path"], undo["main_domain"],
+                                     tuple((n, undo["digests"][n]) for n in reopen), True,
+                                     tuple(f"lock FTP login {n} again" for n in reopen),
+                                     s.safefile_wait))
+            said.append(f"FTP logins {', '.join(reopen[:5])} were unlocked")
+        mains = [n for n in (user, f"{user}_logs") if n in found
+                 and not found[n].startswith(LOCKED)]
+        if undo["hash_locked_here"] and mains and not said:
+            said.append(f"FTP logins {', '.join(mains)} are open in {undo['path']}")
+        if not said:
+            return None
+        return Plan(self.name, [*actions, Run([s.ftpupdate], timeout=300)],
+                    note="; ".join(said), undo=undo)
+
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         """Re-read the FTP password file after ftpupdate and the system hash: every login
         locked (the main and _logs lines too), or none of them still under our lock."""

@@ -25,7 +25,7 @@ from typing import Any
 
 from agent.drivers.cpanel import left_open, ssh_deny, team_lock
 from agent.drivers.cpanel.facts import Panel, account_name
-from agent.errors import BadInput, VerifyFailed
+from agent.errors import BadInput, StepError, VerifyFailed
 from agent.steps import account_files, login_hash
 from agent.steps.actions import Run, carry_out
 from agent.steps.protocol import Context, Plan
@@ -102,6 +102,32 @@ class PanelLock:
             actions.append(account_files.run([s.gpasswd, "--delete", ctx.account, group]))
         actions += team_lock.revert_plan(ctx, ctx.account, undo)
         return Plan(self.name, actions, undo=undo)
+
+    def repair_plan(self, ctx: Context, undo: dict[str, Any]) -> Plan | None:
+        """The lock put back while the case is open, when something lifted it: an admin's
+        `unsuspendacct` strips every leading `!` of the hash (scripts/unsuspendacct:242-243)
+        and takes the account out of the SSH deny group. None while all is in place; a
+        password changed meanwhile is not locked again but reported (StepError)."""
+        s = ctx.server.cpanel
+        hashed, shell = login_state(ctx)
+        argv, said = [s.usermod], []
+        if undo["locked_here"] and not hashed.startswith(("!", "*")):
+            if not login_hash.is_before(hashed, undo):
+                raise StepError("the password hash is no longer locked and is not the one "
+                                "from before the case (a new password?): not locked again")
+            argv.append("--lock")
+            said.append("the password hash was unlocked")
+        if shell != s.noshell:
+            argv += ["--shell", s.noshell]
+            said.append(f"the shell is {shell}")
+        group = undo.get("group_added") or ""
+        if group and ctx.account not in (ssh_deny.members(ctx) or []):
+            argv += ["--append", "--groups", group]
+            said.append(f"the account is no longer in {group}")
+        if not said:
+            return None
+        return Plan(self.name, [account_files.run([*argv, ctx.account])],
+                    note="; ".join(said), undo=undo)
 
     def verify(self, ctx: Context, undo: dict[str, Any], suspended: bool) -> None:
         """Re-read the hash and shell, the shell the panel reports (accountsummary), the deny
