@@ -320,18 +320,32 @@ def test_whole_server_round_trip_on_cpanel(cp, tmp_path):
         calls.whmapi1(host, "unsuspendacct", user=ADMIN)
 
 
+def _webmail_by_name(host) -> dict[str, bool]:
+    """Whether webmail.alice.test reaches cpsrvd's webmail through Apache (the service
+    subdomains, sim/web.py), over HTTP and HTTPS, asked from outside."""
+    out = {}
+    for scheme in ("http", "https"):
+        reply = calls.session(host).get(f"{scheme}://{host.address}/", timeout=10,
+                                        headers={"Host": "webmail.alice.test"},
+                                        allow_redirects=False)
+        out[scheme] = reply.status_code == 200 and "Webmail Login" in reply.text
+    return out
+
+
 def test_whole_server_firewall_block_on_cpanel(cp, tmp_path):
     """`server-mail-first` on the cPanel simulator: the mail client and webmail ports the
     host answers on are refused from outside at once, 25 still answers, the sites stay up
     until the next stage, and SMTP AUTH on 25 is refused (Exim prepared as docs/cpanel.md,
-    "Whole server", says); `unsuspend --whole-server` brings back the ruleset, AUTH and
-    every file exactly."""
+    "Whole server", says); webmail by name through Apache's service subdomains
+    (webmail.DOMAIN on 80 and 443, proxied to 127.0.0.1:2095) is closed too; `unsuspend
+    --whole-server` brings back the ruleset, AUTH, webmail and every file exactly."""
     from tests.test_firewall_linux import answers, auth_on_25, ruleset
 
     host = cp[0]
     agent = agent_for(cp, tmp_path, "cli")
     ports = [p for p in (110, 143, 465, 587, 993, 995, 2095, 2096) if answers(host, p)]
-    assert len(ports) >= 2, ports
+    assert {2095, 2096} <= set(ports) and len(ports) >= 4, ports
+    assert _webmail_by_name(host) == {"http": True, "https": True}
     mailbox = ("info@alice.test", "info-mail-1")
     assert auth_on_25(host, *mailbox) == "235"
     before, rules = snapshot(host), ruleset(host)
@@ -344,11 +358,13 @@ def test_whole_server_firewall_block_on_cpanel(cp, tmp_path):
         assert rc == 0, out
         assert [p for p in ports if answers(host, p)] == [] and answers(host, 25), ports
         assert auth_on_25(host, *mailbox) == "503"  # not offered: refused
+        assert _webmail_by_name(host) == {"http": False, "https": False}
         assert set(shows(host, "bob").values()) == {"own"}
         rc, reply, out = agent("unsuspend", host.name, "--whole-server")
         assert rc == 0 and reply["state"] == "active", out
         assert [p for p in ports if not answers(host, p)] == []
         assert auth_on_25(host, *mailbox) == "235"
+        assert _webmail_by_name(host) == {"http": True, "https": True}
         assert ruleset(host) == rules
         assert snapshot(host) == before
     finally:

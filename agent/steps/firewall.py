@@ -42,9 +42,13 @@ def ports_for(params: dict, defaults: tuple[int, ...]) -> list[int]:
     return sorted(ports)
 
 
-def ruleset(case_id: str, ports: list[int], exempt: list[str]) -> str:
+def ruleset(case_id: str, ports: list[int], exempt: list[str],
+            local: list[int] | None = None) -> str:
     """Return the nft file that replaces the agent's table with one closing `ports` to every
-    source but loopback and `exempt` (normalised networks, config-validated)."""
+    source but loopback and `exempt` (normalised networks, config-validated), and, when
+    `local` is given, those ports over loopback to every process but root's: on cPanel
+    Apache proxies webmail.DOMAIN to cpsrvd on 127.0.0.1:2095 (its service subdomains,
+    reference lockouts.md 1.8), as `nobody` or the site's user, never as root."""
     nets = [ipaddress.ip_network(n) for n in exempt]
     v4 = ", ".join(str(n) for n in nets if n.version == 4)
     v6 = ", ".join(str(n) for n in nets if n.version == 6)
@@ -62,7 +66,16 @@ def ruleset(case_id: str, ports: list[int], exempt: list[str]) -> str:
              "\t\tip saddr @exempt_v4 accept",
              "\t\tip6 saddr @exempt_v6 accept",
              f"\t\ttcp dport @closed_tcp reject with tcp reset {comment}",
-             "\t}", "}"]
+             "\t}"]
+    if local:
+        lines += ["\tset local_tcp {", "\t\ttype inet_service",
+                  f"\t\telements = {{ {', '.join(str(p) for p in local)} }}", "\t}",
+                  "\tchain output {",
+                  f"\t\ttype filter hook output priority {PRIORITY}; policy accept;",
+                  '\t\toifname "lo" tcp dport @local_tcp meta skuid != 0 '
+                  f"reject with tcp reset {comment}",
+                  "\t}"]
+    lines.append("}")
     return "\n".join(lines) + "\n"
 
 
@@ -115,8 +128,9 @@ RULES = [("meta iifname", "lo", "accept"), ("ip saddr", "@exempt_v4", "accept"),
 def table_state(listing: dict) -> dict:
     """Return what matters of the agent's table in `nft -j list table` output: `sets`
     (name -> sorted elements as text), `hook` (hook, priority, policy of chain input),
-    `rules` (each rule as (match, value, verdict), in order) and `case` (the case id its
-    comments name). An empty dict: the listing holds no table."""
+    `rules` (each rule of chain input as (match, value, verdict), in order), `chains` and
+    `chain_rules` for any other chain (its hook; each rule's matches and verdict, in
+    order), and `case` (the case id its comments name). An empty dict: no table."""
     found: dict = {}
     for item in listing.get("nftables", []) if isinstance(listing, dict) else []:
         if not isinstance(item, dict):
@@ -128,11 +142,16 @@ def table_state(listing: dict) -> dict:
                 _element(e) for e in s.get("elem", []))
         if isinstance(c := item.get("chain"), dict) and c.get("name") == "input":
             found["hook"] = (c.get("hook"), c.get("prio"), c.get("policy"))
-        if isinstance(r := item.get("rule"), dict):
+        elif isinstance(c, dict):
+            found.setdefault("chains", {})[c.get("name")] = (c.get("hook"), c.get("prio"),
+                                                              c.get("policy"))
+        if isinstance(r := item.get("rule"), dict) and r.get("chain", "input") == "input":
             found.setdefault("rules", []).append(_rule(r.get("expr") or []))
-            comment = str(r.get("comment", ""))
-            if comment.startswith(f"{MARK} case "):
-                found["case"] = comment[len(MARK) + 6:]
+        elif isinstance(r, dict):
+            found.setdefault("chain_rules", {}).setdefault(r.get("chain"), []).append(
+                _matches(r.get("expr") or []))
+        if isinstance(r, dict) and str(r.get("comment", "")).startswith(f"{MARK} case "):
+            found["case"] = str(r["comment"])[len(MARK) + 6:]
     return found
 
 
@@ -155,6 +174,28 @@ def _rule(expr: list) -> tuple[str, str, str]:
     return what, value, verdict
 
 
+def _matches(expr: list) -> list[str]:
+    """Return every match of a rule and its verdict, as text (`meta skuid != 0`, ...)."""
+    out = []
+    for e in expr:
+        if not isinstance(e, dict):
+            continue
+        if isinstance(m := e.get("match"), dict):
+            left = m.get("left") if isinstance(m.get("left"), dict) else {}
+            what = (f"meta {left['meta'].get('key')}" if "meta" in left else
+                    f"{left['payload'].get('protocol')} {left['payload'].get('field')}"
+                    if "payload" in left else str(left))
+            out.append(f"{what} {m.get('op', '==')} {m.get('right')}")
+        for v in ("accept", "drop", "reject", "jump", "goto", "return"):
+            if v in e:
+                out.append(v)
+    return out
+
+
+# The output chain's one rule as _matches gives it (ruleset with `local`).
+LOCAL_RULE = ["meta oifname == lo", "tcp dport == @local_tcp", "meta skuid != 0", "reject"]
+
+
 def _element(e: object) -> str:
     """Return a set element of nft's JSON as text: a port, or a network (an address alone
     is its /32 or /128)."""
@@ -168,11 +209,17 @@ def _element(e: object) -> str:
     return str(e)
 
 
-def expected(case_id: str, ports: list[int], exempt: list[str]) -> dict:
-    """Return the table_state of the table `ruleset(case_id, ports, exempt)` loads."""
+def expected(case_id: str, ports: list[int], exempt: list[str],
+             local: list[int] | None = None) -> dict:
+    """Return the table_state of the table `ruleset(case_id, ports, exempt, local)` loads."""
     nets = [ipaddress.ip_network(n) for n in exempt]
-    return {"table": True, "case": case_id, "hook": ("input", PRIORITY, "accept"),
-            "rules": list(RULES),
-            "sets": {"closed_tcp": sorted(str(p) for p in ports),
-                     "exempt_v4": sorted(str(n) for n in nets if n.version == 4),
-                     "exempt_v6": sorted(str(n) for n in nets if n.version == 6)}}
+    found = {"table": True, "case": case_id, "hook": ("input", PRIORITY, "accept"),
+             "rules": list(RULES),
+             "sets": {"closed_tcp": sorted(str(p) for p in ports),
+                      "exempt_v4": sorted(str(n) for n in nets if n.version == 4),
+                      "exempt_v6": sorted(str(n) for n in nets if n.version == 6)}}
+    if local:
+        found["sets"]["local_tcp"] = sorted(str(p) for p in local)
+        found["chains"] = {"output": ("output", PRIORITY, "accept")}
+        found["chain_rules"] = {"output": [list(LOCAL_RULE)]}
+    return found

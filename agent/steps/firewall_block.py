@@ -40,13 +40,16 @@ class FirewallBlock:
 
     def __init__(self, default_ports: tuple[int, ...] = firewall.MAIL_CLIENT_PORTS,
                  doveadm: Callable[[Any], str] = lambda server: server.linux.doveadm,
-                 auth: Any = None) -> None:
+                 auth: Any = None, local: Any = None) -> None:
         # The driver's defaults: its mail client ports (cPanel adds webmail's), where its
-        # settings say doveadm is, and how it withdraws SMTP AUTH while 25 stays open
-        # (None: it cannot yet, and the plan says so).
+        # settings say doveadm is, how it withdraws SMTP AUTH while 25 stays open (None: it
+        # cannot yet, and the plan says so), and which closed ports the server's own web
+        # server proxies to over loopback (`local`: .ports, .plan(ctx, ports) -> note and
+        # probe data, .problems(ctx, data) -> what the probe from outside saw; None: none).
         self.default_ports = default_ports
         self.doveadm = doveadm
         self.auth = auth
+        self.local = local
 
     def plan(self, ctx: Context) -> Plan:
         paths = ctx.server.linux
@@ -69,13 +72,16 @@ class FirewallBlock:
                             f"{ctx.server.name}, put there by {owner}; remove it (nft delete "
                             f"table inet {firewall.TABLE}) or finish that case first")
         before = file_state(found[path], ctx.server.name)
-        text = firewall.ruleset(ctx.case_id, ports, exempt).encode()
+        local = [p for p in self.local.ports if p in ports] if self.local else []
+        local_note, local_probe = self.local.plan(ctx, local) if self.local else ("", None)
+        text = firewall.ruleset(ctx.case_id, ports, exempt, local).encode()
         made = [d for d in folders if not found[d].exists]
         actions: list = _make_dirs(made, paths.nft_dir)
         actions += [Write(before, FileState(path, True, text, 0o600, "0:0")),
                     Run([paths.nft, "-c", "-f", path]), Run([paths.nft, "-f", path])]
         undo = {"case": ctx.case_id, "file": path, "before": before.to_dict(),
-                "created_dirs": made, "ports": ports, "exempt": exempt, "auth": None}
+                "created_dirs": made, "ports": ports, "exempt": exempt, "auth": None,
+                "local": local, "local_probe": local_probe}
         if firewall.SMTP in ports:
             smtp = "25 is closed too: no mail arrives"
         elif self.auth is None:
@@ -94,7 +100,8 @@ class FirewallBlock:
         return Plan(self.name, actions,
                     facts={"ports": ports, "exempt": exempt, "table": f"inet {firewall.TABLE}",
                            "boot": boot},
-                    undo=undo, note=f"closes TCP {', '.join(map(str, ports))}; {smtp}; {kept}")
+                    undo=undo, note=f"closes TCP {', '.join(map(str, ports))}; {smtp}; "
+                    f"{local_note + '; ' if local_note else ''}{kept}")
 
     def _kick(self, ctx: Context) -> list[Run]:
         """Open IMAP/POP sessions end now (their next segment would get a reset anyway);
@@ -132,7 +139,8 @@ class FirewallBlock:
         another case or something else loaded is refused, never replaced."""
         loaded = _listing(ctx)
         flag = self.auth.repair(ctx, undo["auth"]) if undo.get("auth") and self.auth else []
-        if loaded == firewall.expected(undo["case"], undo["ports"], undo["exempt"]):
+        if loaded == firewall.expected(undo["case"], undo["ports"], undo["exempt"],
+                                       undo.get("local")):
             return Plan(self.name, flag, undo=undo, note="SMTP AUTH flag was gone") if flag \
                 else None
         if loaded and loaded.get("case") != undo["case"]:
@@ -141,8 +149,8 @@ class FirewallBlock:
         paths = ctx.server.linux
         path = undo["file"]
         wanted = FileState(path, True,
-                           firewall.ruleset(undo["case"], undo["ports"], undo["exempt"]).encode(),
-                           0o600, "0:0")
+                           firewall.ruleset(undo["case"], undo["ports"], undo["exempt"],
+                                            undo.get("local")).encode(), 0o600, "0:0")
         folders = with_parents([paths.nft_dir])
         found = ctx.conn.read_many([*folders, path])
         actions: list = _make_dirs([d for d in folders if not found[d].exists], paths.nft_dir)
@@ -168,10 +176,13 @@ class FirewallBlock:
                 raise VerifyFailed(f"{', '.join(kept)} still hold(s) table inet "
                                    f"{firewall.TABLE}: it would come back at the next boot")
             return
-        want = firewall.expected(undo["case"], undo["ports"], undo["exempt"])
+        want = firewall.expected(undo["case"], undo["ports"], undo["exempt"], undo.get("local"))
         if loaded != want:
             raise VerifyFailed(f"table inet {firewall.TABLE} is not as planned: loaded "
                                f"{loaded or 'nothing'}, planned {want}")
+        if undo.get("local_probe") and self.local and (seen := self.local.problems(
+                ctx, undo["local_probe"])):
+            raise VerifyFailed(seen)
         address = ctx.server.address
         if undo.get("auth") and _offers_auth(address):
             raise VerifyFailed(f"{address}:25 still offers SMTP AUTH")

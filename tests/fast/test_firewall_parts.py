@@ -4,6 +4,7 @@ on an Exim that would go on offering AUTH whatever the flag says."""
 
 from __future__ import annotations
 
+import copy
 from types import SimpleNamespace
 
 import pytest
@@ -141,3 +142,31 @@ def test_a_saved_copy_of_the_table_is_taken_out_and_nothing_else() -> None:
                                        SAVED.index("table ip nat")], "")
     assert firewall.without_table(kept) is None  # nothing of ours: no edit
     assert firewall.without_table(SAVED.replace("}\ntable ip nat", "table ip nat")) is None
+
+
+def test_the_loopback_part_closes_the_proxied_ports_to_all_but_root() -> None:
+    """On cPanel the web server proxies webmail.DOMAIN to cpsrvd over loopback (issue 17):
+    the table's output chain refuses loopback connections to those ports from every
+    process but root's, and the listing must show exactly that rule."""
+    text = firewall.ruleset("C1", [110, 2095], EXEMPT, [2095])
+    assert "\tchain output {\n\t\ttype filter hook output priority -10; policy accept;\n" \
+        in text
+    assert 'oifname "lo" tcp dport @local_tcp meta skuid != 0 reject with tcp reset' in text
+    assert "elements = { 2095 }" in text
+    base = copy.deepcopy(LISTED["nftables"])
+    listed = {"nftables": [*base[:5], *[
+        {"set": {"name": "local_tcp", "type": "inet_service", "elem": [2095]}},
+        {"chain": {"name": "output", "type": "filter", "hook": "output", "prio": -10,
+                   "policy": "accept"}},
+        {"rule": {"chain": "output", "comment": "suspension-agent case C1", "expr": [
+            {"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "lo"}},
+            {"match": {"op": "==", "left": {"payload": {"protocol": "tcp",
+                                                        "field": "dport"}},
+                       "right": "@local_tcp"}},
+            {"match": {"op": "!=", "left": {"meta": {"key": "skuid"}}, "right": 0}},
+            {"reject": {"type": "tcp reset"}}]}}], *base[5:]]}
+    listed["nftables"][2]["set"]["elem"] = [110, 2095]
+    assert firewall.table_state(listed) == firewall.expected("C1", [110, 2095], EXEMPT, [2095])
+    # The same rule without its uid match would shut root out too: not the planned table.
+    listed["nftables"][7]["rule"]["expr"].pop(2)
+    assert firewall.table_state(listed) != firewall.expected("C1", [110, 2095], EXEMPT, [2095])

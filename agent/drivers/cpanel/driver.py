@@ -18,6 +18,7 @@ from agent.drivers.cpanel.reseller_lock import ResellerLock
 from agent.drivers.cpanel.reseller_tree import tree_of
 from agent.drivers.cpanel.server_tree import tree_of as server_tree_of
 from agent.drivers.cpanel.settings import CpanelSettings
+from agent.drivers.cpanel.webmail import WebmailProxy
 from agent.drivers.tree import Tree
 from agent.errors import BadInput
 from agent.steps.firewall import MAIL_CLIENT_PORTS
@@ -42,10 +43,10 @@ class CpanelDriver:
         self.steps: dict[str, Step] = {step.name: step for step in (
             Backup(), LandingPage(), MailBlock(), FtpLock(), DbLock(), PanelLock(),
             PanelSuspend(), ResellerLock(),
-            # cPanel's webmail ports too (2095, 2096: lockouts.md 1.8), doveadm from its
-            # settings.
+            # cPanel's webmail ports too (2095, 2096: lockouts.md 1.8), also over loopback
+            # from the web server's proxy (webmail.py), doveadm from its settings.
             FirewallBlock(MAIL_CLIENT_PORTS + (2095, 2096), lambda s: s.cpanel.doveadm,
-                          auth=EximAuth(cpanel_exim)),
+                          auth=EximAuth(cpanel_exim), local=WebmailProxy()),
             Throttle())}
 
     def ensure_suspendable(self, server: Any, conn: Any, account: str, min_uid: int) -> None:

@@ -243,5 +243,9 @@ def _apache(host: TestHost) -> None:
         hostfs.make_dirs(host, f"/etc/apache2/conf.d/userdata/{kind}/2_4", 0o755, (0, 0))
     hostfs.write(host, "/etc/apache2/conf.d/includes/account_suspensions.conf", "")
     hostfs.write(host, "/etc/apache2/conf.d/includes/errordocument.conf", errordocuments())
+    # Service subdomains (webmail.DOMAIN proxied to cpsrvd: sim/web.py), on as installs
+    # have them (Cpanel/Config/CpConfGuard/Default.pm:229), with mod_proxy for them.
+    host.run(["a2enmod", "-q", "proxy", "proxy_http"])
+    hostfs.write(host, "/var/cpanel/cpanel.config", "proxysubdomains=1\n")
     host.run([f"{services.SCRIPTS}/rebuildhttpdconf"])
     host.run([f"{services.SCRIPTS}/restartsrv_httpd"])

@@ -73,3 +73,17 @@ class LoginHandler(QuietHandler):
                              "redirect": f"{token}/frontend/jupiter/index.html"})
         else:
             self._send(401, {"status": 0, "message": "invalid_login"})
+
+
+class WebmailHandler(QuietHandler):
+    """cpsrvd's webmail ports (2095 HTTP, 2096 HTTPS): its login page to anyone who asks,
+    which is all a probe of the ports and of webmail.DOMAIN needs."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        """Any path: 200 and the login page's title."""
+        body = b"<title>Webmail Login (cPanel simulator)</title>\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)

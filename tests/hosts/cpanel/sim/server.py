@@ -94,9 +94,13 @@ def _https(address: str, port: int, handler: type) -> ThreadingHTTPServer:
 
 
 def serve(address: str = "0.0.0.0", port: int = 2087) -> None:  # noqa: S104
-    """Serve WHM's API (2087), cPanel's login (2083, sim/login.py) and Web Disk (2078,
-    sim/webdisk.py) until killed."""
-    for other, handler in ((2083, login.LoginHandler), (2078, webdisk.WebdiskHandler)):
+    """Serve WHM's API (2087), cPanel's login (2083, sim/login.py), Web Disk (2078,
+    sim/webdisk.py) and webmail (2095, 2096: a login page) until killed."""
+    for other, handler in ((2083, login.LoginHandler), (2078, webdisk.WebdiskHandler),
+                           (2096, login.WebmailHandler)):
         threading.Thread(target=_https(address, other, handler).serve_forever,
                          daemon=True).start()
+    webmail = ThreadingHTTPServer((address, 2095), login.WebmailHandler)  # plain HTTP
+    webmail.daemon_threads = True
+    threading.Thread(target=webmail.serve_forever, daemon=True).start()
     _https(address, port, Handler).serve_forever()

@@ -124,13 +124,49 @@ def _vhost(user: str, domain: str, ssl: bool) -> str:
         "    UseCanonicalName Off\n",
         f"    <IfModule mpm_itk.c>\n        AssignUserID {user} {user}\n    </IfModule>\n",
     ]
+    proxied = ssl and proxy_subdomains() and not servername.startswith("*.")
+    if proxied:  # Config.pm:215-233: the service names join the SSL vhost's aliases
+        body.insert(3, f"    ServerAlias webmail.{servername}\n")
     if ssl:
         body.append(f"    SSLEngine on\n    SSLCertificateFile {CERT}\n"
                     f"    SSLCertificateKeyFile {KEY}\n")
-    # EA4: the userdata includes are the LAST directives of the vhost (A12).
+    # EA4: the userdata includes are the LAST directives of the vhost (A12), but for the
+    # service subdomains' rules after them (ssl_vhost.default:179-233, then 252-284).
     body += _includes("ssl" if ssl else "std", user, [*aliases.split(), servername])
+    if proxied:
+        body.append(_PROXY.format(cond=f"    RewriteCond %{{HTTP_HOST}} =webmail.{servername}"
+                                  f" [OR]\n    RewriteCond %{{HTTP_HOST}} "
+                                  f"=webmail.{servername}:443\n"))
     body.append("</VirtualHost>\n\n")
     return "".join(body)
+
+
+# [SRC] CpanelInc/ea-apache2-config @6f26dd7 SOURCES/ea4_main.default:585-727 (port 80, a
+# vhost of its own) and ssl_vhost.default:252-284 (443, in each SSL vhost); the rule and
+# ProxyPass text of asmrdevelop/cpanel @393631a2 Cpanel/WebVhosts/AutoDomains.pm:106-122:
+# webmail.* is proxied to cpsrvd's plain HTTP port over loopback (TLS ends in Apache).
+_PROXY = ("    RewriteEngine On\n{cond}"
+          "    RewriteCond %{{HTTP:Upgrade}} !websocket [nocase]\n"
+          "    RewriteRule ^/(.*) /___proxy_subdomain_webmail/$1 [PT]\n"
+          '    ProxyPass "/___proxy_subdomain_webmail" "http://127.0.0.1:2095" max=1 retry=0\n')
+
+
+def proxy_subdomains() -> bool:
+    """True when cpanel.config has proxysubdomains=1 (a missing key is off, Config.pm:1499)
+    and Apache has mod_proxy_http (the template's supported.mod_proxy)."""
+    found = dict(line.split("=", 1) for line in
+                 store.read("/var/cpanel/cpanel.config").splitlines() if "=" in line)
+    return (found.get("proxysubdomains", "0").strip() == "1"
+            and os.path.exists("/etc/apache2/mods-enabled/proxy_http.load"))
+
+
+def _proxy_vhost() -> str:
+    # ea4_main.default:585-727, port 80: after every user vhost, no includes.
+    return (f"<VirtualHost *:{apache_ports()[0]}>\n"
+            "    ServerName proxy-subdomains-vhost.localhost\n"
+            "    ServerAlias webmail.*\n    DocumentRoot /var/www/html\n"
+            + _PROXY.format(cond="    RewriteCond %{HTTP_HOST} ^webmail\\.\n")
+            + "</VirtualHost>\n\n")
 
 
 def rebuild() -> str:
@@ -152,6 +188,8 @@ def rebuild() -> str:
         for domain in vhost_names(user):
             parts.append(_vhost(user, domain, ssl=False))
             parts.append(_vhost(user, domain, ssl=True))
+    if proxy_subdomains():
+        parts.append(_proxy_vhost())
     text = "".join(parts)
     store.write_atomic(HTTPD_CONF, text)
     return text
