@@ -51,3 +51,12 @@ def test_standalone_nginx_makes_landing_page_unavailable(cp: Cp) -> None:  # noq
     assert not report["ok"]
     assert "NO: ea-nginx serves the sites standalone" in text
     assert "step landing_page: NOT available: ea-nginx serves the sites standalone" in text
+
+
+def test_check_says_whether_the_mail_grade_closes_webmail_by_name(cp: Cp) -> None:  # noqa: F811
+    """Issue 17: with cPanel's service subdomains on, webmail.DOMAIN goes through the web
+    server, and firewall_block closes that too; with them off there is nothing to close."""
+    _report, text = _check(cp, **{"/var/cpanel/cpanel.config": b"proxysubdomains=1\n"})
+    assert "firewall_block closes webmail by name too (service subdomains on" in text, text
+    _report, text = _check(cp, **{"/var/cpanel/cpanel.config": b"proxysubdomains=0\n"})
+    assert "service subdomains are off here" in text, text

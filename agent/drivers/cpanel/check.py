@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.connector import Connector
-from agent.drivers.cpanel import db_lock, hazards
+from agent.drivers.cpanel import db_lock, hazards, webmail
 from agent.drivers.cpanel.facts import Panel
 from agent.errors import AgentError
 from agent.steps import programs, smtp_auth, sql, throttle
@@ -106,6 +106,7 @@ def cpanel_check(server: Any, conn: Connector, lines: list[str]) -> bool:
             "yes" if withdrawn else f"no: add `{smtp_auth.option_line(where)}` in WHM, Exim "
             "Configuration Manager, Advanced Editor (docs/cpanel.md, 'Whole server'), or "
             "close 25 too"))
+    lines.append(webmail.check_line(conn))
     return ok
 
 

@@ -20,12 +20,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.connector import Connector
 from agent.drivers.cpanel.hazards import CPANEL_CONFIG, cpanel_config
 from agent.steps import probes
 from agent.steps.protocol import Context
 from agent.steps.visitor import PROBE_ERRORS
 
 PROBE_HOST = "webmail.suspension-agent.invalid"
+
+
+def service_subdomains(conn: Connector) -> bool:
+    """True when cPanel proxies webmail.DOMAIN through the web server (proxysubdomains=1;
+    a missing key is off, the template's default: Cpanel/ConfigFiles/Apache/Config.pm
+    :1499; installs write 1, Cpanel/Config/CpConfGuard/Default.pm:229)."""
+    text = (conn.read(CPANEL_CONFIG) or b"").decode("utf-8", "replace")
+    return cpanel_config(text).get("proxysubdomains", "0").strip() == "1"
+
+
+def check_line(conn: Connector) -> str:
+    """`check`'s line: whether the mail grade also closes webmail by name."""
+    if service_subdomains(conn):
+        return ("firewall_block closes webmail by name too (service subdomains on: loopback "
+                "to 2095/2096 refused to all but root while the grade is on)")
+    return "firewall_block: service subdomains are off here (no webmail by name to close)"
 
 
 class WebmailProxy:
@@ -37,10 +54,7 @@ class WebmailProxy:
         """Return the plan's note and what verify probes (None: nothing to probe)."""
         if not local:
             return "", None
-        text = (ctx.conn.read(CPANEL_CONFIG) or b"").decode("utf-8", "replace")
-        # A missing key is off: the template's default (Cpanel/ConfigFiles/Apache/Config.pm
-        # :1499); installs write 1 (Cpanel/Config/CpConfGuard/Default.pm:229).
-        on = cpanel_config(text).get("proxysubdomains", "0").strip() == "1"
+        on = service_subdomains(ctx.conn)
         note = (f"webmail by name through the web server is closed too (loopback to "
                 f"{', '.join(map(str, local))} refused to all but root)")
         if not on:
