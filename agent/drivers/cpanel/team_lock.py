@@ -30,7 +30,9 @@ from agent.steps.actions import Run, Skipped
 from agent.steps.protocol import Context
 
 NEEDS_MYSQL = re.compile(r"^(database|admin)$")  # Cpanel/Team/Constants.pm:82
-NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")  # what the agent passes on to cPanel
+# Team user names pass Cpanel::Validate::Username::is_strictly_valid (Config.pm:665); the
+# agent passes on only names of this shape (a line written into the file by hand may differ).
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
 def team(ctx: Context, user: str) -> tuple[list[dict[str, Any]], str]:
