@@ -75,3 +75,15 @@ def test_an_unreadable_web_disk_file_is_said_not_locked(cp: Cp) -> None:  # noqa
     text = "\n".join(line for p in out.plans for line in p["actions"])
     assert "the Web Disk logins of alice could not be read as the customer" in text, text
     assert "Permission denied" in text
+
+
+def test_the_unsuspend_reads_nothing_of_web_disk_or_team_when_nothing_was_locked(
+        cp: Cp) -> None:  # noqa: F811
+    """The hot path: an account without Web Disk logins or team users costs its unsuspend
+    no read of either (nothing of this case's can still be locked there)."""
+    assert cp.suspend("cp-lock").errors == []
+    log_at, calls_at = len(cp.fake.log), len(cp.fake.model.calls)
+    assert cp.unsuspend().errors == []
+    assert not [a for a in cp.fake.log[log_at:] if a[0].endswith("setpriv")]
+    assert not [f for _k, f, _p in cp.fake.model.calls[calls_at:] if f.startswith("Team::")]
+    assert webdisk.DIGEST_DB not in " ".join(" ".join(a) for a in cp.fake.log[log_at:])

@@ -118,6 +118,8 @@ def revert_plan(ctx: Context, user: str, undo: dict[str, Any]) -> list[Any]:
 def problems(ctx: Context, user: str, undo: dict[str, Any], suspended: bool) -> list[str]:
     """Re-read the team: suspended, no team user can log in; lifted, every team user this
     case suspended logs in again unless its expiry passed or it is gone."""
+    if not suspended and not undo.get("team_suspended"):
+        return []  # none of this case's to come back: no API call on the hot path
     rows, why = team(ctx, user)
     if why:
         return [f"the team users could not be listed ({why})"]

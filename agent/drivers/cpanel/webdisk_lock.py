@@ -77,8 +77,8 @@ def problems(ctx: Context, user: str, undo: dict[str, Any], suspended: bool) -> 
     """Re-read both files: suspended, no Web Disk login and no Digest login of the account
     is open; lifted, every one this step locked is open again (unless changed since)."""
     w = undo.get("webdisk")
-    if not w:
-        return []
+    if not w or (not suspended and not w["logins"] and not w["digest"]):
+        return []  # nothing of this step's to be still locked: no reads on the hot path
     prefix = as_user(ctx.server.cpanel.setpriv, w["uid"], w["gid"])
     data, why = read_as(ctx.conn, prefix, w["path"])
     if why and w.get("unreadable") and not w["logins"]:
